@@ -1,0 +1,123 @@
+//! Safe wrapper over `matrixmultiply::sgemm` for row-major matrices with optional transposes.
+
+/// Whether an operand is used as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// As stored.
+    N,
+    /// Transposed.
+    T,
+}
+
+/// `c = alpha · op(a) · op(b) + beta · c` for row-major matrices, where `op(a)` is `m × k`,
+/// `op(b)` is `k × n` and `c` is `m × n`. `a` is stored as `m × k` (`Op::N`) or `k × m`
+/// (`Op::T`); likewise `b`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k,
+        "sgemm: a has {} values, needs {}",
+        a.len(),
+        m * k
+    );
+    assert!(
+        b.len() >= k * n,
+        "sgemm: b has {} values, needs {}",
+        b.len(),
+        k * n
+    );
+    assert!(
+        c.len() >= m * n,
+        "sgemm: c has {} values, needs {}",
+        c.len(),
+        m * n
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = match op_a {
+        Op::N => (k as isize, 1),
+        Op::T => (1, m as isize),
+    };
+    let (rsb, csb) = match op_b {
+        Op::N => (n as isize, 1),
+        Op::T => (1, k as isize),
+    };
+    // SAFETY: the asserts above guarantee every index the strides reach is in bounds, and
+    // `c` does not alias `a` or `b` (it is borrowed mutably).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], ta: Op, b: &[f32], tb: Op) -> Vec<f32> {
+        let at = |i: usize, p: usize| {
+            if ta == Op::N {
+                a[i * k + p]
+            } else {
+                a[p * m + i]
+            }
+        };
+        let bt = |p: usize, j: usize| {
+            if tb == Op::N {
+                b[p * n + j]
+            } else {
+                b[j * k + p]
+            }
+        };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_for_every_transpose() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        for ta in [Op::N, Op::T] {
+            for tb in [Op::N, Op::T] {
+                let mut c = vec![1.0; m * n];
+                sgemm(m, k, n, 1.0, &a, ta, &b, tb, 0.0, &mut c);
+                let want = naive(m, k, n, &a, ta, &b, tb);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-5, "{ta:?}{tb:?}: {x} vs {y}");
+                }
+            }
+        }
+    }
+}

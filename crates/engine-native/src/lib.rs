@@ -1,0 +1,24 @@
+//! Lathe's native engine: sequential models (dense, convolution, pooling, batch norm,
+//! dropout, activations) with forward and backward passes written directly on a GEMM kernel.
+//!
+//! Why not a general tensor library: at the batch sizes small models train with, general
+//! engines spend most of their time on per-operation overhead (allocation, dispatch,
+//! threading), not arithmetic. Here every buffer lives in a reusable [`Workspace`], bias and
+//! activation are fused into the layer that produces them, and the heavy lifting is one
+//! `sgemm` call per layer and pass. The layers keep Keras' parameter layouts so weights can
+//! be compared with, and moved to, the Python stacks.
+
+mod activation;
+mod error;
+pub mod gemm;
+mod layer;
+mod layers;
+mod model;
+mod network;
+mod rng;
+
+pub use error::EngineError;
+pub use layer::{Param, Scratch};
+pub use model::NativeModel;
+pub use network::{Gradients, Network, Workspace};
+pub use rng::Rng;

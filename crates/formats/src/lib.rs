@@ -1,0 +1,22 @@
+//! On-disk formats of Lathe.
+//!
+//! A model version is a folder holding `weights.safetensors` and `manifest.json`. The
+//! manifest is the contract between training and serving: the spec the model was built from,
+//! its input/output signature, the preprocessing to apply to raw inputs, class names,
+//! metrics, lineage and the sha256 of every other file. This crate owns those types, the
+//! strict spec parser, the weight files and the atomic file-writing primitives the registry
+//! publishes with. It knows nothing of training or serving.
+
+pub mod atomic;
+mod manifest;
+mod preprocessing;
+pub mod spec;
+mod weights;
+
+pub use manifest::{
+    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, Manifest, TrainingInfo,
+    MANIFEST_FILE, MANIFEST_FORMAT, WEIGHTS_FILE,
+};
+pub use preprocessing::Preprocessing;
+pub use spec::{Spec, SpecError};
+pub use weights::{read_weights, write_weights, NamedTensor, WeightsError};

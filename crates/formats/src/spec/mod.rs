@@ -1,0 +1,250 @@
+//! The model spec: a Keras-like sequential model, how to compile it and how to fit it.
+//!
+//! Specs are written by people, so parsing is strict and every error names the path of the
+//! offending value (`layers[2].units: expected a positive integer, got -3`). Defaults are
+//! filled in at parse time, and the canonical JSON form (`Spec::to_json`) parses back to the
+//! same spec, which is how a version's manifest stores it.
+
+mod layers;
+mod reader;
+mod shape;
+mod training;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use layers::{Activation, LayerSpec, Padding};
+pub use shape::{as_image, infer_shapes, same_pad_before, window_output, Shape};
+pub use training::{
+    CompileSpec, EarlyStoppingSpec, FitSpec, LossKind, LrSchedule, Monitor, OptimizerSpec,
+};
+
+use reader::{err, positive, Fields};
+
+/// An error in a spec, with the path of the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SpecError {
+    /// Where in the spec, e.g. `layers[2].units`; empty for the document itself.
+    pub path: String,
+    /// What was expected and what arrived.
+    pub message: String,
+}
+
+/// How raw input values are turned into what the first layer sees.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreprocessingSpec {
+    /// Values are used as they are.
+    None,
+    /// Every value is divided by `divisor` (255 maps bytes to [0, 1]).
+    Rescale {
+        /// The divisor.
+        divisor: f64,
+    },
+    /// Each feature is standardised with the mean and standard deviation of the training split.
+    Standardize,
+}
+
+/// Shape of one sample and its preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputSpec {
+    /// Shape of one sample, channels last (`[28, 28]`, `[28, 28, 1]`, `[4]`).
+    pub shape: Vec<usize>,
+    /// Preprocessing applied before the first layer, in training and in prediction alike.
+    pub preprocessing: PreprocessingSpec,
+}
+
+/// A complete model spec.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spec {
+    /// Optional free-text description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Input shape and preprocessing.
+    pub input: InputSpec,
+    /// The layers, applied in order.
+    pub layers: Vec<LayerSpec>,
+    /// Optimizer and loss.
+    pub compile: CompileSpec,
+    /// Epochs, batches, validation, schedules.
+    pub fit: FitSpec,
+}
+
+impl Spec {
+    /// Reads a spec file; `.json` files are read as JSON, everything else as YAML.
+    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read spec file {}: {e}", path.display())))?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            Self::from_json_str(&text)
+        } else {
+            Self::from_yaml_str(&text)
+        }
+    }
+
+    /// Parses a spec from YAML text.
+    pub fn from_yaml_str(text: &str) -> Result<Spec, SpecError> {
+        let value: Value =
+            serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses a spec from JSON text.
+    pub fn from_json_str(text: &str) -> Result<Spec, SpecError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("", format!("invalid JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses and validates a spec document, shapes included.
+    pub fn from_value(value: &Value) -> Result<Spec, SpecError> {
+        let mut top = Fields::new(value, "")?;
+        let description = top.opt_str("description")?.map(str::to_string);
+        let input = parse_input(top.req("input")?)?;
+        let layers_value = top.req("layers")?;
+        let Value::Array(items) = layers_value else {
+            return Err(err("layers", "expected a list of layers"));
+        };
+        if items.is_empty() {
+            return Err(err("layers", "expected at least one layer"));
+        }
+        let layers = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| LayerSpec::parse(v, &format!("layers[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let compile = CompileSpec::parse(top.req("compile")?, "compile")?;
+        let fit = match top.get("fit") {
+            Some(v) => FitSpec::parse(v, "fit")?,
+            None => FitSpec::default(),
+        };
+        top.finish()?;
+        let spec = Spec {
+            description,
+            input,
+            layers,
+            compile,
+            fit,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what needs the whole spec: shapes, and that the loss fits the output.
+    fn validate(&self) -> Result<(), SpecError> {
+        let shapes = infer_shapes(&self.input.shape, &self.layers)?;
+        let out = shapes.last().expect("at least one layer");
+        if out.len() != 1 {
+            return Err(err(
+                &format!("layers[{}]", self.layers.len() - 1),
+                format!(
+                    "the model must end with a flat output (units per class), got shape {out:?}; add flatten and dense layers"
+                ),
+            ));
+        }
+        if self
+            .fit
+            .early_stopping
+            .as_ref()
+            .is_some_and(|e| e.monitor.needs_validation())
+            && self.fit.validation_split <= 0.0
+        {
+            return Err(err(
+                "fit.early_stopping.monitor",
+                "monitoring a validation metric needs fit.validation_split > 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of values in one sample.
+    pub fn input_len(&self) -> usize {
+        self.input.shape.iter().product()
+    }
+
+    /// Shape of the model's output for one sample.
+    pub fn output_shape(&self) -> Shape {
+        infer_shapes(&self.input.shape, &self.layers)
+            .expect("validated at parse time")
+            .pop()
+            .expect("at least one layer")
+    }
+
+    /// The canonical JSON form, with every default spelled out; parses back to `self`.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("spec serialises")
+    }
+}
+
+fn parse_input(v: &Value) -> Result<InputSpec, SpecError> {
+    let mut f = Fields::new(v, "input")?;
+    let shape_path = f.key_path("shape");
+    let shape = match f.req("shape")? {
+        Value::Array(dims) if !dims.is_empty() && dims.len() <= 3 => dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| positive(d, &format!("{shape_path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => {
+            return Err(err(
+                &shape_path,
+                "expected a list of 1 to 3 positive integers (one sample, channels last)",
+            ))
+        }
+    };
+    let preprocessing = match f.get("preprocessing") {
+        None => PreprocessingSpec::None,
+        Some(v) => parse_preprocessing(v, &f.key_path("preprocessing"))?,
+    };
+    f.finish()?;
+    Ok(InputSpec {
+        shape,
+        preprocessing,
+    })
+}
+
+fn parse_preprocessing(v: &Value, path: &str) -> Result<PreprocessingSpec, SpecError> {
+    if let Value::String(s) = v {
+        return match s.as_str() {
+            "none" => Ok(PreprocessingSpec::None),
+            "standardize" => Ok(PreprocessingSpec::Standardize),
+            other => Err(err(
+                path,
+                format!(
+                    "expected none, standardize or {{kind: rescale, divisor: N}}, got {other:?}"
+                ),
+            )),
+        };
+    }
+    let mut f = Fields::new(v, path)?;
+    let kind_path = f.key_path("kind");
+    let kind = f
+        .opt_str("kind")?
+        .ok_or_else(|| err(&kind_path, "missing required key"))?;
+    let p = match kind {
+        "none" => PreprocessingSpec::None,
+        "standardize" => PreprocessingSpec::Standardize,
+        "rescale" => PreprocessingSpec::Rescale {
+            divisor: f
+                .opt_positive_f64("divisor")?
+                .ok_or_else(|| err(&f.key_path("divisor"), "missing required key"))?,
+        },
+        other => {
+            return Err(err(
+                &kind_path,
+                format!("expected one of none, rescale, standardize, got {other:?}"),
+            ))
+        }
+    };
+    f.finish()?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests;
