@@ -131,6 +131,9 @@ pub struct Manifest {
     pub preprocessing: Preprocessing,
     /// Class names, indexed by output unit.
     pub class_names: Vec<String>,
+    /// Names of the input features of tabular models, in input order (empty for images).
+    #[serde(default)]
+    pub feature_names: Vec<String>,
     /// Evaluation on the test split.
     pub metrics: Evaluation,
     /// Per-epoch training history.

@@ -1,1 +1,15 @@
-//! placeholder
+//! The model repository on the file system: `<root>/<name>/<version>/` folders, each an
+//! immutable model version with `manifest.json` and the files it lists.
+//!
+//! Publishing is atomic: the files are written and fsynced in a hidden temporary folder next
+//! to the versions, the manifest last, and the folder is then renamed to the next free
+//! version number. Readers (and the serving watcher) only ever see complete versions; a
+//! killed publisher leaves a hidden temporary folder that listing ignores and the next
+//! publish of that model removes. Two concurrent publishers never get the same number:
+//! renaming onto an existing, non-empty version folder fails, and the loser takes the next.
+
+mod error;
+mod repository;
+
+pub use error::RegistryError;
+pub use repository::{Published, Repository, VersionInfo};

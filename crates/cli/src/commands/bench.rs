@@ -1,0 +1,129 @@
+//! `lathe bench train`: how fast a spec trains here, and where the time goes.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use lathe_formats::spec::{infer_shapes, LayerSpec};
+use lathe_formats::Spec;
+use lathe_train::data::{Dataset, LoadOptions};
+use lathe_train::{fit, prepare, FitOptions, PhaseTimes};
+use serde_json::json;
+
+use crate::Cli;
+
+/// Benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time full fits of a spec (data loading excluded) and report samples/s, the phases of
+    /// the step, arithmetic throughput and the test accuracy reached.
+    ///
+    /// Example: lathe bench train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist
+    Train(BenchTrainArgs),
+}
+
+/// Arguments of `bench train`.
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    /// Model spec.
+    #[arg(long, env = "LATHE_SPEC")]
+    pub spec: PathBuf,
+    /// Training data.
+    #[arg(long, env = "LATHE_DATA")]
+    pub data: PathBuf,
+    /// Number of timed fits; the median is reported.
+    #[arg(long, env = "LATHE_BENCH_RUNS", default_value_t = 3)]
+    pub runs: usize,
+    /// Target fit wall time in seconds to compare against.
+    #[arg(long, env = "LATHE_BENCH_TARGET", default_value_t = 6.0)]
+    pub target_seconds: f64,
+}
+
+pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
+    let BenchCommand::Train(args) = cmd;
+    let spec = Spec::from_file(&args.spec).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    let load = Instant::now();
+    let data = prepare(&spec, Dataset::load(&args.data, &LoadOptions::default())?, 0.2, spec.fit.seed)?;
+    let load_seconds = load.elapsed().as_secs_f64();
+    let samples = data.train.len() * spec.fit.epochs;
+    let flops = train_flops_per_sample(&spec) * samples as f64;
+    let mut runs = Vec::new();
+    for i in 0..args.runs.max(1) {
+        let mut ignore = |_: &lathe_train::Event| {};
+        let r = fit(&spec, &data, FitOptions { seed: spec.fit.seed, stop: None, checkpoints: None, resume: false, on_event: &mut ignore })?;
+        if !cli.json {
+            eprintln!("run {}: fit {:.3}s, test accuracy {:.4}", i + 1, r.info.fit_seconds, r.test.accuracy);
+        }
+        runs.push((r.info.fit_seconds, r.test.accuracy, r.phases));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, accuracy, phases) = runs[runs.len() / 2].clone();
+    let report = json!({
+        "spec": args.spec,
+        "runs": runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "median_fit_seconds": median,
+        "data_load_seconds": load_seconds,
+        "samples_per_second": samples as f64 / median,
+        "train_gflop": flops / 1e9,
+        "gflop_per_second": flops / 1e9 / median,
+        "test_accuracy": accuracy,
+        "phases_seconds": phases,
+        "target_seconds": args.target_seconds,
+        "ratio_to_target": median / args.target_seconds,
+    });
+    if cli.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!("spec            {}", args.spec.display());
+    println!("fits            {} (median {:.3}s, min {:.3}s, max {:.3}s)", runs.len(), median, runs[0].0, runs[runs.len() - 1].0);
+    println!("data loading    {load_seconds:.2}s (excluded)");
+    println!("throughput      {:.0} samples/s over {} epochs x {} samples", samples as f64 / median, spec.fit.epochs, data.train.len());
+    println!("arithmetic      {:.1} GFLOP in GEMMs, {:.1} GFLOP/s", flops / 1e9, flops / 1e9 / median);
+    println!("test accuracy   {accuracy:.4}");
+    println!("target          {:.1}s  -> median is {:.2}x the target", args.target_seconds, median / args.target_seconds);
+    print_phases(&phases, median);
+    Ok(())
+}
+
+fn print_phases(p: &PhaseTimes, total: f64) {
+    println!("where the time goes:");
+    for (name, s) in [
+        ("forward", p.forward),
+        ("backward", p.backward),
+        ("optimizer", p.optimizer),
+        ("loss", p.loss),
+        ("batch gather", p.gather),
+        ("epoch end", p.epoch_end),
+    ] {
+        println!("  {name:<13} {s:>7.3}s  {:>5.1}%", 100.0 * s / total.max(1e-9));
+    }
+}
+
+/// Multiply-add FLOPs of one training step per sample: forward, weight gradient, and input
+/// gradient for every GEMM layer but the first.
+fn train_flops_per_sample(spec: &Spec) -> f64 {
+    let shapes = infer_shapes(&spec.input.shape, &spec.layers).expect("validated spec");
+    let mut input: Vec<usize> = spec.input.shape.clone();
+    let mut total = 0.0;
+    let mut first = true;
+    for (layer, out) in spec.layers.iter().zip(&shapes) {
+        let in_len: usize = input.iter().product();
+        let gemm = match layer {
+            LayerSpec::Dense { units, .. } => Some(2.0 * in_len as f64 * *units as f64),
+            LayerSpec::Conv2d { filters, kernel, .. } => {
+                let channels = if input.len() == 3 { input[2] } else { 1 };
+                let positions = (out[0] * out[1]) as f64;
+                Some(2.0 * positions * (kernel[0] * kernel[1] * channels) as f64 * *filters as f64)
+            }
+            _ => None,
+        };
+        if let Some(f) = gemm {
+            total += f * if first { 2.0 } else { 3.0 };
+            first = false;
+        }
+        input = out.clone();
+    }
+    total
+}

@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod eval;
+pub mod models;
+pub mod predict;
+pub mod quickstart;
+pub mod train;

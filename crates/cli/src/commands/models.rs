@@ -1,0 +1,113 @@
+//! `lathe models list|show`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use lathe_registry::Repository;
+use lathe_types::ModelRef;
+
+use crate::render::print_evaluation;
+use crate::Cli;
+
+/// Inspect the repository.
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// List models with their versions and the latest version's accuracy.
+    List,
+    /// Show one version: spec summary, signature, data lineage, history and metrics.
+    Show {
+        /// NAME (latest) or NAME:VERSION.
+        model: ModelRef,
+    },
+}
+
+pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
+    let repo = Repository::new(&cli.repo);
+    match cmd {
+        ModelsCommand::List => list(cli, &repo),
+        ModelsCommand::Show { model } => show(cli, &repo, model),
+    }
+}
+
+fn list(cli: &Cli, repo: &Repository) -> Result<()> {
+    let mut rows = Vec::new();
+    for name in repo.models() {
+        let versions = repo.versions(&name)?;
+        let latest = repo.resolve(&ModelRef { name: name.clone(), version: None })?;
+        rows.push((name, versions, latest));
+    }
+    if cli.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(name, versions, latest)| {
+                serde_json::json!({
+                    "name": name,
+                    "versions": versions,
+                    "latest": latest.version,
+                    "accuracy": latest.manifest.metrics.accuracy,
+                    "created_at": latest.manifest.created_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "models": list }));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no models in {}", repo.root().display());
+        return Ok(());
+    }
+    println!("{:<24} {:>8} {:>7} {:>9}  created", "name", "versions", "latest", "accuracy");
+    for (name, versions, latest) in rows {
+        println!(
+            "{:<24} {:>8} {:>7} {:>9.4}  {}",
+            name,
+            versions.len(),
+            latest.version,
+            latest.manifest.metrics.accuracy,
+            latest.manifest.created_at
+        );
+    }
+    Ok(())
+}
+
+fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
+    let info = repo.resolve(model)?;
+    let m = &info.manifest;
+    if cli.json {
+        let mut v = serde_json::to_value(m)?;
+        v["version"] = info.version.into();
+        v["path"] = info.path.display().to_string().into();
+        println!("{v}");
+        return Ok(());
+    }
+    println!("{}:{}  ({})", info.name, info.version, info.path.display());
+    println!("kind        {}", m.kind);
+    println!("created     {}  by lathe {}", m.created_at, m.lathe_version);
+    for t in &m.signature.inputs {
+        println!("input       {} {} {:?}", t.name, t.datatype, t.shape);
+    }
+    for t in &m.signature.outputs {
+        println!("output      {} {} {:?}", t.name, t.datatype, t.shape);
+    }
+    println!("classes     {}", m.class_names.join(", "));
+    println!("data        {} ({}) sha256 {}", m.data.source, m.data.format, m.data.fingerprint);
+    println!(
+        "            {} train / {} validation / {} test samples, seed {}",
+        m.data.train_samples, m.data.validation_samples, m.data.test_samples, m.seed
+    );
+    println!(
+        "training    {} epochs{} in {:.2}s, kept epoch {}",
+        m.training.epochs_run,
+        if m.training.stopped_early { " (stopped early)" } else { "" },
+        m.training.fit_seconds,
+        m.training.best_epoch
+    );
+    for r in &m.history {
+        println!("  epoch {:>3}  loss {:.4}  acc {:.4}", r.epoch, r.loss, r.accuracy);
+    }
+    for (file, e) in &m.files {
+        println!("file        {file}  {} bytes  sha256 {}", e.bytes, e.sha256);
+    }
+    println!();
+    print_evaluation(&m.metrics);
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `lathe predict`: classes and probabilities from a published version.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lathe_engine_native::NativeModel;
+use lathe_registry::Repository;
+use lathe_train::class_probabilities;
+use lathe_train::data::read_inputs;
+use lathe_types::ModelRef;
+use serde_json::json;
+
+use crate::Cli;
+
+/// Predict from a file: JSON instances ({"instances": [...]}), CSV rows with the model's
+/// feature columns, or a PNG/JPEG image (converted to the model's input: grayscale or RGB,
+/// resized, then the version's own preprocessing).
+///
+/// Example: lathe predict mnist --input digit.png
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The version: NAME (latest) or NAME:VERSION.
+    pub model: ModelRef,
+    /// Input file: .json, .csv, .png, .jpg or .jpeg.
+    #[arg(long, env = "LATHE_INPUT")]
+    pub input: PathBuf,
+    /// Show the K most probable classes per sample.
+    #[arg(long, env = "LATHE_TOP", default_value_t = 3)]
+    pub top: usize,
+}
+
+pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
+    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let model = NativeModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
+    let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.manifest.feature_names)?;
+    let out = model.predict(&raw, n);
+    let classes = &model.manifest.class_names;
+    let mut predictions = Vec::with_capacity(n);
+    for row in out.chunks_exact(model.output_len()) {
+        let probs = class_probabilities(row);
+        let mut ranked: Vec<usize> = (0..probs.len()).collect();
+        ranked.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        predictions.push((ranked, probs));
+    }
+    if cli.json {
+        let list: Vec<_> = predictions
+            .iter()
+            .map(|(ranked, probs)| {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    classes.iter().zip(probs).map(|(c, p)| (c.clone(), json!(p))).collect();
+                json!({ "class": classes[ranked[0]], "index": ranked[0], "probabilities": map })
+            })
+            .collect();
+        println!("{}", json!({ "name": info.name, "version": info.version, "predictions": list }));
+        return Ok(());
+    }
+    for (i, (ranked, probs)) in predictions.iter().enumerate() {
+        let top: Vec<String> =
+            ranked.iter().take(args.top.max(1)).map(|&c| format!("{} {:.4}", classes[c], probs[c])).collect();
+        println!("{i:>4}  class {:<10} ({})", classes[ranked[0]], top.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `lathe train`: spec + data → fit → evaluate → publish a version.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lathe_formats::{Spec, WEIGHTS_FILE};
+use lathe_registry::Repository;
+use lathe_train::data::{Dataset, LoadOptions};
+use lathe_train::{fit, prepare, version_files, CheckpointStore, DataSource, FitOptions, FitResult};
+use lathe_types::ModelRef;
+use serde_json::json;
+
+use crate::progress::Reporter;
+use crate::render::print_evaluation;
+use crate::Cli;
+
+/// Train a model and publish it.
+///
+/// Example: lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model spec (YAML, or JSON for .json files); see docs/spec.md.
+    #[arg(long, env = "LATHE_SPEC")]
+    pub spec: PathBuf,
+    /// Training data: a folder of MNIST-style IDX files, or a CSV file with a header.
+    #[arg(long, env = "LATHE_DATA")]
+    pub data: PathBuf,
+    /// Model name; the new version is published under it.
+    #[arg(long, env = "LATHE_NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub common: CommonTrainArgs,
+}
+
+/// Flags shared by `train` and `quickstart`.
+#[derive(Args, Debug, Clone)]
+pub struct CommonTrainArgs {
+    /// Seed for initialisation, shuffling and dropout; overrides fit.seed of the spec.
+    #[arg(long, env = "LATHE_SEED")]
+    pub seed: Option<u64>,
+    /// Continue an interrupted run of the same spec, data and seed from its last checkpoint.
+    #[arg(long, env = "LATHE_RESUME")]
+    pub resume: bool,
+    /// CSV column holding the class label (default: `label`, else the last column).
+    #[arg(long, env = "LATHE_LABEL_COLUMN")]
+    pub label_column: Option<String>,
+    /// Fraction of a CSV held out as the test split (IDX folders bring their own t10k files).
+    #[arg(long, env = "LATHE_TEST_FRACTION", default_value_t = 0.2)]
+    pub test_fraction: f64,
+}
+
+pub fn run(cli: &Cli, args: &TrainArgs) -> Result<()> {
+    let spec = Spec::from_file(&args.spec).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    train_and_publish(cli, spec, &args.data, &args.name, &args.common)
+}
+
+/// A stop flag set by Ctrl-C (installed once per process).
+pub fn stop_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let _ = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit at once)");
+        });
+        flag
+    })
+    .clone()
+}
+
+/// Loads data, trains, publishes, prints; shared by `train` and `quickstart`.
+pub fn train_and_publish(cli: &Cli, mut spec: Spec, data_path: &Path, name: &str, common: &CommonTrainArgs) -> Result<()> {
+    ModelRef::validate_name(name)?;
+    if !(0.0..1.0).contains(&common.test_fraction) {
+        anyhow::bail!("--test-fraction: expected a number in [0, 1), got {}", common.test_fraction);
+    }
+    if let Some(seed) = common.seed {
+        spec.fit.seed = seed;
+    }
+    let repo = Repository::new(&cli.repo);
+    let load_start = Instant::now();
+    let dataset = Dataset::load(data_path, &LoadOptions { label_column: common.label_column.clone() })?;
+    let (format, feature_names) = (dataset.format, dataset.feature_names.clone());
+    let prepared = prepare(&spec, dataset, common.test_fraction, spec.fit.seed)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    if !cli.json {
+        eprintln!(
+            "data: {} training, {} validation, {} test samples, {} classes (loaded in {load_seconds:.2}s)",
+            prepared.train.len(),
+            prepared.validation.len(),
+            prepared.test.len(),
+            prepared.class_names.len()
+        );
+    }
+    let store = CheckpointStore::new(repo.checkpoint_dir(name));
+    let stop = stop_flag();
+    let mut reporter = Reporter::new(cli.json);
+    let mut on_event = |e: &lathe_train::Event| reporter.event(e);
+    let result: FitResult = fit(
+        &spec,
+        &prepared,
+        FitOptions { seed: spec.fit.seed, stop: Some(&stop), checkpoints: Some(&store), resume: common.resume, on_event: &mut on_event },
+    )?;
+    let source = DataSource { source: &data_path.display().to_string(), format, feature_names: &feature_names };
+    let (weights, manifest) = version_files(name, &spec, &prepared, &source, &result)?;
+    let published = repo.publish(name, &[(WEIGHTS_FILE, &weights)], manifest)?;
+    store.remove().with_context(|| format!("removing the checkpoint {}", store.dir().display()))?;
+    let samples_per_sec = (prepared.train.len() * result.info.epochs_run) as f64 / result.info.fit_seconds.max(1e-9);
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "event": "published",
+                "name": name,
+                "version": published.version,
+                "path": published.path,
+                "fit_seconds": result.info.fit_seconds,
+                "samples_per_second": samples_per_sec,
+                "metrics": result.test,
+            })
+        );
+    } else {
+        println!(
+            "published {name}:{} at {} (fit {:.2}s, {:.0} samples/s)",
+            published.version,
+            published.path.display(),
+            result.info.fit_seconds,
+            samples_per_sec
+        );
+        println!();
+        println!("test evaluation:");
+        print_evaluation(&result.test);
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use lathe_formats::atomic::{sha256_hex, sync_dir, write_synced};
+use lathe_formats::{FileEntry, Manifest, MANIFEST_FILE};
+use lathe_types::ModelRef;
+
+use crate::RegistryError;
+
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// A model repository rooted at a folder.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    root: PathBuf,
+}
+
+/// Where a publish landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The new version number.
+    pub version: u64,
+    /// Its folder.
+    pub path: PathBuf,
+}
+
+/// A version with its manifest.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    /// Model name.
+    pub name: String,
+    /// Version number.
+    pub version: u64,
+    /// Version folder.
+    pub path: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+impl Repository {
+    /// A repository at `root` (created on first publish).
+    pub fn new(root: impl Into<PathBuf>) -> Repository {
+        Repository { root: root.into() }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Folder for the training checkpoint of model `name` (outside the versions).
+    pub fn checkpoint_dir(&self, name: &str) -> PathBuf {
+        self.root.join(".checkpoints").join(name)
+    }
+
+    /// Publishes `files` and `manifest` as the next version of `name`. The manifest's `files`
+    /// map is filled with the digest of every file.
+    pub fn publish(&self, name: &str, files: &[(&str, &[u8])], mut manifest: Manifest) -> Result<Published, RegistryError> {
+        ModelRef::validate_name(name)?;
+        let model_dir = self.root.join(name);
+        fs::create_dir_all(&model_dir).map_err(RegistryError::io(&model_dir))?;
+        remove_stale_temps(&model_dir);
+        let tmp = model_dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique_suffix()));
+        fs::create_dir(&tmp).map_err(RegistryError::io(&tmp))?;
+        let result = self.fill_and_rename(&model_dir, &tmp, files, &mut manifest);
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn fill_and_rename(
+        &self,
+        model_dir: &Path,
+        tmp: &Path,
+        files: &[(&str, &[u8])],
+        manifest: &mut Manifest,
+    ) -> Result<Published, RegistryError> {
+        let mut entries = BTreeMap::new();
+        for (file, bytes) in files {
+            let path = tmp.join(file);
+            write_synced(&path, bytes).map_err(RegistryError::io(&path))?;
+            entries.insert(file.to_string(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 });
+        }
+        manifest.files = entries;
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+        let manifest_path = tmp.join(MANIFEST_FILE);
+        write_synced(&manifest_path, &json).map_err(RegistryError::io(&manifest_path))?;
+        sync_dir(tmp).map_err(RegistryError::io(tmp))?;
+        loop {
+            let version = self.list_versions(model_dir).last().copied().unwrap_or(0) + 1;
+            let target = model_dir.join(version.to_string());
+            match fs::rename(tmp, &target) {
+                Ok(()) => {
+                    sync_dir(model_dir).map_err(RegistryError::io(model_dir))?;
+                    return Ok(Published { version, path: target });
+                }
+                Err(e) if target.exists() && e.kind() != std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(RegistryError::Io { path: target.display().to_string(), source: e }),
+            }
+        }
+    }
+
+    fn list_versions(&self, model_dir: &Path) -> Vec<u64> {
+        let mut out: Vec<u64> = fs::read_dir(model_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v: u64 = e.file_name().to_str()?.parse().ok()?;
+                (v > 0 && e.path().join(MANIFEST_FILE).is_file()).then_some(v)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Published versions of `name`, ascending.
+    pub fn versions(&self, name: &str) -> Result<Vec<u64>, RegistryError> {
+        ModelRef::validate_name(name)?;
+        Ok(self.list_versions(&self.root.join(name)))
+    }
+
+    /// Names of the models with at least one version, sorted.
+    pub fn models(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| ModelRef::validate_name(n).is_ok() && !self.list_versions(&self.root.join(n)).is_empty())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Resolves `NAME[:VERSION]` (latest when no version is given) to a version and its manifest.
+    pub fn resolve(&self, r: &ModelRef) -> Result<VersionInfo, RegistryError> {
+        let versions = self.versions(&r.name)?;
+        let version = match r.version {
+            None => *versions.last().ok_or_else(|| RegistryError::ModelNotFound {
+                name: r.name.clone(),
+                root: self.root.display().to_string(),
+            })?,
+            Some(v) if versions.contains(&v) => v,
+            Some(_) if versions.is_empty() => {
+                return Err(RegistryError::ModelNotFound { name: r.name.clone(), root: self.root.display().to_string() });
+            }
+            Some(v) => return Err(RegistryError::VersionNotFound { name: r.name.clone(), version: v, available: versions }),
+        };
+        let path = self.root.join(&r.name).join(version.to_string());
+        let manifest = read_manifest(&path)?;
+        Ok(VersionInfo { name: r.name.clone(), version, path, manifest })
+    }
+}
+
+/// Reads and parses the manifest of a version folder.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, RegistryError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = fs::read(&path).map_err(RegistryError::io(&path))?;
+    serde_json::from_slice(&text).map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() })
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Removes temporary folders left by publishers that no longer run (killed mid-publish).
+fn remove_stale_temps(model_dir: &Path) {
+    for entry in fs::read_dir(model_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}

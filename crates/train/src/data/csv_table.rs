@@ -1,0 +1,129 @@
+//! CSV tables with a header: numeric feature columns and one label column.
+
+use std::path::Path;
+
+use super::Samples;
+use crate::error::{data_err, TrainError};
+
+/// Reads a CSV file; returns the feature column names and the samples. The label column is
+/// `label_column`, else a column named `label`, else the last column.
+pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>, Samples), TrainError> {
+    let file = path.display().to_string();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| data_err(format!("{file}: cannot read: {e}")))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| data_err(format!("{file}: cannot read the header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.len() < 2 {
+        return Err(data_err(format!("{file}: expected a header with at least one feature column and a label column")));
+    }
+    let label_idx = match label_column {
+        Some(name) => header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| data_err(format!("{file}: no column named {name:?}; columns are {header:?}")))?,
+        None => header.iter().position(|h| h == "label").unwrap_or(header.len() - 1),
+    };
+    let features: Vec<String> =
+        header.iter().enumerate().filter(|(i, _)| *i != label_idx).map(|(_, h)| h.clone()).collect();
+    let mut samples = Samples::default();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| data_err(format!("{file}: line {line}: {e}")))?;
+        if record.len() != header.len() {
+            return Err(data_err(format!(
+                "{file}: line {line}: expected {} fields, got {}",
+                header.len(),
+                record.len()
+            )));
+        }
+        for (i, cell) in record.iter().enumerate() {
+            if i == label_idx {
+                if cell.is_empty() {
+                    return Err(data_err(format!("{file}: line {line}: the label column {:?} is empty", header[i])));
+                }
+                samples.labels.push(cell.to_string());
+            } else {
+                let v: f32 = cell.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
+                    data_err(format!("{file}: line {line}: column {:?}: expected a number, got {cell:?}", header[i]))
+                })?;
+                samples.x.push(v);
+            }
+        }
+    }
+    if samples.is_empty() {
+        return Err(data_err(format!("{file}: no data rows after the header")));
+    }
+    Ok((features, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_features_and_string_labels() {
+        let f = write("a,species,b\n1.5,setosa,2\n3,virginica,-4e1\n");
+        let (names, s) = read_csv(f.path(), Some("species")).unwrap();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(s.x, vec![1.5, 2.0, 3.0, -40.0]);
+        assert_eq!(s.labels, vec!["setosa", "virginica"]);
+    }
+
+    #[test]
+    fn non_numeric_feature_names_line_and_column() {
+        let f = write("x1,x2,label\n1,2,a\n1,oops,b\n");
+        let e = read_csv(f.path(), None).unwrap_err().to_string();
+        assert!(e.ends_with("line 3: column \"x2\": expected a number, got \"oops\""), "{e}");
+    }
+}
+
+/// Reads the named columns of a CSV file (in the given order) as raw samples; other columns
+/// (a label, an id) are ignored.
+pub fn read_csv_columns(path: &Path, columns: &[String]) -> Result<Vec<f32>, TrainError> {
+    let file = path.display().to_string();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| data_err(format!("{file}: cannot read: {e}")))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| data_err(format!("{file}: cannot read the header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let idx = columns
+        .iter()
+        .map(|c| {
+            header
+                .iter()
+                .position(|h| h == c)
+                .ok_or_else(|| data_err(format!("{file}: missing feature column {c:?}; the model needs {columns:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| data_err(format!("{file}: line {line}: {e}")))?;
+        for (&i, name) in idx.iter().zip(columns) {
+            let cell = record.get(i).unwrap_or("");
+            let v: f32 = cell.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
+                data_err(format!("{file}: line {line}: column {name:?}: expected a number, got {cell:?}"))
+            })?;
+            out.push(v);
+        }
+    }
+    Ok(out)
+}

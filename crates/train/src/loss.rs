@@ -1,0 +1,190 @@
+//! Losses over class labels, with the fused softmax/sigmoid gradients.
+
+use lathe_formats::spec::{Activation, LossKind};
+
+/// Smallest probability fed to a logarithm.
+const EPS: f32 = 1e-7;
+
+/// A loss bound to how the model's output ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Loss {
+    kind: LossKind,
+    final_activation: Activation,
+}
+
+/// Per-batch loss sum, correct predictions, and whether the gradient is pre-activation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchLoss {
+    /// Sum of per-sample losses.
+    pub sum: f64,
+    /// Samples whose predicted class is the label.
+    pub correct: usize,
+}
+
+impl Loss {
+    /// A loss for a model whose last layer ends with `final_activation`.
+    pub fn new(kind: LossKind, final_activation: Activation) -> Loss {
+        Loss { kind, final_activation }
+    }
+
+    /// Whether the gradient written by [`Loss::evaluate`] is w.r.t. the last layer's input to
+    /// its activation (softmax + cross-entropy, sigmoid + binary cross-entropy): these fused
+    /// gradients are exact and never divide by a tiny probability.
+    pub fn fused(&self) -> bool {
+        matches!(
+            (self.kind, self.final_activation),
+            (LossKind::SparseCategoricalCrossentropy | LossKind::CategoricalCrossentropy, Activation::Softmax)
+                | (LossKind::BinaryCrossentropy, Activation::Sigmoid)
+        )
+    }
+
+    fn is_cross_entropy(&self) -> bool {
+        matches!(self.kind, LossKind::SparseCategoricalCrossentropy | LossKind::CategoricalCrossentropy)
+    }
+
+    /// Loss and accuracy of `n` outputs of `width` values against `labels`; writes the
+    /// gradient of the batch-mean loss into `grad` when given. Outputs that do not end in
+    /// softmax (for cross-entropy) or sigmoid (for binary cross-entropy) are taken as logits.
+    pub fn evaluate(&self, out: &[f32], labels: &[u32], width: usize, mut grad: Option<&mut [f32]>) -> BatchLoss {
+        let n = labels.len();
+        let mut total = BatchLoss::default();
+        let inv_n = 1.0 / n as f32;
+        let mut probs = vec![0f32; width];
+        for (i, (row, &label)) in out.chunks_exact(width).zip(labels).enumerate() {
+            let label = label as usize;
+            probs.copy_from_slice(row);
+            let g = grad.as_deref_mut().map(|g| &mut g[i * width..(i + 1) * width]);
+            if self.is_cross_entropy() {
+                if self.final_activation != Activation::Softmax {
+                    softmax(&mut probs);
+                }
+                total.sum += -(probs[label].max(EPS) as f64).ln();
+                if let Some(g) = g {
+                    for (j, (gj, pj)) in g.iter_mut().zip(&probs).enumerate() {
+                        *gj = (pj - if j == label { 1.0 } else { 0.0 }) * inv_n;
+                    }
+                }
+            } else if self.kind == LossKind::BinaryCrossentropy {
+                if self.final_activation != Activation::Sigmoid {
+                    probs.iter_mut().for_each(|p| *p = 1.0 / (1.0 + (-*p).exp()));
+                }
+                let scale = inv_n / width as f32;
+                let mut s = 0f64;
+                for j in 0..width {
+                    let t = target(width, label, j);
+                    let p = probs[j].clamp(EPS, 1.0 - EPS);
+                    s -= (t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64;
+                }
+                total.sum += s / width as f64;
+                if let Some(g) = g {
+                    for j in 0..width {
+                        g[j] = (probs[j] - target(width, label, j)) * scale;
+                    }
+                }
+            } else {
+                let scale = inv_n / width as f32;
+                let mut s = 0f64;
+                for j in 0..width {
+                    let d = probs[j] - target(width, label, j);
+                    s += if self.kind == LossKind::Mse { (d * d) as f64 } else { d.abs() as f64 };
+                }
+                total.sum += s / width as f64;
+                if let Some(g) = g {
+                    for j in 0..width {
+                        let d = probs[j] - target(width, label, j);
+                        g[j] = scale * if self.kind == LossKind::Mse { 2.0 * d } else { d.signum() };
+                    }
+                }
+            }
+            if predicted_class(&probs) == label {
+                total.correct += 1;
+            }
+        }
+        total
+    }
+}
+
+/// Target of output unit `j` for class `label`: the label itself for a single unit, one-hot otherwise.
+fn target(width: usize, label: usize, j: usize) -> f32 {
+    if width == 1 {
+        label as f32
+    } else if j == label {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    row.iter_mut().for_each(|x| {
+        *x = (*x - max).exp();
+        sum += *x;
+    });
+    row.iter_mut().for_each(|x| *x /= sum);
+}
+
+/// The predicted class of one output row: the arg-max, or `p > 0.5` for a single unit.
+pub fn predicted_class(row: &[f32]) -> usize {
+    if row.len() == 1 {
+        return (row[0] > 0.5) as usize;
+    }
+    let mut best = 0;
+    for (j, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Class probabilities of one output row as users see them: a single sigmoid unit `p`
+/// becomes `[1 - p, p]`; other rows are returned as they are.
+pub fn class_probabilities(row: &[f32]) -> Vec<f32> {
+    if row.len() == 1 {
+        vec![1.0 - row[0], row[0]]
+    } else {
+        row.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_matches_hand_computation() {
+        let loss = Loss::new(LossKind::SparseCategoricalCrossentropy, Activation::Softmax);
+        let out = [0.7, 0.2, 0.1, 0.1, 0.3, 0.6];
+        let mut g = [0.0; 6];
+        let r = loss.evaluate(&out, &[0, 1], 3, Some(&mut g));
+        let want = -(0.7f64.ln() + 0.3f64.ln());
+        assert!((r.sum - want).abs() < 1e-6, "{} vs {want}", r.sum);
+        assert_eq!(r.correct, 1);
+        let expect = [-0.15, 0.1, 0.05, 0.05, -0.35, 0.3];
+        for (a, b) in g.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn logits_are_softmaxed_and_binary_uses_one_unit() {
+        let loss = Loss::new(LossKind::CategoricalCrossentropy, Activation::Linear);
+        let r = loss.evaluate(&[0.0, 0.0], &[1], 2, None);
+        assert!((r.sum - 2f64.ln()).abs() < 1e-6);
+        let bce = Loss::new(LossKind::BinaryCrossentropy, Activation::Sigmoid);
+        let r = bce.evaluate(&[0.8, 0.4], &[1, 1], 1, None);
+        assert!((r.sum - -(0.8f64.ln() + 0.4f64.ln())).abs() < 1e-5);
+        assert_eq!(r.correct, 1);
+    }
+
+    #[test]
+    fn mse_against_one_hot() {
+        let loss = Loss::new(LossKind::Mse, Activation::Linear);
+        let mut g = [0.0; 2];
+        let r = loss.evaluate(&[0.5, 0.5], &[0], 2, Some(&mut g));
+        assert!((r.sum - 0.25).abs() < 1e-6);
+        assert!((g[0] + 0.5).abs() < 1e-6 && (g[1] - 0.5).abs() < 1e-6);
+    }
+}

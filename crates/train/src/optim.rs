@@ -1,0 +1,123 @@
+//! Optimizers (SGD with momentum/Nesterov, Adam, AdamW) with Keras' update rules, and
+//! learning-rate schedules.
+
+use lathe_engine_native::{Gradients, Network};
+use lathe_formats::spec::{LrSchedule, OptimizerSpec};
+
+/// An optimizer and its per-parameter state.
+pub struct Optimizer {
+    spec: OptimizerSpec,
+    /// First moments (Adam) or velocities (SGD), one per parameter tensor.
+    m: Vec<Vec<f32>>,
+    /// Second moments (Adam).
+    v: Vec<Vec<f32>>,
+    /// Steps taken.
+    pub step: u64,
+}
+
+impl Optimizer {
+    /// A fresh optimizer for the parameters of `net`.
+    pub fn new(spec: &OptimizerSpec, net: &Network) -> Optimizer {
+        let shapes: Vec<usize> = net.tensors().iter().map(|t| t.data.len()).collect();
+        let zeros = || shapes.iter().map(|&n| vec![0f32; n]).collect::<Vec<_>>();
+        let needs_v = !matches!(spec, OptimizerSpec::Sgd { .. });
+        Optimizer { spec: spec.clone(), m: zeros(), v: if needs_v { zeros() } else { Vec::new() }, step: 0 }
+    }
+
+    /// Applies one update with learning rate `lr`.
+    pub fn apply(&mut self, net: &mut Network, grads: &Gradients, lr: f32) {
+        self.step += 1;
+        let t = self.step as i32;
+        let (m_all, v_all) = (&mut self.m, &mut self.v);
+        match self.spec {
+            OptimizerSpec::Sgd { momentum, nesterov, .. } => {
+                let mu = momentum as f32;
+                net.for_each_param(grads, |k, p, g| {
+                    if !p.trainable {
+                        return;
+                    }
+                    if mu == 0.0 {
+                        p.value.iter_mut().zip(g).for_each(|(w, g)| *w -= lr * g);
+                        return;
+                    }
+                    for ((w, g), m) in p.value.iter_mut().zip(g).zip(m_all[k].iter_mut()) {
+                        *m = mu * *m - lr * g;
+                        *w += if nesterov { mu * *m - lr * g } else { *m };
+                    }
+                });
+            }
+            OptimizerSpec::Adam { betas, eps, .. } | OptimizerSpec::Adamw { betas, eps, .. } => {
+                let decay = match self.spec {
+                    OptimizerSpec::Adamw { weight_decay, .. } => weight_decay as f32,
+                    _ => 0.0,
+                };
+                let (b1, b2, eps) = (betas[0] as f32, betas[1] as f32, eps as f32);
+                let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+                net.for_each_param(grads, |k, p, g| {
+                    if !p.trainable {
+                        return;
+                    }
+                    if decay > 0.0 && p.decays {
+                        let f = 1.0 - lr * decay;
+                        p.value.iter_mut().for_each(|w| *w *= f);
+                    }
+                    let (m, v) = (&mut m_all[k], &mut v_all[k]);
+                    for (((w, &g), m), v) in p.value.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        *m += (g - *m) * (1.0 - b1);
+                        *v += (g * g - *v) * (1.0 - b2);
+                        *w -= alpha * *m / (v.sqrt() + eps);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The state as flat tensors (`m.{k}`, `v.{k}`), for checkpoints.
+    pub fn state(&self) -> Vec<(String, &[f32])> {
+        let m = self.m.iter().enumerate().map(|(k, t)| (format!("m.{k}"), t.as_slice()));
+        let v = self.v.iter().enumerate().map(|(k, t)| (format!("v.{k}"), t.as_slice()));
+        m.chain(v).collect()
+    }
+
+    /// Restores the state written by [`Optimizer::state`]; false when it does not fit.
+    pub fn restore(&mut self, step: u64, get: impl Fn(&str) -> Option<Vec<f32>>) -> bool {
+        for (prefix, bufs) in [("m", &mut self.m), ("v", &mut self.v)] {
+            for (k, b) in bufs.iter_mut().enumerate() {
+                match get(&format!("{prefix}.{k}")) {
+                    Some(t) if t.len() == b.len() => *b = t,
+                    _ => return false,
+                }
+            }
+        }
+        self.step = step;
+        true
+    }
+}
+
+/// Learning rate at `step` (0-based, global) of `epoch` (0-based).
+pub fn learning_rate(base: f64, schedule: Option<&LrSchedule>, epoch: usize, step: u64, total_steps: u64) -> f64 {
+    match schedule {
+        None => base,
+        Some(LrSchedule::Step { step_epochs, gamma }) => base * gamma.powi((epoch / step_epochs) as i32),
+        Some(LrSchedule::Cosine { min_lr }) => {
+            let t = (step as f64 / total_steps.max(1) as f64).min(1.0);
+            min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let step = LrSchedule::Step { step_epochs: 2, gamma: 0.5 };
+        assert_eq!(learning_rate(1.0, Some(&step), 0, 0, 10), 1.0);
+        assert_eq!(learning_rate(1.0, Some(&step), 3, 0, 10), 0.5);
+        assert_eq!(learning_rate(1.0, Some(&step), 4, 0, 10), 0.25);
+        let cos = LrSchedule::Cosine { min_lr: 0.0 };
+        assert!((learning_rate(1.0, Some(&cos), 0, 5, 10) - 0.5).abs() < 1e-12);
+        assert!(learning_rate(1.0, Some(&cos), 0, 10, 10).abs() < 1e-12);
+    }
+}

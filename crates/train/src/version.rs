@@ -1,0 +1,107 @@
+//! Turns a finished fit into the files of a model version: weights and manifest.
+
+use lathe_formats::spec::{Activation, Spec};
+use lathe_formats::{write_weights, DataLineage, Manifest, WeightsError, MANIFEST_FORMAT};
+use lathe_types::{DType, Signature, TensorSignature};
+
+use crate::fit::FitResult;
+use crate::prepare::Prepared;
+
+/// Kind of model the native engine serves.
+pub const NATIVE_KIND: &str = "native-sequential";
+
+/// What the user pointed training at.
+pub struct DataSource<'a> {
+    /// Path as given.
+    pub source: &'a str,
+    /// `idx` or `csv`.
+    pub format: &'a str,
+    /// Feature column names (tabular data).
+    pub feature_names: &'a [String],
+}
+
+/// The weights file and the manifest (without file digests, which publishing fills in).
+pub fn version_files(
+    name: &str,
+    spec: &Spec,
+    data: &Prepared,
+    source: &DataSource,
+    result: &FitResult,
+) -> Result<(Vec<u8>, Manifest), WeightsError> {
+    let weights = write_weights(&result.network.tensors(), None)?;
+    let mut input_shape = vec![-1i64];
+    input_shape.extend(spec.input.shape.iter().map(|&d| d as i64));
+    let output_name = match result.network.final_activation() {
+        Some(Activation::Softmax | Activation::Sigmoid) => "probabilities",
+        _ => "outputs",
+    };
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        name: name.to_string(),
+        kind: NATIVE_KIND.to_string(),
+        created_at: rfc3339_now(),
+        lathe_version: env!("CARGO_PKG_VERSION").to_string(),
+        spec: spec.to_json(),
+        signature: Signature {
+            inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: input_shape }],
+            outputs: vec![TensorSignature {
+                name: output_name.into(),
+                datatype: DType::F32,
+                shape: vec![-1, result.network.output_len() as i64],
+            }],
+        },
+        preprocessing: data.preprocessing.clone(),
+        class_names: data.class_names.clone(),
+        feature_names: source.feature_names.to_vec(),
+        metrics: result.test.clone(),
+        history: result.history.clone(),
+        data: DataLineage {
+            source: source.source.to_string(),
+            format: source.format.to_string(),
+            fingerprint: data.fingerprint.clone(),
+            train_samples: data.train.len() as u64,
+            validation_samples: data.validation.len() as u64,
+            test_samples: data.test.len() as u64,
+        },
+        seed: spec.fit.seed,
+        training: result.info.clone(),
+        files: Default::default(),
+    };
+    Ok((weights, manifest))
+}
+
+/// The current time as RFC 3339 UTC, to the second.
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_798_502_400 + 3_723), "2026-12-29T01:02:03Z");
+    }
+}
