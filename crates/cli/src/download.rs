@@ -43,7 +43,9 @@ pub fn ensure_mnist(dir: &Path) -> Result<PathBuf> {
                     done = true;
                     break;
                 }
-                Ok(bytes) => errors.push(format!("{url}: checksum mismatch (md5 {})", hex::encode(Md5::digest(&bytes)))),
+                Ok(bytes) => {
+                    errors.push(format!("{url}: checksum mismatch (md5 {})", hex::encode(Md5::digest(&bytes))))
+                }
                 Err(e) => errors.push(format!("{url}: {e}")),
             }
         }

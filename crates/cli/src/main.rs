@@ -65,7 +65,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let interrupted = e.downcast_ref::<lathe_train::TrainError>().is_some_and(|t| matches!(t, lathe_train::TrainError::Interrupted));
+            let interrupted = e
+                .downcast_ref::<lathe_train::TrainError>()
+                .is_some_and(|t| matches!(t, lathe_train::TrainError::Interrupted));
             let msg = format!("{e:#}").replace('\n', " ");
             if cli.json {
                 println!("{}", serde_json::json!({ "error": msg }));

@@ -55,11 +55,7 @@ fn softmax_row(row: &mut [f32]) {
 pub fn backward(act: Activation, y: &[f32], z: &[f32], dy: &mut [f32], width: usize) {
     match act {
         Activation::Linear => {}
-        Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, y)| {
-            if *y <= 0.0 {
-                *d = 0.0
-            }
-        }),
+        Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, y)| *d = if *y > 0.0 { *d } else { 0.0 }),
         Activation::LeakyRelu { alpha } => dy.iter_mut().zip(y).for_each(|(d, y)| {
             if *y < 0.0 {
                 *d *= alpha

@@ -20,19 +20,8 @@ pub struct Param {
 }
 
 impl Param {
-    pub(crate) fn trainable(
-        name: &'static str,
-        shape: Vec<usize>,
-        value: Vec<f32>,
-        decays: bool,
-    ) -> Param {
-        Param {
-            name,
-            shape,
-            value,
-            trainable: true,
-            decays,
-        }
+    pub(crate) fn trainable(name: &'static str, shape: Vec<usize>, value: Vec<f32>, decays: bool) -> Param {
+        Param { name, shape, value, trainable: true, decays }
     }
 }
 

@@ -20,10 +20,7 @@ pub struct NativeModel {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| EngineError::Io { path: path.display().to_string(), source }
 }
 
 impl NativeModel {
@@ -51,10 +48,7 @@ impl NativeModel {
     }
 
     /// Builds a model from a manifest and its weights.
-    pub fn from_parts(
-        manifest: Manifest,
-        tensors: &[lathe_formats::NamedTensor],
-    ) -> Result<NativeModel, EngineError> {
+    pub fn from_parts(manifest: Manifest, tensors: &[lathe_formats::NamedTensor]) -> Result<NativeModel, EngineError> {
         let spec = Spec::from_value(&manifest.spec).map_err(EngineError::Spec)?;
         let mut network = Network::from_spec(&spec, &mut Rng::new(0))?;
         network.load_tensors(tensors)?;
@@ -67,11 +61,7 @@ impl NativeModel {
                 manifest.class_names.len()
             )));
         }
-        Ok(NativeModel {
-            manifest,
-            spec,
-            network,
-        })
+        Ok(NativeModel { manifest, spec, network })
     }
 
     /// The preprocessing applied to raw inputs.

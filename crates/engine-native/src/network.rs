@@ -4,9 +4,7 @@ use lathe_formats::spec::{as_image, infer_shapes, LayerSpec, Spec};
 use lathe_formats::NamedTensor;
 
 use crate::layer::{Backward, Ctx, Layer, Param, Scratch};
-use crate::layers::{
-    ActivationLayer, BatchNorm, Conv2d, Dense, Dropout, Flatten, Pool2d, PoolKind,
-};
+use crate::layers::{ActivationLayer, BatchNorm, Conv2d, Dense, Dropout, Flatten, Pool2d, PoolKind};
 use crate::{EngineError, Rng};
 
 /// A sequential model: immutable while it predicts, so one `Network` can serve many threads,
@@ -43,55 +41,22 @@ impl Network {
             let len: usize = input.iter().product();
             let last = *input.last().expect("shapes are non-empty");
             let image = || {
-                as_image(&input).ok_or_else(|| {
-                    EngineError::Shape(format!(
-                        "layers[{i}]: expected an image input, got {input:?}"
-                    ))
-                })
+                as_image(&input)
+                    .ok_or_else(|| EngineError::Shape(format!("layers[{i}]: expected an image input, got {input:?}")))
             };
             let built: Box<dyn Layer> = match layer {
                 LayerSpec::Flatten => Box::new(Flatten::new(len)),
-                LayerSpec::Dense { units, activation } => {
-                    Box::new(Dense::new(len, *units, *activation, rng))
-                }
+                LayerSpec::Dense { units, activation } => Box::new(Dense::new(len, *units, *activation, rng)),
                 LayerSpec::Dropout { rate } => Box::new(Dropout::new(len, *rate)),
-                LayerSpec::Conv2d {
-                    filters,
-                    kernel,
-                    stride,
-                    padding,
-                    activation,
-                } => Box::new(Conv2d::new(
-                    image()?,
-                    *filters,
-                    *kernel,
-                    *stride,
-                    *padding,
-                    *activation,
-                    rng,
-                )),
-                LayerSpec::MaxPool2d {
-                    pool,
-                    stride,
-                    padding,
-                } => Box::new(Pool2d::new(
-                    PoolKind::Max,
-                    image()?,
-                    *pool,
-                    *stride,
-                    *padding,
-                )),
-                LayerSpec::AvgPool2d {
-                    pool,
-                    stride,
-                    padding,
-                } => Box::new(Pool2d::new(
-                    PoolKind::Avg,
-                    image()?,
-                    *pool,
-                    *stride,
-                    *padding,
-                )),
+                LayerSpec::Conv2d { filters, kernel, stride, padding, activation } => {
+                    Box::new(Conv2d::new(image()?, *filters, *kernel, *stride, *padding, *activation, rng))
+                }
+                LayerSpec::MaxPool2d { pool, stride, padding } => {
+                    Box::new(Pool2d::new(PoolKind::Max, image()?, *pool, *stride, *padding))
+                }
+                LayerSpec::AvgPool2d { pool, stride, padding } => {
+                    Box::new(Pool2d::new(PoolKind::Avg, image()?, *pool, *stride, *padding))
+                }
                 LayerSpec::BatchNorm { momentum, epsilon } => {
                     let channels = if input.len() == 2 { 1 } else { last };
                     Box::new(BatchNorm::new(len, channels, *momentum, *epsilon))
@@ -105,10 +70,7 @@ impl Network {
             layers.push(built);
             input = out_shape.clone();
         }
-        Ok(Network {
-            layers,
-            input_len: spec.input_len(),
-        })
+        Ok(Network { layers, input_len: spec.input_len() })
     }
 
     /// Values per input sample.
@@ -118,10 +80,7 @@ impl Network {
 
     /// Values per output sample.
     pub fn output_len(&self) -> usize {
-        self.layers
-            .last()
-            .map(|l| l.out_len())
-            .unwrap_or(self.input_len)
+        self.layers.last().map(|l| l.out_len()).unwrap_or(self.input_len)
     }
 
     /// The activation fused at the end of the last layer.
@@ -145,14 +104,7 @@ impl Network {
     }
 
     /// Runs `n` samples (`x` holds `n · input_len` preprocessed values) and returns the outputs.
-    pub fn forward<'w>(
-        &self,
-        x: &[f32],
-        n: usize,
-        ws: &'w mut Workspace,
-        training: bool,
-        rng: &mut Rng,
-    ) -> &'w [f32] {
+    pub fn forward<'w>(&self, x: &[f32], n: usize, ws: &'w mut Workspace, training: bool, rng: &mut Rng) -> &'w [f32] {
         assert_eq!(
             x.len(),
             n * self.input_len,
@@ -180,34 +132,17 @@ impl Network {
     /// Backpropagates the gradient in `output_grad` through the last forward pass into
     /// `grads`. With `pre_activation`, that gradient is w.r.t. the last layer's input to its
     /// fused activation (the fused softmax/sigmoid + cross-entropy gradient).
-    pub fn backward(
-        &self,
-        x: &[f32],
-        ws: &mut Workspace,
-        grads: &mut Gradients,
-        pre_activation: bool,
-    ) {
+    pub fn backward(&self, x: &[f32], ws: &mut Workspace, grads: &mut Gradients, pre_activation: bool) {
         let n = ws.batch;
         let last = self.layers.len() - 1;
         for i in (0..self.layers.len()).rev() {
             let layer = &self.layers[i];
             let input: &[f32] = if i == 0 { x } else { &ws.acts[i - 1] };
-            let in_len = if i == 0 {
-                self.input_len
-            } else {
-                self.layers[i - 1].out_len()
-            };
+            let in_len = if i == 0 { self.input_len } else { self.layers[i - 1].out_len() };
             let (dy_buf, dx_buf) = (&mut ws.grad_a, &mut ws.grad_b);
             let dy = &mut dy_buf[..n * layer.out_len()];
             let dx = (i > 0).then(|| &mut dx_buf[..n * in_len]);
-            let b = Backward {
-                x: input,
-                y: &ws.acts[i],
-                dy,
-                dx,
-                n,
-                dy_is_pre_activation: pre_activation && i == last,
-            };
+            let b = Backward { x: input, y: &ws.acts[i], dy, dx, n, dy_is_pre_activation: pre_activation && i == last };
             layer.backward(b, &mut grads.per_layer[i], &mut ws.scratch[i]);
             std::mem::swap(&mut ws.grad_a, &mut ws.grad_b);
         }
@@ -226,22 +161,13 @@ impl Network {
             per_layer: self
                 .layers
                 .iter()
-                .map(|l| {
-                    l.params()
-                        .iter()
-                        .map(|p| vec![0.0; p.value.len()])
-                        .collect()
-                })
+                .map(|l| l.params().iter().map(|p| vec![0.0; p.value.len()]).collect())
                 .collect(),
         }
     }
 
     /// Visits every parameter with its gradient, as `(name, param, grad)`.
-    pub fn for_each_param(
-        &mut self,
-        grads: &Gradients,
-        mut f: impl FnMut(usize, &mut Param, &[f32]),
-    ) {
+    pub fn for_each_param(&mut self, grads: &Gradients, mut f: impl FnMut(usize, &mut Param, &[f32])) {
         let mut k = 0;
         for (l, g) in self.layers.iter_mut().zip(&grads.per_layer) {
             for (p, g) in l.params_mut().iter_mut().zip(g) {
@@ -253,12 +179,7 @@ impl Network {
 
     /// Number of trainable values.
     pub fn trainable_count(&self) -> usize {
-        self.layers
-            .iter()
-            .flat_map(|l| l.params())
-            .filter(|p| p.trainable)
-            .map(|p| p.value.len())
-            .sum()
+        self.layers.iter().flat_map(|l| l.params()).filter(|p| p.trainable).map(|p| p.value.len()).sum()
     }
 
     /// All parameters as named tensors (`layers.{i}.{name}`).
@@ -280,10 +201,7 @@ impl Network {
     pub fn load_tensors(&mut self, tensors: &[NamedTensor]) -> Result<(), EngineError> {
         let expected: usize = self.layers.iter().map(|l| l.params().len()).sum();
         if tensors.len() != expected {
-            return Err(EngineError::Weights(format!(
-                "expected {expected} tensors, the file holds {}",
-                tensors.len()
-            )));
+            return Err(EngineError::Weights(format!("expected {expected} tensors, the file holds {}", tensors.len())));
         }
         for (i, l) in self.layers.iter_mut().enumerate() {
             for p in l.params_mut() {

@@ -22,14 +22,7 @@ impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
         let mut st = seed;
-        Rng {
-            s: [
-                splitmix64(&mut st),
-                splitmix64(&mut st),
-                splitmix64(&mut st),
-                splitmix64(&mut st),
-            ],
-        }
+        Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
     }
 
     /// A generator for a named stream of a seed (e.g. seed 42, stream "dropout", epoch 3).
@@ -86,10 +79,7 @@ mod tests {
         assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
         let mean: f32 = xs.iter().sum::<f32>() / 1000.0;
         assert!((mean - 0.5).abs() < 0.05, "mean {mean}");
-        assert_ne!(
-            Rng::derived(7, 1, 0).next_u64(),
-            Rng::derived(7, 1, 1).next_u64()
-        );
+        assert_ne!(Rng::derived(7, 1, 0).next_u64(), Rng::derived(7, 1, 1).next_u64());
     }
 
     #[test]

@@ -11,9 +11,7 @@ use lathe_formats::Spec;
 const H: f32 = 1e-3;
 
 fn network(layers: &str, shape: &str, seed: u64) -> (Spec, Network) {
-    let yaml = format!(
-        "input: {{shape: {shape}}}\nlayers:\n{layers}\ncompile: {{optimizer: sgd, loss: mse}}\n"
-    );
+    let yaml = format!("input: {{shape: {shape}}}\nlayers:\n{layers}\ncompile: {{optimizer: sgd, loss: mse}}\n");
     let spec = Spec::from_yaml_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let net = Network::from_spec(&spec, &mut Rng::new(seed)).unwrap();
     (spec, net)
@@ -22,21 +20,14 @@ fn network(layers: &str, shape: &str, seed: u64) -> (Spec, Network) {
 fn loss(net: &Network, x: &[f32], n: usize, r: &[f32]) -> f64 {
     let mut ws = Workspace::default();
     let y = net.forward(x, n, &mut ws, true, &mut Rng::new(99));
-    y.iter()
-        .zip(r)
-        .map(|(a, b)| (*a as f64) * (*b as f64))
-        .sum()
+    y.iter().zip(r).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
 }
 
 fn check(layers: &str, shape: &str, n: usize) {
     let (_, mut net) = network(layers, shape, 3);
     let mut rng = Rng::new(11);
-    let x: Vec<f32> = (0..n * net.input_len())
-        .map(|_| rng.next_f32() * 2.0 - 1.0)
-        .collect();
-    let r: Vec<f32> = (0..n * net.output_len())
-        .map(|_| rng.next_f32() * 2.0 - 1.0)
-        .collect();
+    let x: Vec<f32> = (0..n * net.input_len()).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+    let r: Vec<f32> = (0..n * net.output_len()).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
 
     let mut ws = Workspace::default();
     net.forward(&x, n, &mut ws, true, &mut Rng::new(99));
@@ -63,11 +54,7 @@ fn check(layers: &str, shape: &str, n: usize) {
             let numeric = (lp - lm) / (2.0 * H as f64);
             let a = analytic[ti][j] as f64;
             let tol = 2e-2 * numeric.abs().max(a.abs()).max(1.0);
-            assert!(
-                (numeric - a).abs() <= tol,
-                "{}[{j}]: analytic {a}, numeric {numeric} (layers:\n{layers})",
-                t.name
-            );
+            assert!((numeric - a).abs() <= tol, "{}[{j}]: analytic {a}, numeric {numeric} (layers:\n{layers})", t.name);
             checked += 1;
         }
     }
@@ -77,17 +64,11 @@ fn check(layers: &str, shape: &str, n: usize) {
 
 #[test]
 fn dense_with_each_activation() {
-    for act in [
-        "linear",
-        "sigmoid",
-        "tanh",
-        "gelu",
-        "softmax",
-        "relu",
-        "leaky_relu",
-    ] {
+    for act in ["linear", "sigmoid", "tanh", "gelu", "softmax", "relu", "leaky_relu"] {
         check(
-            &format!("  - {{type: dense, units: 5, activation: {act}}}\n  - {{type: dense, units: 3, activation: tanh}}"),
+            &format!(
+                "  - {{type: dense, units: 5, activation: {act}}}\n  - {{type: dense, units: 3, activation: tanh}}"
+            ),
             "[4]",
             3,
         );
@@ -105,7 +86,11 @@ fn flatten_and_activation_layers() {
 
 #[test]
 fn conv2d_valid_same_and_strided() {
-    check("  - {type: conv2d, filters: 3, kernel: 3, activation: tanh}\n  - {type: flatten}\n  - {type: dense, units: 2}", "[5, 5, 2]", 2);
+    check(
+        "  - {type: conv2d, filters: 3, kernel: 3, activation: tanh}\n  - {type: flatten}\n  - {type: dense, units: 2}",
+        "[5, 5, 2]",
+        2,
+    );
     check("  - {type: conv2d, filters: 2, kernel: [3, 2], stride: 2, padding: same, activation: sigmoid}\n  - {type: conv2d, filters: 2, kernel: 2, padding: same}\n  - {type: flatten}", "[5, 6, 1]", 2);
 }
 
@@ -117,26 +102,22 @@ fn pools() {
 
 #[test]
 fn batch_norm_dense_and_conv() {
-    check("  - {type: dense, units: 4}\n  - {type: batch_norm}\n  - {type: dense, units: 2, activation: tanh}", "[3]", 6);
+    check(
+        "  - {type: dense, units: 4}\n  - {type: batch_norm}\n  - {type: dense, units: 2, activation: tanh}",
+        "[3]",
+        6,
+    );
     check("  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: batch_norm}\n  - {type: flatten}\n  - {type: dense, units: 2}", "[4, 4, 1]", 3);
 }
 
 #[test]
 fn dropout_uses_its_mask_in_backward() {
-    check(
-        "  - {type: dense, units: 6}\n  - {type: dropout, rate: 0.5}\n  - {type: dense, units: 2}",
-        "[3]",
-        4,
-    );
+    check("  - {type: dense, units: 6}\n  - {type: dropout, rate: 0.5}\n  - {type: dense, units: 2}", "[3]", 4);
 }
 
 #[test]
 fn inference_dropout_is_identity_and_batch_norm_uses_moving_statistics() {
-    let (_, net) = network(
-        "  - {type: dropout, rate: 0.5}\n  - {type: batch_norm, epsilon: 0.001}",
-        "[4]",
-        1,
-    );
+    let (_, net) = network("  - {type: dropout, rate: 0.5}\n  - {type: batch_norm, epsilon: 0.001}", "[4]", 1);
     let x = [1.0f32, 2.0, 3.0, 4.0];
     let mut ws = Workspace::default();
     let y = net.forward(&x, 1, &mut ws, false, &mut Rng::new(0));

@@ -14,8 +14,8 @@ pub mod spec;
 mod weights;
 
 pub use manifest::{
-    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, Manifest, TrainingInfo,
-    MANIFEST_FILE, MANIFEST_FORMAT, WEIGHTS_FILE,
+    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, Manifest, TrainingInfo, MANIFEST_FILE,
+    MANIFEST_FORMAT, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

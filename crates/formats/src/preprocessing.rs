@@ -51,10 +51,7 @@ impl Preprocessing {
                 }
             })
             .collect();
-        Preprocessing::Standardize {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            std,
-        }
+        Preprocessing::Standardize { mean: mean.into_iter().map(|m| m as f32).collect(), std }
     }
 
     /// Applies the preprocessing in place to row-major samples of `features` values each.
@@ -89,10 +86,7 @@ mod tests {
         let mean: f32 = col0.iter().sum::<f32>() / 3.0;
         let var: f32 = col0.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 3.0;
         assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{col0:?}");
-        assert!(
-            x.iter().skip(1).step_by(2).all(|v| *v == 0.0),
-            "constant column maps to 0"
-        );
+        assert!(x.iter().skip(1).step_by(2).all(|v| *v == 0.0), "constant column maps to 0");
     }
 
     #[test]

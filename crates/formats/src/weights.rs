@@ -53,21 +53,10 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<NamedTensor>, WeightsError> {
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(WeightsError::WrongDtype {
-                name,
-                dtype: format!("{:?}", view.dtype()),
-            });
+            return Err(WeightsError::WrongDtype { name, dtype: format!("{:?}", view.dtype()) });
         }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        out.push(NamedTensor {
-            name,
-            shape: view.shape().to_vec(),
-            data,
-        });
+        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        out.push(NamedTensor { name, shape: view.shape().to_vec(), data });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -76,9 +65,7 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<NamedTensor>, WeightsError> {
 /// Views f32 values as little-endian bytes (every supported target is little-endian).
 fn bytemuck_f32(values: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding and any byte pattern is a valid u8; the length is scaled by 4.
-    unsafe {
-        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
-    }
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
 }
 
 #[cfg(test)]
@@ -88,16 +75,8 @@ mod tests {
     #[test]
     fn weights_round_trip() {
         let t = vec![
-            NamedTensor {
-                name: "b".into(),
-                shape: vec![2],
-                data: vec![1.5, -2.0],
-            },
-            NamedTensor {
-                name: "a".into(),
-                shape: vec![2, 2],
-                data: vec![0.0, 1.0, 2.0, 3.0],
-            },
+            NamedTensor { name: "b".into(), shape: vec![2], data: vec![1.5, -2.0] },
+            NamedTensor { name: "a".into(), shape: vec![2, 2], data: vec![0.0, 1.0, 2.0, 3.0] },
         ];
         let bytes = write_weights(&t, None).unwrap();
         let back = read_weights(&bytes).unwrap();

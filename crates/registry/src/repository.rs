@@ -56,7 +56,12 @@ impl Repository {
 
     /// Publishes `files` and `manifest` as the next version of `name`. The manifest's `files`
     /// map is filled with the digest of every file.
-    pub fn publish(&self, name: &str, files: &[(&str, &[u8])], mut manifest: Manifest) -> Result<Published, RegistryError> {
+    pub fn publish(
+        &self,
+        name: &str,
+        files: &[(&str, &[u8])],
+        mut manifest: Manifest,
+    ) -> Result<Published, RegistryError> {
         ModelRef::validate_name(name)?;
         let model_dir = self.root.join(name);
         fs::create_dir_all(&model_dir).map_err(RegistryError::io(&model_dir))?;
@@ -145,9 +150,14 @@ impl Repository {
             })?,
             Some(v) if versions.contains(&v) => v,
             Some(_) if versions.is_empty() => {
-                return Err(RegistryError::ModelNotFound { name: r.name.clone(), root: self.root.display().to_string() });
+                return Err(RegistryError::ModelNotFound {
+                    name: r.name.clone(),
+                    root: self.root.display().to_string(),
+                });
             }
-            Some(v) => return Err(RegistryError::VersionNotFound { name: r.name.clone(), version: v, available: versions }),
+            Some(v) => {
+                return Err(RegistryError::VersionNotFound { name: r.name.clone(), version: v, available: versions })
+            }
         };
         let path = self.root.join(&r.name).join(version.to_string());
         let manifest = read_manifest(&path)?;
@@ -159,7 +169,8 @@ impl Repository {
 pub fn read_manifest(dir: &Path) -> Result<Manifest, RegistryError> {
     let path = dir.join(MANIFEST_FILE);
     let text = fs::read(&path).map_err(RegistryError::io(&path))?;
-    serde_json::from_slice(&text).map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() })
+    serde_json::from_slice(&text)
+        .map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() })
 }
 
 fn unique_suffix() -> u128 {

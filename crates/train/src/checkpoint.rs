@@ -82,7 +82,8 @@ impl CheckpointStore {
     /// Reads the checkpoint.
     pub fn load(&self) -> Result<(CheckpointState, Vec<NamedTensor>), TrainError> {
         let text = std::fs::read(self.dir.join(STATE)).map_err(|e| ck_err(&self.dir, "cannot read", e))?;
-        let state: CheckpointState = serde_json::from_slice(&text).map_err(|e| ck_err(&self.dir, "corrupt state", e))?;
+        let state: CheckpointState =
+            serde_json::from_slice(&text).map_err(|e| ck_err(&self.dir, "corrupt state", e))?;
         let bytes = std::fs::read(self.dir.join(TENSORS)).map_err(|e| ck_err(&self.dir, "cannot read", e))?;
         if sha256_hex(&bytes) != state.tensors_sha256 {
             return Err(ck_err(&self.dir, "tensors do not match the state", "sha256 mismatch"));

@@ -6,10 +6,11 @@
 //! continues exactly as the uninterrupted run would have.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, RwLock};
 use std::time::Instant;
 
-use lathe_engine_native::{Network, Rng, Workspace};
-use lathe_formats::spec::{Activation, Monitor, Spec};
+use lathe_engine_native::{Gradients, Network, Rng};
+use lathe_formats::spec::{Activation, EarlyStoppingSpec, Monitor, Spec};
 use lathe_formats::{EpochRecord, Evaluation, NamedTensor, TrainingInfo};
 
 use crate::checkpoint::{CheckpointState, CheckpointStore};
@@ -19,6 +20,7 @@ use crate::loss::Loss;
 use crate::metrics::evaluate;
 use crate::optim::{learning_rate, Optimizer};
 use crate::prepare::Prepared;
+use crate::shard::{add_gradients, helper, Done, Job, Shard};
 
 const STREAM_INIT: u64 = 1;
 const STREAM_SHUFFLE: u64 = 2;
@@ -30,6 +32,9 @@ const PROGRESS_EVERY: usize = 25;
 pub struct FitOptions<'a> {
     /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
+    /// Threads each batch is split over (data parallel; results are reproducible for a
+    /// given seed and thread count).
+    pub threads: usize,
     /// Set to stop at the next batch boundary (Ctrl-C).
     pub stop: Option<&'a AtomicBool>,
     /// Where to write epoch-end checkpoints.
@@ -53,6 +58,8 @@ pub struct PhaseTimes {
     pub backward: f64,
     /// Optimizer updates.
     pub optimizer: f64,
+    /// Waiting for helper threads and summing their gradients.
+    pub wait: f64,
     /// Validation passes and checkpoints at epoch ends.
     pub epoch_end: f64,
 }
@@ -71,6 +78,20 @@ pub struct FitResult {
     pub test: Evaluation,
 }
 
+/// Steps below this many FLOPs are too small to split across threads: the hand-off would
+/// cost more than the arithmetic saved.
+const PARALLEL_MIN_FLOPS_PER_STEP: f64 = 1e8;
+
+/// Threads worth using for `spec` on this machine: all cores (up to 8) for steps large
+/// enough to split, one otherwise.
+pub fn auto_threads(spec: &Spec) -> usize {
+    let step = spec.train_flops_per_sample() * spec.fit.batch_size as f64;
+    if step < PARALLEL_MIN_FLOPS_PER_STEP {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
 struct Best {
     value: Option<f64>,
     epoch: usize,
@@ -84,7 +105,6 @@ pub fn fit(spec: &Spec, data: &Prepared, opts: FitOptions) -> Result<FitResult, 
     let mut net = Network::from_spec(spec, &mut Rng::derived(seed, STREAM_INIT, 0))?;
     let mut optimizer = Optimizer::new(&spec.compile.optimizer, &net);
     let loss = Loss::new(spec.compile.loss, net.final_activation().unwrap_or(Activation::Linear));
-    let (len, width) = (net.input_len(), net.output_len());
     let n = data.train.len();
     let bs = spec.fit.batch_size.min(n);
     let epochs = spec.fit.epochs;
@@ -109,13 +129,21 @@ pub fn fit(spec: &Spec, data: &Prepared, opts: FitOptions) -> Result<FitResult, 
             net.load_tensors(&net_t)?;
             let get = |name: &str| rest.iter().find(|t| t.name == format!("opt.{name}")).map(|t| t.data.clone());
             if !optimizer.restore(state.optimizer_step, get) {
-                return Err(TrainError::Checkpoint(format!("{}: optimizer state does not fit the model", store.dir().display())));
+                return Err(TrainError::Checkpoint(format!(
+                    "{}: optimizer state does not fit the model",
+                    store.dir().display()
+                )));
             }
             let best_w: Vec<NamedTensor> = rest
                 .iter()
                 .filter_map(|t| t.name.strip_prefix("best.").map(|n| NamedTensor { name: n.to_string(), ..t.clone() }))
                 .collect();
-            best = Best { value: state.best_value, epoch: state.best_epoch, wait: state.wait, weights: (!best_w.is_empty()).then_some(best_w) };
+            best = Best {
+                value: state.best_value,
+                epoch: state.best_epoch,
+                wait: state.wait,
+                weights: (!best_w.is_empty()).then_some(best_w),
+            };
             start_epoch = state.epochs_done;
             history = state.history;
             prior_seconds = state.fit_seconds;
@@ -125,124 +153,121 @@ pub fn fit(spec: &Spec, data: &Prepared, opts: FitOptions) -> Result<FitResult, 
     }
 
     let early = spec.fit.early_stopping.as_ref();
-    let mut ws = Workspace::default();
-    let mut grads = net.zero_gradients();
-    let mut xb = vec![0f32; bs * len];
-    let mut yb = vec![0u32; bs];
-    let mut gbuf = vec![0f32; bs * width];
-    let mut order: Vec<usize> = (0..n).collect();
+    let threads = opts.threads.clamp(1, bs);
     let started = Instant::now();
     let mut stopped_early = false;
     let mut epochs_run = start_epoch;
     let mut phases = PhaseTimes::default();
-    let mut lap = Instant::now();
-    let mut tick = |slot: &mut f64| {
-        let now = Instant::now();
-        *slot += (now - lap).as_secs_f64();
-        lap = now;
-    };
+    let net = RwLock::new(net);
+    let read = || net.read().expect("network lock");
 
-    for epoch in start_epoch..epochs {
-        let epoch_start = Instant::now();
-        (opts.on_event)(&Event::EpochStart { epoch: epoch + 1, epochs, samples: n });
-        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
-        if spec.fit.shuffle {
-            Rng::derived(seed, STREAM_SHUFFLE, epoch as u64).shuffle(&mut order);
-        }
-        let mut dropout_rng = Rng::derived(seed, STREAM_DROPOUT, epoch as u64);
-        let epoch_lr = learning_rate(spec.compile.optimizer.lr(), spec.fit.lr_schedule.as_ref(), epoch, optimizer.step, total_steps);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        for (b, chunk) in order.chunks(bs).enumerate() {
-            if opts.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                return Err(TrainError::Interrupted);
+    std::thread::scope(|scope| -> Result<(), TrainError> {
+        let mut helpers: Vec<Helper> = (1..threads)
+            .map(|_| {
+                let (jobs, job_rx) = mpsc::channel();
+                let (done_tx, done) = mpsc::channel();
+                let (net, train, loss) = (&net, &data.train, &loss);
+                scope.spawn(move || helper(net, train, loss, job_rx, done_tx));
+                Helper { jobs, done, grads: Some(read().zero_gradients()) }
+            })
+            .collect();
+        let mut main = Shard::new(&read(), Rng::new(0));
+        let mut order: Vec<usize> = (0..n).collect();
+        for epoch in start_epoch..epochs {
+            let epoch_start = Instant::now();
+            (opts.on_event)(&Event::EpochStart { epoch: epoch + 1, epochs, samples: n });
+            order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+            if spec.fit.shuffle {
+                Rng::derived(seed, STREAM_SHUFFLE, epoch as u64).shuffle(&mut order);
             }
-            let m = chunk.len();
-            tick(&mut phases.epoch_end);
-            for (j, &i) in chunk.iter().enumerate() {
-                xb[j * len..(j + 1) * len].copy_from_slice(&data.train.x[i * len..(i + 1) * len]);
-                yb[j] = data.train.y[i];
+            main.rng = Rng::derived(seed, STREAM_DROPOUT, epoch as u64);
+            for (t, h) in helpers.iter().enumerate() {
+                let rng = Rng::derived(seed, STREAM_DROPOUT + 16 * (t as u64 + 1), epoch as u64);
+                h.jobs.send((Job::Reseed(rng), None)).map_err(|_| helper_failed())?;
             }
-            let lr = learning_rate(spec.compile.optimizer.lr(), spec.fit.lr_schedule.as_ref(), epoch, optimizer.step, total_steps);
-            tick(&mut phases.gather);
-            let out = net.forward(&xb[..m * len], m, &mut ws, true, &mut dropout_rng);
-            tick(&mut phases.forward);
-            let batch = loss.evaluate(out, &yb[..m], width, Some(&mut gbuf[..m * width]));
-            net.output_grad(&mut ws).copy_from_slice(&gbuf[..m * width]);
-            tick(&mut phases.loss);
-            net.backward(&xb[..m * len], &mut ws, &mut grads, loss.fused());
-            net.commit_statistics(&ws);
-            tick(&mut phases.backward);
-            optimizer.apply(&mut net, &grads, lr as f32);
-            tick(&mut phases.optimizer);
-            loss_sum += batch.sum;
-            correct += batch.correct;
-            seen += m;
-            if (b + 1) % PROGRESS_EVERY == 0 || seen == n {
-                (opts.on_event)(&Event::Progress {
-                    epoch: epoch + 1,
-                    seen,
-                    samples: n,
-                    loss: loss_sum / seen as f64,
-                    accuracy: correct as f64 / seen as f64,
-                });
-            }
-        }
-        let (val_loss, val_accuracy) = if data.validation.is_empty() {
-            (None, None)
-        } else {
-            let e = evaluate(&net, &data.validation.x, &data.validation.y, &loss, &data.class_names);
-            (Some(e.loss), Some(e.accuracy))
-        };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            loss: loss_sum / n as f64,
-            accuracy: correct as f64 / n as f64,
-            val_loss,
-            val_accuracy,
-            lr: epoch_lr,
-            seconds: epoch_start.elapsed().as_secs_f64(),
-        };
-        (opts.on_event)(&Event::EpochEnd(record.clone()));
-        history.push(record.clone());
-        epochs_run = epoch + 1;
-
-        if let Some(es) = early {
-            let value = match es.monitor {
-                Monitor::Loss => Some(record.loss),
-                Monitor::Accuracy => Some(record.accuracy),
-                Monitor::ValLoss => record.val_loss,
-                Monitor::ValAccuracy => record.val_accuracy,
-            }
-            .unwrap_or(f64::NAN);
-            let improved = match best.value {
-                None => true,
-                Some(b) if es.monitor.higher_is_better() => value > b + es.min_delta,
-                Some(b) => value < b - es.min_delta,
-            };
-            if improved {
-                best.value = Some(value);
-                best.epoch = epoch + 1;
-                best.wait = 0;
-                if es.restore_best {
-                    best.weights = Some(net.tensors());
+            let base_lr = spec.compile.optimizer.lr();
+            let schedule = spec.fit.lr_schedule.as_ref();
+            let epoch_lr = learning_rate(base_lr, schedule, epoch, optimizer.step, total_steps);
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+            for (b, chunk) in order.chunks(bs).enumerate() {
+                if opts.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(TrainError::Interrupted);
                 }
-            } else {
-                best.wait += 1;
+                let m = chunk.len();
+                let parts: Vec<&[usize]> = chunk.chunks(m.div_ceil(threads)).collect();
+                for (h, part) in helpers.iter_mut().zip(&parts[1..]) {
+                    let job = Job::Step { indices: part.to_vec(), total: m };
+                    h.jobs.send((job, h.grads.take())).map_err(|_| helper_failed())?;
+                }
+                let mut batch = main.compute(&read(), &data.train, parts[0], m, &loss, Some(&mut phases));
+                let wait = Instant::now();
+                for h in helpers.iter_mut().take(parts.len() - 1) {
+                    let done = h.done.recv().map_err(|_| helper_failed())?;
+                    add_gradients(&mut main.grads, &done.grads);
+                    batch.sum += done.loss.sum;
+                    batch.correct += done.loss.correct;
+                    h.grads = Some(done.grads);
+                }
+                phases.wait += wait.elapsed().as_secs_f64();
+                let update = Instant::now();
+                {
+                    let mut net = net.write().expect("network lock");
+                    net.commit_statistics(main.workspace());
+                    let lr = learning_rate(base_lr, schedule, epoch, optimizer.step, total_steps);
+                    optimizer.apply(&mut net, &main.grads, lr as f32);
+                }
+                phases.optimizer += update.elapsed().as_secs_f64();
+                loss_sum += batch.sum;
+                correct += batch.correct;
+                seen += m;
+                if (b + 1) % PROGRESS_EVERY == 0 || seen == n {
+                    (opts.on_event)(&Event::Progress {
+                        epoch: epoch + 1,
+                        seen,
+                        samples: n,
+                        loss: loss_sum / seen as f64,
+                        accuracy: correct as f64 / seen as f64,
+                    });
+                }
             }
-        }
-        if let Some(store) = opts.checkpoints {
-            save_checkpoint(store, &net, &optimizer, &best, &history, &spec_json, data, seed, prior_seconds + started.elapsed().as_secs_f64())?;
-        }
-        if early.is_some_and(|es| best.wait >= es.patience.max(1)) {
-            stopped_early = epoch + 1 < epochs;
-            if stopped_early {
+            let end_start = Instant::now();
+            let net = read();
+            let (val_loss, val_accuracy) = if data.validation.is_empty() {
+                (None, None)
+            } else {
+                let e = evaluate(&net, &data.validation.x, &data.validation.y, &loss, &data.class_names);
+                (Some(e.loss), Some(e.accuracy))
+            };
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                loss: loss_sum / n as f64,
+                accuracy: correct as f64 / n as f64,
+                val_loss,
+                val_accuracy,
+                lr: epoch_lr,
+                seconds: epoch_start.elapsed().as_secs_f64(),
+            };
+            (opts.on_event)(&Event::EpochEnd(record.clone()));
+            history.push(record.clone());
+            epochs_run = epoch + 1;
+            if let Some(es) = early {
+                best.observe(es, &record, &net);
+            }
+            if let Some(store) = opts.checkpoints {
+                let fit_seconds = prior_seconds + started.elapsed().as_secs_f64();
+                save_checkpoint(store, &net, &optimizer, &best, &history, &spec_json, data, seed, fit_seconds)?;
+            }
+            phases.epoch_end += end_start.elapsed().as_secs_f64();
+            if early.is_some_and(|es| best.wait >= es.patience.max(1)) && epoch + 1 < epochs {
+                stopped_early = true;
                 (opts.on_event)(&Event::EarlyStop { epoch: epoch + 1, best_epoch: best.epoch });
                 break;
             }
         }
-    }
-    tick(&mut phases.epoch_end);
+        Ok(())
+    })?;
     let fit_seconds = prior_seconds + started.elapsed().as_secs_f64();
+    let mut net = net.into_inner().expect("network lock");
     let mut best_epoch = epochs_run;
     if let Some(w) = best.weights.take() {
         net.load_tensors(&w)?;
@@ -256,6 +281,45 @@ pub fn fit(spec: &Spec, data: &Prepared, opts: FitOptions) -> Result<FitResult, 
         info: TrainingInfo { epochs_run, stopped_early, best_epoch, fit_seconds, resumed },
         test,
     })
+}
+
+/// The main thread's end of a helper thread.
+struct Helper {
+    jobs: mpsc::Sender<(Job, Option<Gradients>)>,
+    done: mpsc::Receiver<Done>,
+    grads: Option<Gradients>,
+}
+
+fn helper_failed() -> TrainError {
+    TrainError::Data("a training thread stopped unexpectedly".into())
+}
+
+impl Best {
+    /// Records an epoch's monitored value; keeps the weights when it improved.
+    fn observe(&mut self, es: &EarlyStoppingSpec, record: &EpochRecord, net: &Network) {
+        let value = match es.monitor {
+            Monitor::Loss => Some(record.loss),
+            Monitor::Accuracy => Some(record.accuracy),
+            Monitor::ValLoss => record.val_loss,
+            Monitor::ValAccuracy => record.val_accuracy,
+        }
+        .unwrap_or(f64::NAN);
+        let improved = match self.value {
+            None => true,
+            Some(b) if es.monitor.higher_is_better() => value > b + es.min_delta,
+            Some(b) => value < b - es.min_delta,
+        };
+        if improved {
+            self.value = Some(value);
+            self.epoch = record.epoch;
+            self.wait = 0;
+            if es.restore_best {
+                self.weights = Some(net.tensors());
+            }
+        } else {
+            self.wait += 1;
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,12 +14,13 @@ mod loss;
 pub mod metrics;
 mod optim;
 mod prepare;
+mod shard;
 mod version;
 
 pub use checkpoint::{CheckpointState, CheckpointStore};
 pub use error::TrainError;
 pub use events::Event;
-pub use fit::{fit, FitOptions, FitResult, PhaseTimes};
+pub use fit::{auto_threads, fit, FitOptions, FitResult, PhaseTimes};
 pub use loss::{class_probabilities, predicted_class, Loss};
 pub use optim::{learning_rate, Optimizer};
 pub use prepare::{prepare, Prepared, Split};

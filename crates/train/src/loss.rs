@@ -45,10 +45,22 @@ impl Loss {
     /// Loss and accuracy of `n` outputs of `width` values against `labels`; writes the
     /// gradient of the batch-mean loss into `grad` when given. Outputs that do not end in
     /// softmax (for cross-entropy) or sigmoid (for binary cross-entropy) are taken as logits.
-    pub fn evaluate(&self, out: &[f32], labels: &[u32], width: usize, mut grad: Option<&mut [f32]>) -> BatchLoss {
-        let n = labels.len();
+    pub fn evaluate(&self, out: &[f32], labels: &[u32], width: usize, grad: Option<&mut [f32]>) -> BatchLoss {
+        self.evaluate_scaled(out, labels, width, grad, labels.len())
+    }
+
+    /// Like [`Loss::evaluate`], for a shard of a batch of `batch` samples: the gradient is that
+    /// of the mean over the whole batch.
+    pub fn evaluate_scaled(
+        &self,
+        out: &[f32],
+        labels: &[u32],
+        width: usize,
+        mut grad: Option<&mut [f32]>,
+        batch: usize,
+    ) -> BatchLoss {
         let mut total = BatchLoss::default();
-        let inv_n = 1.0 / n as f32;
+        let inv_n = 1.0 / batch.max(1) as f32;
         let mut probs = vec![0f32; width];
         for (i, (row, &label)) in out.chunks_exact(width).zip(labels).enumerate() {
             let label = label as usize;

@@ -9,7 +9,12 @@ use crate::loss::{predicted_class, Loss};
 const EVAL_CHUNK: usize = 500;
 
 /// Builds an evaluation from true and predicted class indices and the summed loss.
-pub fn evaluation_from_predictions(truth: &[u32], predicted: &[u32], class_names: &[String], loss_sum: f64) -> Evaluation {
+pub fn evaluation_from_predictions(
+    truth: &[u32],
+    predicted: &[u32],
+    class_names: &[String],
+    loss_sum: f64,
+) -> Evaluation {
     let k = class_names.len();
     let mut confusion = vec![vec![0u64; k]; k];
     for (&t, &p) in truth.iter().zip(predicted) {

@@ -72,7 +72,10 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
     let n = train_raw.len();
     let n_val = ((n as f64) * spec.fit.validation_split).round() as usize;
     if n - n_val == 0 {
-        return Err(data_err(format!("no training samples left: {n} samples, validation_split {}", spec.fit.validation_split)));
+        return Err(data_err(format!(
+            "no training samples left: {n} samples, validation_split {}",
+            spec.fit.validation_split
+        )));
     }
     let (fit_part, val_part) = split_tail(train_raw, n_val, features);
     let preprocessing = match spec.input.preprocessing {
@@ -110,7 +113,9 @@ fn check_output(spec: &Spec, classes: &[String]) -> Result<(), TrainError> {
     let k = classes.len();
     let binary_unit = units == 1 && k == 2 && spec.compile.loss == LossKind::BinaryCrossentropy;
     if k < 2 {
-        return Err(data_err(format!("the training data has {k} class(es) {classes:?}; classification needs at least 2")));
+        return Err(data_err(format!(
+            "the training data has {k} class(es) {classes:?}; classification needs at least 2"
+        )));
     }
     if units != k && !binary_unit {
         return Err(SpecError {

@@ -27,9 +27,7 @@ impl ModelRef {
         let ok = !name.is_empty()
             && name.len() <= 128
             && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if ok {
             Ok(())
         } else {
@@ -54,10 +52,7 @@ impl FromStr for ModelRef {
             None => (s, None),
         };
         Self::validate_name(name)?;
-        Ok(ModelRef {
-            name: name.to_string(),
-            version,
-        })
+        Ok(ModelRef { name: name.to_string(), version })
     }
 }
 

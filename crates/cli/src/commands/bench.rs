@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use lathe_formats::spec::{infer_shapes, LayerSpec};
 use lathe_formats::Spec;
 use lathe_train::data::{Dataset, LoadOptions};
-use lathe_train::{fit, prepare, FitOptions, PhaseTimes};
+use lathe_train::{auto_threads, fit, prepare, FitOptions, PhaseTimes};
 use serde_json::json;
 
 use crate::Cli;
@@ -35,6 +34,9 @@ pub struct BenchTrainArgs {
     /// Number of timed fits; the median is reported.
     #[arg(long, env = "LATHE_BENCH_RUNS", default_value_t = 3)]
     pub runs: usize,
+    /// Threads to split each batch over (0: automatic, as in `train`).
+    #[arg(long, env = "LATHE_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Target fit wall time in seconds to compare against.
     #[arg(long, env = "LATHE_BENCH_TARGET", default_value_t = 6.0)]
     pub target_seconds: f64,
@@ -47,11 +49,22 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
     let data = prepare(&spec, Dataset::load(&args.data, &LoadOptions::default())?, 0.2, spec.fit.seed)?;
     let load_seconds = load.elapsed().as_secs_f64();
     let samples = data.train.len() * spec.fit.epochs;
-    let flops = train_flops_per_sample(&spec) * samples as f64;
+    let flops = spec.train_flops_per_sample() * samples as f64;
     let mut runs = Vec::new();
     for i in 0..args.runs.max(1) {
         let mut ignore = |_: &lathe_train::Event| {};
-        let r = fit(&spec, &data, FitOptions { seed: spec.fit.seed, stop: None, checkpoints: None, resume: false, on_event: &mut ignore })?;
+        let r = fit(
+            &spec,
+            &data,
+            FitOptions {
+                seed: spec.fit.seed,
+                threads: if args.threads == 0 { auto_threads(&spec) } else { args.threads },
+                stop: None,
+                checkpoints: None,
+                resume: false,
+                on_event: &mut ignore,
+            },
+        )?;
         if !cli.json {
             eprintln!("run {}: fit {:.3}s, test accuracy {:.4}", i + 1, r.info.fit_seconds, r.test.accuracy);
         }
@@ -77,12 +90,27 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
         return Ok(());
     }
     println!("spec            {}", args.spec.display());
-    println!("fits            {} (median {:.3}s, min {:.3}s, max {:.3}s)", runs.len(), median, runs[0].0, runs[runs.len() - 1].0);
+    println!(
+        "fits            {} (median {:.3}s, min {:.3}s, max {:.3}s)",
+        runs.len(),
+        median,
+        runs[0].0,
+        runs[runs.len() - 1].0
+    );
     println!("data loading    {load_seconds:.2}s (excluded)");
-    println!("throughput      {:.0} samples/s over {} epochs x {} samples", samples as f64 / median, spec.fit.epochs, data.train.len());
+    println!(
+        "throughput      {:.0} samples/s over {} epochs x {} samples",
+        samples as f64 / median,
+        spec.fit.epochs,
+        data.train.len()
+    );
     println!("arithmetic      {:.1} GFLOP in GEMMs, {:.1} GFLOP/s", flops / 1e9, flops / 1e9 / median);
     println!("test accuracy   {accuracy:.4}");
-    println!("target          {:.1}s  -> median is {:.2}x the target", args.target_seconds, median / args.target_seconds);
+    println!(
+        "target          {:.1}s  -> median is {:.2}x the target",
+        args.target_seconds,
+        median / args.target_seconds
+    );
     print_phases(&phases, median);
     Ok(())
 }
@@ -95,35 +123,9 @@ fn print_phases(p: &PhaseTimes, total: f64) {
         ("optimizer", p.optimizer),
         ("loss", p.loss),
         ("batch gather", p.gather),
+        ("thread wait", p.wait),
         ("epoch end", p.epoch_end),
     ] {
         println!("  {name:<13} {s:>7.3}s  {:>5.1}%", 100.0 * s / total.max(1e-9));
     }
-}
-
-/// Multiply-add FLOPs of one training step per sample: forward, weight gradient, and input
-/// gradient for every GEMM layer but the first.
-fn train_flops_per_sample(spec: &Spec) -> f64 {
-    let shapes = infer_shapes(&spec.input.shape, &spec.layers).expect("validated spec");
-    let mut input: Vec<usize> = spec.input.shape.clone();
-    let mut total = 0.0;
-    let mut first = true;
-    for (layer, out) in spec.layers.iter().zip(&shapes) {
-        let in_len: usize = input.iter().product();
-        let gemm = match layer {
-            LayerSpec::Dense { units, .. } => Some(2.0 * in_len as f64 * *units as f64),
-            LayerSpec::Conv2d { filters, kernel, .. } => {
-                let channels = if input.len() == 3 { input[2] } else { 1 };
-                let positions = (out[0] * out[1]) as f64;
-                Some(2.0 * positions * (kernel[0] * kernel[1] * channels) as f64 * *filters as f64)
-            }
-            _ => None,
-        };
-        if let Some(f) = gemm {
-            total += f * if first { 2.0 } else { 3.0 };
-            first = false;
-        }
-        input = out.clone();
-    }
-    total
 }

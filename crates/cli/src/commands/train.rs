@@ -10,7 +10,7 @@ use clap::Args;
 use lathe_formats::{Spec, WEIGHTS_FILE};
 use lathe_registry::Repository;
 use lathe_train::data::{Dataset, LoadOptions};
-use lathe_train::{fit, prepare, version_files, CheckpointStore, DataSource, FitOptions, FitResult};
+use lathe_train::{auto_threads, fit, prepare, version_files, CheckpointStore, DataSource, FitOptions, FitResult};
 use lathe_types::ModelRef;
 use serde_json::json;
 
@@ -48,6 +48,10 @@ pub struct CommonTrainArgs {
     /// CSV column holding the class label (default: `label`, else the last column).
     #[arg(long, env = "LATHE_LABEL_COLUMN")]
     pub label_column: Option<String>,
+    /// Threads to split each batch over (0: all cores for large models, one for small ones).
+    /// Results are reproducible for a given seed and thread count.
+    #[arg(long, env = "LATHE_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Fraction of a CSV held out as the test split (IDX folders bring their own t10k files).
     #[arg(long, env = "LATHE_TEST_FRACTION", default_value_t = 0.2)]
     pub test_fraction: f64,
@@ -76,7 +80,13 @@ pub fn stop_flag() -> Arc<AtomicBool> {
 }
 
 /// Loads data, trains, publishes, prints; shared by `train` and `quickstart`.
-pub fn train_and_publish(cli: &Cli, mut spec: Spec, data_path: &Path, name: &str, common: &CommonTrainArgs) -> Result<()> {
+pub fn train_and_publish(
+    cli: &Cli,
+    mut spec: Spec,
+    data_path: &Path,
+    name: &str,
+    common: &CommonTrainArgs,
+) -> Result<()> {
     ModelRef::validate_name(name)?;
     if !(0.0..1.0).contains(&common.test_fraction) {
         anyhow::bail!("--test-fraction: expected a number in [0, 1), got {}", common.test_fraction);
@@ -106,7 +116,14 @@ pub fn train_and_publish(cli: &Cli, mut spec: Spec, data_path: &Path, name: &str
     let result: FitResult = fit(
         &spec,
         &prepared,
-        FitOptions { seed: spec.fit.seed, stop: Some(&stop), checkpoints: Some(&store), resume: common.resume, on_event: &mut on_event },
+        FitOptions {
+            seed: spec.fit.seed,
+            threads: if common.threads == 0 { auto_threads(&spec) } else { common.threads },
+            stop: Some(&stop),
+            checkpoints: Some(&store),
+            resume: common.resume,
+            on_event: &mut on_event,
+        },
     )?;
     let source = DataSource { source: &data_path.display().to_string(), format, feature_names: &feature_names };
     let (weights, manifest) = version_files(name, &spec, &prepared, &source, &result)?;

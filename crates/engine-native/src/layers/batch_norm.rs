@@ -19,13 +19,7 @@ impl BatchNorm {
     /// Batch norm over samples of `len` values whose last axis has `channels` values.
     pub fn new(len: usize, channels: usize, momentum: f32, epsilon: f32) -> BatchNorm {
         let c = channels;
-        let fixed = |name, v: f32| Param {
-            name,
-            shape: vec![c],
-            value: vec![v; c],
-            trainable: false,
-            decays: false,
-        };
+        let fixed = |name, v: f32| Param { name, shape: vec![c], value: vec![v; c], trainable: false, decays: false };
         BatchNorm {
             len,
             channels,
@@ -51,9 +45,7 @@ impl Layer for BatchNorm {
         let (gamma, beta) = (&self.params[0].value, &self.params[1].value);
         if !ctx.training {
             let (mm, mv) = (&self.params[2].value, &self.params[3].value);
-            let scale: Vec<f32> = (0..c)
-                .map(|j| gamma[j] / (mv[j] + self.epsilon).sqrt())
-                .collect();
+            let scale: Vec<f32> = (0..c).map(|j| gamma[j] / (mv[j] + self.epsilon).sqrt()).collect();
             for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
                 for j in 0..c {
                     yr[j] = (xr[j] - mm[j]) * scale[j] + beta[j];
@@ -75,16 +67,9 @@ impl Layer for BatchNorm {
             }
         }
         var.iter_mut().for_each(|v| *v /= rows);
-        let inv_std: Vec<f32> = var
-            .iter()
-            .map(|v| 1.0 / (v + self.epsilon).sqrt())
-            .collect();
+        let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + self.epsilon).sqrt()).collect();
         let xhat = s.buf(XHAT, x.len());
-        for ((yr, xr), hr) in y
-            .chunks_exact_mut(c)
-            .zip(x.chunks_exact(c))
-            .zip(xhat.chunks_exact_mut(c))
-        {
+        for ((yr, xr), hr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(xhat.chunks_exact_mut(c)) {
             for j in 0..c {
                 hr[j] = (xr[j] - mean[j]) * inv_std[j];
                 yr[j] = hr[j] * gamma[j] + beta[j];
@@ -115,14 +100,9 @@ impl Layer for BatchNorm {
         grads[3].fill(0.0);
         if let Some(dx) = b.dx {
             let m = (b.dy.len() / c) as f32;
-            for ((xr, dr), hr) in dx
-                .chunks_exact_mut(c)
-                .zip(b.dy.chunks_exact(c))
-                .zip(xhat.chunks_exact(c))
-            {
+            for ((xr, dr), hr) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)).zip(xhat.chunks_exact(c)) {
                 for j in 0..c {
-                    xr[j] = gamma[j] * inv_std[j] / m
-                        * (m * dr[j] - sum_dy[j] - hr[j] * sum_dy_xhat[j]);
+                    xr[j] = gamma[j] * inv_std[j] / m * (m * dr[j] - sum_dy[j] - hr[j] * sum_dy_xhat[j]);
                 }
             }
         }

@@ -58,19 +58,28 @@ impl Conv2d {
     fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
         let g = &self.g;
         let patch = self.patch();
+        let span = g.kw * g.c;
         for b in 0..n {
             let xs = &x[b * g.in_len()..(b + 1) * g.in_len()];
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let row = &mut cols[((b * g.oh + oy) * g.ow + ox) * patch..][..patch];
                     for ky in 0..g.kh {
+                        let dst = &mut row[ky * span..(ky + 1) * span];
+                        // Fast path: the whole kernel row lies inside the input, so it is one
+                        // contiguous run of kw·c values (copied by hand: runs are short).
+                        if let (Some((iy, ix)), Some(_)) = (g.source(oy, ox, ky, 0), g.source(oy, ox, ky, g.kw - 1)) {
+                            let src = &xs[(iy * g.w + ix) * g.c..][..span];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+                            continue;
+                        }
                         for kx in 0..g.kw {
-                            let dst = &mut row[(ky * g.kw + kx) * g.c..][..g.c];
+                            let d = &mut dst[kx * g.c..(kx + 1) * g.c];
                             match g.source(oy, ox, ky, kx) {
                                 Some((iy, ix)) => {
-                                    dst.copy_from_slice(&xs[(iy * g.w + ix) * g.c..][..g.c])
+                                    d.iter_mut().zip(&xs[(iy * g.w + ix) * g.c..]).for_each(|(d, s)| *d = *s)
                                 }
-                                None => dst.fill(0.0),
+                                None => d.fill(0.0),
                             }
                         }
                     }
@@ -114,61 +123,20 @@ impl Layer for Conv2d {
         let cols = s.buf(COLS, rows * patch);
         self.im2col(x, n, cols);
         broadcast_rows(y, &self.params[1].value);
-        sgemm(
-            rows,
-            patch,
-            self.filters,
-            1.0,
-            &s.bufs[COLS],
-            Op::N,
-            &self.params[0].value,
-            Op::N,
-            1.0,
-            y,
-        );
+        sgemm(rows, patch, self.filters, 1.0, &s.bufs[COLS], Op::N, &self.params[0].value, Op::N, 1.0, y);
         fused_forward(self.act, y, self.filters, s, PRE, ctx.training);
     }
 
     fn backward(&self, b: Backward, grads: &mut [Vec<f32>], s: &mut Scratch) {
         let rows = b.n * self.g.positions();
         let patch = self.patch();
-        fused_backward(
-            self.act,
-            b.y,
-            b.dy,
-            self.filters,
-            s,
-            PRE,
-            b.dy_is_pre_activation,
-        );
-        sgemm(
-            patch,
-            rows,
-            self.filters,
-            1.0,
-            &s.bufs[COLS],
-            Op::T,
-            b.dy,
-            Op::N,
-            0.0,
-            &mut grads[0],
-        );
+        fused_backward(self.act, b.y, b.dy, self.filters, s, PRE, b.dy_is_pre_activation);
+        sgemm(patch, rows, self.filters, 1.0, &s.bufs[COLS], Op::T, b.dy, Op::N, 0.0, &mut grads[0]);
         sum_rows(b.dy, &mut grads[1]);
         if let Some(dx) = b.dx {
             s.buf(DCOLS, rows * patch);
             let dcols = &mut s.bufs[DCOLS];
-            sgemm(
-                rows,
-                self.filters,
-                patch,
-                1.0,
-                b.dy,
-                Op::N,
-                &self.params[0].value,
-                Op::T,
-                0.0,
-                dcols,
-            );
+            sgemm(rows, self.filters, patch, 1.0, b.dy, Op::N, &self.params[0].value, Op::T, 0.0, dcols);
             self.col2im(&s.bufs[DCOLS], b.n, dx);
         }
     }

@@ -21,12 +21,7 @@ impl Dense {
             units,
             act,
             params: [
-                Param::trainable(
-                    "kernel",
-                    vec![inputs, units],
-                    glorot(inputs * units, inputs, units, rng),
-                    true,
-                ),
+                Param::trainable("kernel", vec![inputs, units], glorot(inputs * units, inputs, units, rng), true),
                 Param::trainable("bias", vec![units], vec![0.0; units], false),
             ],
         }
@@ -40,18 +35,7 @@ impl Layer for Dense {
 
     fn forward(&self, x: &[f32], n: usize, y: &mut [f32], s: &mut Scratch, ctx: &mut Ctx) {
         broadcast_rows(y, &self.params[1].value);
-        sgemm(
-            n,
-            self.inputs,
-            self.units,
-            1.0,
-            x,
-            Op::N,
-            &self.params[0].value,
-            Op::N,
-            1.0,
-            y,
-        );
+        sgemm(n, self.inputs, self.units, 1.0, x, Op::N, &self.params[0].value, Op::N, 1.0, y);
         fused_forward(self.act, y, self.units, s, 0, ctx.training);
     }
 
@@ -61,18 +45,7 @@ impl Layer for Dense {
         sgemm(i, n, o, 1.0, b.x, Op::T, b.dy, Op::N, 0.0, &mut grads[0]);
         sum_rows(b.dy, &mut grads[1]);
         if let Some(dx) = b.dx {
-            sgemm(
-                n,
-                o,
-                i,
-                1.0,
-                b.dy,
-                Op::N,
-                &self.params[0].value,
-                Op::T,
-                0.0,
-                dx,
-            );
+            sgemm(n, o, i, 1.0, b.dy, Op::N, &self.params[0].value, Op::T, 0.0, dx);
         }
     }
 

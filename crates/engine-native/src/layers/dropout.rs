@@ -27,11 +27,7 @@ impl Layer for Dropout {
         let keep = 1.0 / (1.0 - self.rate);
         let mask = s.buf(0, x.len());
         for ((m, yv), xv) in mask.iter_mut().zip(y.iter_mut()).zip(x) {
-            *m = if ctx.rng.next_f32() < self.rate {
-                0.0
-            } else {
-                keep
-            };
+            *m = if ctx.rng.next_f32() < self.rate { 0.0 } else { keep };
             *yv = xv * *m;
         }
     }

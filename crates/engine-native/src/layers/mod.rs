@@ -71,7 +71,5 @@ pub(crate) fn sum_rows(dy: &[f32], out: &mut [f32]) {
 /// Glorot-uniform initial values.
 pub(crate) fn glorot(len: usize, fan_in: usize, fan_out: usize, rng: &mut crate::Rng) -> Vec<f32> {
     let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
-    (0..len)
-        .map(|_| (rng.next_f32() * 2.0 - 1.0) * limit)
-        .collect()
+    (0..len).map(|_| (rng.next_f32() * 2.0 - 1.0) * limit).collect()
 }

@@ -20,30 +20,19 @@ pub struct Pool2d {
 
 impl Pool2d {
     /// A pool over `[h, w, c]` samples.
-    pub fn new(
-        kind: PoolKind,
-        input: [usize; 3],
-        pool: [usize; 2],
-        stride: [usize; 2],
-        padding: Padding,
-    ) -> Pool2d {
-        Pool2d {
-            g: Window::new(input, pool, stride, padding),
-            kind,
-        }
+    pub fn new(kind: PoolKind, input: [usize; 3], pool: [usize; 2], stride: [usize; 2], padding: Padding) -> Pool2d {
+        Pool2d { g: Window::new(input, pool, stride, padding), kind }
     }
 
-    /// Calls `f(out_offset, in_offsets_in_window)` for every output position of sample `b`.
-    fn each_window(&self, b: usize, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    /// Offsets (into the batch) of the input pixels inside the window of output `(b, oy, ox)`.
+    fn window_inputs(&self, b: usize, oy: usize, ox: usize, out: &mut Vec<usize>) {
         let g = &self.g;
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let out = ((b * g.oh + oy) * g.ow + ox) * g.c;
-                let mut it = (0..g.kh)
-                    .flat_map(move |ky| (0..g.kw).map(move |kx| (ky, kx)))
-                    .filter_map(move |(ky, kx)| g.source(oy, ox, ky, kx))
-                    .map(move |(iy, ix)| (b * g.h * g.w + iy * g.w + ix) * g.c);
-                f(out, &mut it);
+        out.clear();
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                    out.push(((b * g.h + iy) * g.w + ix) * g.c);
+                }
             }
         }
     }
@@ -55,43 +44,46 @@ impl Layer for Pool2d {
     }
 
     fn forward(&self, x: &[f32], n: usize, y: &mut [f32], s: &mut Scratch, _ctx: &mut Ctx) {
-        let c = self.g.c;
-        match self.kind {
-            PoolKind::Max => {
-                s.idx.resize(y.len(), 0);
-                let idx = &mut s.idx;
-                for b in 0..n {
-                    self.each_window(b, |out, inputs| {
-                        let yo = &mut y[out..out + c];
-                        let io = &mut idx[out..out + c];
-                        yo.fill(f32::NEG_INFINITY);
-                        for at in inputs {
-                            for ch in 0..c {
-                                let v = x[at + ch];
-                                if v > yo[ch] {
-                                    yo[ch] = v;
-                                    io[ch] = (at + ch) as u32;
+        let g = self.g;
+        let c = g.c;
+        let mut inputs = Vec::with_capacity(g.kh * g.kw);
+        if self.kind == PoolKind::Max {
+            s.idx.resize(y.len(), 0);
+        } else {
+            s.buf(0, y.len() / c);
+        }
+        for b in 0..n {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let out = ((b * g.oh + oy) * g.ow + ox) * c;
+                    self.window_inputs(b, oy, ox, &mut inputs);
+                    let yo = &mut y[out..out + c];
+                    match self.kind {
+                        PoolKind::Max => {
+                            let io = &mut s.idx[out..out + c];
+                            let first = inputs[0];
+                            yo.copy_from_slice(&x[first..first + c]);
+                            io.iter_mut().enumerate().for_each(|(ch, i)| *i = (first + ch) as u32);
+                            for &at in &inputs[1..] {
+                                let xs = &x[at..at + c];
+                                // Branch-free selects so that the loop vectorises.
+                                for ch in 0..c {
+                                    let better = xs[ch] > yo[ch];
+                                    yo[ch] = if better { xs[ch] } else { yo[ch] };
+                                    io[ch] = if better { (at + ch) as u32 } else { io[ch] };
                                 }
                             }
                         }
-                    });
-                }
-            }
-            PoolKind::Avg => {
-                let counts = s.buf(0, y.len() / c.max(1));
-                for b in 0..n {
-                    self.each_window(b, |out, inputs| {
-                        let yo = &mut y[out..out + c];
-                        yo.fill(0.0);
-                        let mut count = 0usize;
-                        for at in inputs {
-                            count += 1;
-                            yo.iter_mut().zip(&x[at..at + c]).for_each(|(o, v)| *o += v);
+                        PoolKind::Avg => {
+                            yo.fill(0.0);
+                            for &at in &inputs {
+                                yo.iter_mut().zip(&x[at..at + c]).for_each(|(o, v)| *o += v);
+                            }
+                            let inv = 1.0 / inputs.len() as f32;
+                            yo.iter_mut().for_each(|o| *o *= inv);
+                            s.bufs[0][out / c] = inv;
                         }
-                        let inv = 1.0 / count.max(1) as f32;
-                        yo.iter_mut().for_each(|o| *o *= inv);
-                        counts[out / c] = inv;
-                    });
+                    }
                 }
             }
         }
@@ -100,26 +92,28 @@ impl Layer for Pool2d {
     fn backward(&self, b: Backward, _grads: &mut [Vec<f32>], s: &mut Scratch) {
         let Some(dx) = b.dx else { return };
         dx.fill(0.0);
-        let c = self.g.c;
+        let g = self.g;
+        let c = g.c;
         match self.kind {
             PoolKind::Max => {
-                for (g, &i) in b.dy.iter().zip(&s.idx) {
-                    dx[i as usize] += g;
+                for (d, &i) in b.dy.iter().zip(&s.idx) {
+                    dx[i as usize] += d;
                 }
             }
             PoolKind::Avg => {
-                let inv = &s.bufs[0];
+                let mut inputs = Vec::with_capacity(g.kh * g.kw);
                 for n in 0..b.n {
-                    self.each_window(n, |out, inputs| {
-                        let scale = inv[out / c];
-                        let g = &b.dy[out..out + c];
-                        for at in inputs {
-                            dx[at..at + c]
-                                .iter_mut()
-                                .zip(g)
-                                .for_each(|(d, g)| *d += g * scale);
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let out = ((n * g.oh + oy) * g.ow + ox) * c;
+                            self.window_inputs(n, oy, ox, &mut inputs);
+                            let scale = s.bufs[0][out / c];
+                            let d = &b.dy[out..out + c];
+                            for &at in &inputs {
+                                dx[at..at + c].iter_mut().zip(d).for_each(|(x, d)| *x += d * scale);
+                            }
                         }
-                    });
+                    }
                 }
             }
         }

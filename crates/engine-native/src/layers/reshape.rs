@@ -56,15 +56,7 @@ impl Layer for ActivationLayer {
     }
 
     fn backward(&self, b: Backward, _grads: &mut [Vec<f32>], s: &mut Scratch) {
-        fused_backward(
-            self.act,
-            b.y,
-            b.dy,
-            self.width,
-            s,
-            0,
-            b.dy_is_pre_activation,
-        );
+        fused_backward(self.act, b.y, b.dy, self.width, s, 0, b.dy_is_pre_activation);
         if let Some(dx) = b.dx {
             dx.copy_from_slice(b.dy);
         }

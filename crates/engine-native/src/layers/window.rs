@@ -20,37 +20,15 @@ pub struct Window {
 
 impl Window {
     /// Geometry for an input `[h, w, c]`; the spec's shape inference has checked it fits.
-    pub fn new(
-        input: [usize; 3],
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: Padding,
-    ) -> Window {
+    pub fn new(input: [usize; 3], kernel: [usize; 2], stride: [usize; 2], padding: Padding) -> Window {
         let [h, w, c] = input;
-        let oh = window_output(h, kernel[0], stride[0], padding)
-            .expect("window fits (checked by the spec)");
-        let ow = window_output(w, kernel[1], stride[1], padding)
-            .expect("window fits (checked by the spec)");
+        let oh = window_output(h, kernel[0], stride[0], padding).expect("window fits (checked by the spec)");
+        let ow = window_output(w, kernel[1], stride[1], padding).expect("window fits (checked by the spec)");
         let (pad_top, pad_left) = match padding {
             Padding::Valid => (0, 0),
-            Padding::Same => (
-                same_pad_before(h, kernel[0], stride[0]),
-                same_pad_before(w, kernel[1], stride[1]),
-            ),
+            Padding::Same => (same_pad_before(h, kernel[0], stride[0]), same_pad_before(w, kernel[1], stride[1])),
         };
-        Window {
-            h,
-            w,
-            c,
-            oh,
-            ow,
-            kh: kernel[0],
-            kw: kernel[1],
-            sh: stride[0],
-            sw: stride[1],
-            pad_top,
-            pad_left,
-        }
+        Window { h, w, c, oh, ow, kh: kernel[0], kw: kernel[1], sh: stride[0], sw: stride[1], pad_top, pad_left }
     }
 
     /// Values per input sample.

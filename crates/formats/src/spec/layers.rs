@@ -55,15 +55,8 @@ impl Activation {
             "tanh" => Activation::Tanh,
             "softmax" => Activation::Softmax,
             "gelu" => Activation::Gelu,
-            "leaky_relu" => Activation::LeakyRelu {
-                alpha: DEFAULT_LEAKY_ALPHA,
-            },
-            other => {
-                return Err(err(
-                    path,
-                    format!("unknown activation {other:?}; expected one of: {ACTIVATIONS}"),
-                ))
-            }
+            "leaky_relu" => Activation::LeakyRelu { alpha: DEFAULT_LEAKY_ALPHA },
+            other => return Err(err(path, format!("unknown activation {other:?}; expected one of: {ACTIVATIONS}"))),
         })
     }
 
@@ -73,9 +66,7 @@ impl Activation {
             Value::String(s) => Self::from_name(s, path),
             Value::Object(_) => {
                 let mut f = Fields::new(v, path)?;
-                let name = f
-                    .opt_str("type")?
-                    .ok_or_else(|| err(&f.key_path("type"), "missing required key"))?;
+                let name = f.opt_str("type")?.ok_or_else(|| err(&f.key_path("type"), "missing required key"))?;
                 let mut act = Self::from_name(name, &f.key_path("type"))?;
                 if let Activation::LeakyRelu { alpha } = &mut act {
                     if let Some(a) = f.opt_in_range("alpha", 0.0, 1.0, false)? {
@@ -85,13 +76,7 @@ impl Activation {
                 f.finish()?;
                 Ok(act)
             }
-            other => Err(err(
-                path,
-                format!(
-                    "expected an activation name ({ACTIVATIONS}), got {}",
-                    describe(other)
-                ),
-            )),
+            other => Err(err(path, format!("expected an activation name ({ACTIVATIONS}), got {}", describe(other)))),
         }
     }
 }
@@ -183,31 +168,23 @@ pub enum LayerSpec {
     },
 }
 
-const LAYER_TYPES: &str =
-    "flatten, dense, dropout, conv2d, max_pool2d, avg_pool2d, batch_norm, activation";
+const LAYER_TYPES: &str = "flatten, dense, dropout, conv2d, max_pool2d, avg_pool2d, batch_norm, activation";
 
 impl LayerSpec {
     /// Parses one layer at `path` (e.g. `layers[2]`).
     pub(crate) fn parse(v: &Value, path: &str) -> Result<LayerSpec, SpecError> {
         let mut f = Fields::new(v, path)?;
         let type_path = f.key_path("type");
-        let kind = f.opt_str("type")?.ok_or_else(|| {
-            err(
-                &type_path,
-                format!("missing required key; expected one of: {LAYER_TYPES}"),
-            )
-        })?;
+        let kind = f
+            .opt_str("type")?
+            .ok_or_else(|| err(&type_path, format!("missing required key; expected one of: {LAYER_TYPES}")))?;
         let layer = match kind {
             "flatten" => LayerSpec::Flatten,
-            "dense" => LayerSpec::Dense {
-                units: f.req_positive("units")?,
-                activation: activation_field(&mut f)?,
-            },
+            "dense" => LayerSpec::Dense { units: f.req_positive("units")?, activation: activation_field(&mut f)? },
             "dropout" => LayerSpec::Dropout {
                 rate: f
                     .opt_in_range("rate", 0.0, 1.0, true)?
-                    .ok_or_else(|| err(&f.key_path("rate"), "missing required key"))?
-                    as f32,
+                    .ok_or_else(|| err(&f.key_path("rate"), "missing required key"))? as f32,
             },
             "conv2d" => {
                 let filters = f.req_positive("filters")?;
@@ -215,30 +192,16 @@ impl LayerSpec {
                 let kernel = pair(f.req("kernel")?, &kernel_path)?;
                 let stride = opt_pair(&mut f, "stride")?.unwrap_or([1, 1]);
                 let padding = padding_field(&mut f)?;
-                LayerSpec::Conv2d {
-                    filters,
-                    kernel,
-                    stride,
-                    padding,
-                    activation: activation_field(&mut f)?,
-                }
+                LayerSpec::Conv2d { filters, kernel, stride, padding, activation: activation_field(&mut f)? }
             }
             "max_pool2d" | "avg_pool2d" => {
                 let pool = opt_pair(&mut f, "pool")?.unwrap_or([2, 2]);
                 let stride = opt_pair(&mut f, "stride")?.unwrap_or(pool);
                 let padding = padding_field(&mut f)?;
                 if kind == "max_pool2d" {
-                    LayerSpec::MaxPool2d {
-                        pool,
-                        stride,
-                        padding,
-                    }
+                    LayerSpec::MaxPool2d { pool, stride, padding }
                 } else {
-                    LayerSpec::AvgPool2d {
-                        pool,
-                        stride,
-                        padding,
-                    }
+                    LayerSpec::AvgPool2d { pool, stride, padding }
                 }
             }
             "batch_norm" => LayerSpec::BatchNorm {
@@ -247,15 +210,10 @@ impl LayerSpec {
             },
             "activation" => {
                 let act_path = f.key_path("activation");
-                LayerSpec::Activation {
-                    activation: Activation::parse(f.req("activation")?, &act_path)?,
-                }
+                LayerSpec::Activation { activation: Activation::parse(f.req("activation")?, &act_path)? }
             }
             other => {
-                return Err(err(
-                    &type_path,
-                    format!("unknown layer type {other:?}; expected one of: {LAYER_TYPES}"),
-                ))
+                return Err(err(&type_path, format!("unknown layer type {other:?}; expected one of: {LAYER_TYPES}")))
             }
         };
         f.finish()?;
@@ -289,10 +247,7 @@ fn padding_field(f: &mut Fields) -> Result<Padding, SpecError> {
     match f.opt_str("padding")? {
         None | Some("valid") => Ok(Padding::Valid),
         Some("same") => Ok(Padding::Same),
-        Some(other) => Err(err(
-            &f.key_path("padding"),
-            format!("expected valid or same, got {other:?}"),
-        )),
+        Some(other) => Err(err(&f.key_path("padding"), format!("expected valid or same, got {other:?}"))),
     }
 }
 

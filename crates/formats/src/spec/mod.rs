@@ -17,9 +17,7 @@ use serde_json::Value;
 
 pub use layers::{Activation, LayerSpec, Padding};
 pub use shape::{as_image, infer_shapes, same_pad_before, window_output, Shape};
-pub use training::{
-    CompileSpec, EarlyStoppingSpec, FitSpec, LossKind, LrSchedule, Monitor, OptimizerSpec,
-};
+pub use training::{CompileSpec, EarlyStoppingSpec, FitSpec, LossKind, LrSchedule, Monitor, OptimizerSpec};
 
 use reader::{err, positive, Fields};
 
@@ -78,9 +76,7 @@ impl Spec {
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("", format!("cannot read spec file {}: {e}", path.display())))?;
-        let is_json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if is_json {
             Self::from_json_str(&text)
         } else {
@@ -90,15 +86,13 @@ impl Spec {
 
     /// Parses a spec from YAML text.
     pub fn from_yaml_str(text: &str) -> Result<Spec, SpecError> {
-        let value: Value =
-            serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
+        let value: Value = serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
         Self::from_value(&value)
     }
 
     /// Parses a spec from JSON text.
     pub fn from_json_str(text: &str) -> Result<Spec, SpecError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err("", format!("invalid JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| err("", format!("invalid JSON: {e}")))?;
         Self::from_value(&value)
     }
 
@@ -125,13 +119,7 @@ impl Spec {
             None => FitSpec::default(),
         };
         top.finish()?;
-        let spec = Spec {
-            description,
-            input,
-            layers,
-            compile,
-            fit,
-        };
+        let spec = Spec { description, input, layers, compile, fit };
         spec.validate()?;
         Ok(spec)
     }
@@ -148,11 +136,7 @@ impl Spec {
                 ),
             ));
         }
-        if self
-            .fit
-            .early_stopping
-            .as_ref()
-            .is_some_and(|e| e.monitor.needs_validation())
+        if self.fit.early_stopping.as_ref().is_some_and(|e| e.monitor.needs_validation())
             && self.fit.validation_split <= 0.0
         {
             return Err(err(
@@ -176,6 +160,32 @@ impl Spec {
             .expect("at least one layer")
     }
 
+    /// FLOPs of one training step per sample in the GEMM layers (dense, conv2d): forward,
+    /// weight gradient, and input gradient for every such layer but the first.
+    pub fn train_flops_per_sample(&self) -> f64 {
+        let shapes = infer_shapes(&self.input.shape, &self.layers).expect("validated at parse time");
+        let mut input: &[usize] = &self.input.shape;
+        let mut total = 0.0;
+        let mut passes = 2.0;
+        for (layer, out) in self.layers.iter().zip(&shapes) {
+            let in_len: usize = input.iter().product();
+            let forward = match layer {
+                LayerSpec::Dense { units, .. } => 2.0 * in_len as f64 * *units as f64,
+                LayerSpec::Conv2d { filters, kernel, .. } => {
+                    let channels = as_image(input).map_or(1, |[_, _, c]| c);
+                    2.0 * (out[0] * out[1]) as f64 * (kernel[0] * kernel[1] * channels) as f64 * *filters as f64
+                }
+                _ => 0.0,
+            };
+            if forward > 0.0 {
+                total += forward * passes;
+                passes = 3.0;
+            }
+            input = out;
+        }
+        total
+    }
+
     /// The canonical JSON form, with every default spelled out; parses back to `self`.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("spec serialises")
@@ -191,22 +201,14 @@ fn parse_input(v: &Value) -> Result<InputSpec, SpecError> {
             .enumerate()
             .map(|(i, d)| positive(d, &format!("{shape_path}[{i}]")))
             .collect::<Result<Vec<_>, _>>()?,
-        _ => {
-            return Err(err(
-                &shape_path,
-                "expected a list of 1 to 3 positive integers (one sample, channels last)",
-            ))
-        }
+        _ => return Err(err(&shape_path, "expected a list of 1 to 3 positive integers (one sample, channels last)")),
     };
     let preprocessing = match f.get("preprocessing") {
         None => PreprocessingSpec::None,
         Some(v) => parse_preprocessing(v, &f.key_path("preprocessing"))?,
     };
     f.finish()?;
-    Ok(InputSpec {
-        shape,
-        preprocessing,
-    })
+    Ok(InputSpec { shape, preprocessing })
 }
 
 fn parse_preprocessing(v: &Value, path: &str) -> Result<PreprocessingSpec, SpecError> {
@@ -214,19 +216,14 @@ fn parse_preprocessing(v: &Value, path: &str) -> Result<PreprocessingSpec, SpecE
         return match s.as_str() {
             "none" => Ok(PreprocessingSpec::None),
             "standardize" => Ok(PreprocessingSpec::Standardize),
-            other => Err(err(
-                path,
-                format!(
-                    "expected none, standardize or {{kind: rescale, divisor: N}}, got {other:?}"
-                ),
-            )),
+            other => {
+                Err(err(path, format!("expected none, standardize or {{kind: rescale, divisor: N}}, got {other:?}")))
+            }
         };
     }
     let mut f = Fields::new(v, path)?;
     let kind_path = f.key_path("kind");
-    let kind = f
-        .opt_str("kind")?
-        .ok_or_else(|| err(&kind_path, "missing required key"))?;
+    let kind = f.opt_str("kind")?.ok_or_else(|| err(&kind_path, "missing required key"))?;
     let p = match kind {
         "none" => PreprocessingSpec::None,
         "standardize" => PreprocessingSpec::Standardize,
@@ -235,12 +232,7 @@ fn parse_preprocessing(v: &Value, path: &str) -> Result<PreprocessingSpec, SpecE
                 .opt_positive_f64("divisor")?
                 .ok_or_else(|| err(&f.key_path("divisor"), "missing required key"))?,
         },
-        other => {
-            return Err(err(
-                &kind_path,
-                format!("expected one of none, rescale, standardize, got {other:?}"),
-            ))
-        }
+        other => return Err(err(&kind_path, format!("expected one of none, rescale, standardize, got {other:?}"))),
     };
     f.finish()?;
     Ok(p)

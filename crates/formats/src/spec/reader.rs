@@ -33,25 +33,15 @@ pub(crate) fn describe(v: &Value) -> String {
 }
 
 pub(crate) fn err(path: &str, message: impl Into<String>) -> SpecError {
-    SpecError {
-        path: path.to_string(),
-        message: message.into(),
-    }
+    SpecError { path: path.to_string(), message: message.into() }
 }
 
 impl<'a> Fields<'a> {
     /// Opens `value` as a mapping at `path`.
     pub fn new(value: &'a Value, path: &str) -> Result<Self, SpecError> {
         match value {
-            Value::Object(map) => Ok(Fields {
-                path: path.to_string(),
-                map,
-                known: Vec::new(),
-            }),
-            other => Err(err(
-                path,
-                format!("expected a mapping, got {}", describe(other)),
-            )),
+            Value::Object(map) => Ok(Fields { path: path.to_string(), map, known: Vec::new() }),
+            other => Err(err(path, format!("expected a mapping, got {}", describe(other)))),
         }
     }
 
@@ -69,8 +59,7 @@ impl<'a> Fields<'a> {
     /// A required value.
     pub fn req(&mut self, key: &'static str) -> Result<&'a Value, SpecError> {
         let path = self.key_path(key);
-        self.get(key)
-            .ok_or_else(|| err(&path, "missing required key"))
+        self.get(key).ok_or_else(|| err(&path, "missing required key"))
     }
 
     /// An optional positive integer.
@@ -106,10 +95,7 @@ impl<'a> Fields<'a> {
         let above = if hi_open { x >= hi } else { x > hi };
         if x < lo || above {
             let close = if hi_open { ")" } else { "]" };
-            return Err(err(
-                &path,
-                format!("expected a number in [{lo}, {hi}{close}, got {x}"),
-            ));
+            return Err(err(&path, format!("expected a number in [{lo}, {hi}{close}, got {x}")));
         }
         Ok(Some(x))
     }
@@ -118,9 +104,7 @@ impl<'a> Fields<'a> {
     pub fn opt_positive_f64(&mut self, key: &'static str) -> Result<Option<f64>, SpecError> {
         let path = self.key_path(key);
         match self.opt_f64(key)? {
-            Some(x) if x <= 0.0 || !x.is_finite() => {
-                Err(err(&path, format!("expected a positive number, got {x}")))
-            }
+            Some(x) if x <= 0.0 || !x.is_finite() => Err(err(&path, format!("expected a positive number, got {x}"))),
             other => Ok(other),
         }
     }
@@ -131,10 +115,7 @@ impl<'a> Fields<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(err(
-                &path,
-                format!("expected true or false, got {}", describe(other)),
-            )),
+            Some(other) => Err(err(&path, format!("expected true or false, got {}", describe(other)))),
         }
     }
 
@@ -144,10 +125,7 @@ impl<'a> Fields<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(err(
-                &path,
-                format!("expected a string, got {}", describe(other)),
-            )),
+            Some(other) => Err(err(&path, format!("expected a string, got {}", describe(other)))),
         }
     }
 
@@ -170,36 +148,24 @@ impl<'a> Fields<'a> {
 
 /// Reads a number.
 pub(crate) fn number(v: &Value, path: &str) -> Result<f64, SpecError> {
-    v.as_f64()
-        .filter(|x| x.is_finite())
-        .ok_or_else(|| err(path, format!("expected a number, got {}", describe(v))))
+    v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| err(path, format!("expected a number, got {}", describe(v))))
 }
 
 /// Reads a positive integer.
 pub(crate) fn positive(v: &Value, path: &str) -> Result<usize, SpecError> {
     match v.as_u64() {
         Some(n) if n > 0 && n <= u32::MAX as u64 => Ok(n as usize),
-        _ => Err(err(
-            path,
-            format!("expected a positive integer, got {}", describe(v)),
-        )),
+        _ => Err(err(path, format!("expected a positive integer, got {}", describe(v)))),
     }
 }
 
 /// Reads a pair of positive integers given as `3` or `[3, 3]`.
 pub(crate) fn pair(v: &Value, path: &str) -> Result<[usize; 2], SpecError> {
     match v {
-        Value::Array(items) if items.len() == 2 => Ok([
-            positive(&items[0], &format!("{path}[0]"))?,
-            positive(&items[1], &format!("{path}[1]"))?,
-        ]),
-        Value::Array(items) => Err(err(
-            path,
-            format!(
-                "expected 2 positive integers, got a list of {}",
-                items.len()
-            ),
-        )),
+        Value::Array(items) if items.len() == 2 => {
+            Ok([positive(&items[0], &format!("{path}[0]"))?, positive(&items[1], &format!("{path}[1]"))?])
+        }
+        Value::Array(items) => Err(err(path, format!("expected 2 positive integers, got a list of {}", items.len()))),
         other => {
             let n = positive(other, path)?;
             Ok([n, n])

@@ -72,30 +72,19 @@ fn layer_output(layer: &LayerSpec, input: &[usize], path: &str) -> Result<Shape,
             if input.len() != 1 {
                 return Err(err(
                     path,
-                    format!("impossible shape: dense expects a flat input, got {input:?}; add a flatten layer before it"),
+                    format!(
+                        "impossible shape: dense expects a flat input, got {input:?}; add a flatten layer before it"
+                    ),
                 ));
             }
             Ok(vec![*units])
         }
-        LayerSpec::Dropout { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Activation { .. } => {
-            Ok(input.to_vec())
+        LayerSpec::Dropout { .. } | LayerSpec::BatchNorm { .. } | LayerSpec::Activation { .. } => Ok(input.to_vec()),
+        LayerSpec::Conv2d { filters, kernel, stride, padding, .. } => {
+            windowed(*kernel, *stride, *padding, Some(*filters))
         }
-        LayerSpec::Conv2d {
-            filters,
-            kernel,
-            stride,
-            padding,
-            ..
-        } => windowed(*kernel, *stride, *padding, Some(*filters)),
-        LayerSpec::MaxPool2d {
-            pool,
-            stride,
-            padding,
+        LayerSpec::MaxPool2d { pool, stride, padding } | LayerSpec::AvgPool2d { pool, stride, padding } => {
+            windowed(*pool, *stride, *padding, None)
         }
-        | LayerSpec::AvgPool2d {
-            pool,
-            stride,
-            padding,
-        } => windowed(*pool, *stride, *padding, None),
     }
 }

@@ -26,21 +26,8 @@ fn parses_the_reference_mlp_with_defaults() {
     let s = Spec::from_yaml_str(MLP).unwrap();
     assert_eq!(s.input.shape, vec![28, 28]);
     assert_eq!(s.layers.len(), 4);
-    assert_eq!(
-        s.layers[1],
-        LayerSpec::Dense {
-            units: 128,
-            activation: Activation::Relu
-        }
-    );
-    assert_eq!(
-        s.compile.optimizer,
-        OptimizerSpec::Adam {
-            lr: 1e-3,
-            betas: [0.9, 0.999],
-            eps: 1e-7
-        }
-    );
+    assert_eq!(s.layers[1], LayerSpec::Dense { units: 128, activation: Activation::Relu });
+    assert_eq!(s.compile.optimizer, OptimizerSpec::Adam { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-7 });
     assert_eq!(s.fit.epochs, 5);
     assert!(s.fit.shuffle);
     assert_eq!(s.output_shape(), vec![10]);
@@ -82,10 +69,7 @@ fn negative_units_name_the_path() {
 #[test]
 fn unknown_layer_and_unknown_key_are_errors() {
     let e = error_of(&MLP.replace("type: dropout", "type: dropin"));
-    assert!(
-        e.starts_with("layers[2].type: unknown layer type \"dropin\""),
-        "{e}"
-    );
+    assert!(e.starts_with("layers[2].type: unknown layer type \"dropin\""), "{e}");
     let e = error_of(&MLP.replace("rate: 0.2", "rate: 0.2, ratio: 3"));
     assert!(e.starts_with("layers[2].ratio: unknown key"), "{e}");
     let e = error_of(&MLP.replace("epochs: 5", "epoch: 5"));
@@ -95,14 +79,8 @@ fn unknown_layer_and_unknown_key_are_errors() {
 #[test]
 fn impossible_shapes_are_errors() {
     let e = error_of(&MLP.replace("  - {type: flatten}\n", ""));
-    assert!(
-        e.starts_with("layers[0]: impossible shape: dense expects a flat input"),
-        "{e}"
-    );
-    let conv = MLP.replace(
-        "- {type: flatten}",
-        "- {type: conv2d, filters: 4, kernel: 30}\n  - {type: flatten}",
-    );
+    assert!(e.starts_with("layers[0]: impossible shape: dense expects a flat input"), "{e}");
+    let conv = MLP.replace("- {type: flatten}", "- {type: conv2d, filters: 4, kernel: 30}\n  - {type: flatten}");
     let e = error_of(&conv);
     assert!(e.starts_with("layers[0]: impossible shape"), "{e}");
 }
@@ -112,24 +90,15 @@ fn bad_values_are_errors() {
     let e = error_of(&MLP.replace("rate: 0.2", "rate: 1.5"));
     assert_eq!(e, "layers[2].rate: expected a number in [0, 1), got 1.5");
     let e = error_of(&MLP.replace("activation: relu", "activation: relux"));
-    assert!(
-        e.starts_with("layers[1].activation: unknown activation \"relux\""),
-        "{e}"
-    );
+    assert!(e.starts_with("layers[1].activation: unknown activation \"relux\""), "{e}");
     let e = error_of(&MLP.replace("lr: 1e-3", "lr: 0"));
     assert_eq!(e, "compile.optimizer.lr: expected a positive number, got 0");
     let e = error_of(&MLP.replace("batch_size: 32", "batch_size: many"));
-    assert_eq!(
-        e,
-        "fit.batch_size: expected a positive integer, got \"many\""
-    );
+    assert_eq!(e, "fit.batch_size: expected a positive integer, got \"many\"");
 }
 
 #[test]
 fn early_stopping_on_validation_needs_a_split() {
-    let e = error_of(&MLP.replace(
-        "epochs: 5",
-        "epochs: 5\n  early_stopping: {monitor: val_loss}",
-    ));
+    let e = error_of(&MLP.replace("epochs: 5", "epochs: 5\n  early_stopping: {monitor: val_loss}"));
     assert!(e.starts_with("fit.early_stopping.monitor:"), "{e}");
 }

@@ -45,9 +45,7 @@ impl OptimizerSpec {
     /// The base learning rate.
     pub fn lr(&self) -> f64 {
         match self {
-            OptimizerSpec::Sgd { lr, .. }
-            | OptimizerSpec::Adam { lr, .. }
-            | OptimizerSpec::Adamw { lr, .. } => *lr,
+            OptimizerSpec::Sgd { lr, .. } | OptimizerSpec::Adam { lr, .. } | OptimizerSpec::Adamw { lr, .. } => *lr,
         }
     }
 
@@ -62,12 +60,8 @@ impl OptimizerSpec {
         };
         let mut f = Fields::new(v, path)?;
         let type_path = f.key_path("type");
-        let kind = f.opt_str("type")?.ok_or_else(|| {
-            err(
-                &type_path,
-                "missing required key; expected sgd, adam or adamw",
-            )
-        })?;
+        let kind =
+            f.opt_str("type")?.ok_or_else(|| err(&type_path, "missing required key; expected sgd, adam or adamw"))?;
         let opt = match kind {
             "sgd" => OptimizerSpec::Sgd {
                 lr: f.opt_positive_f64("lr")?.unwrap_or(0.01),
@@ -85,18 +79,11 @@ impl OptimizerSpec {
                         lr,
                         betas,
                         eps,
-                        weight_decay: f
-                            .opt_in_range("weight_decay", 0.0, 1.0, false)?
-                            .unwrap_or(0.004),
+                        weight_decay: f.opt_in_range("weight_decay", 0.0, 1.0, false)?.unwrap_or(0.004),
                     }
                 }
             }
-            other => {
-                return Err(err(
-                    &type_path,
-                    format!("unknown optimizer {other:?}; expected sgd, adam or adamw"),
-                ))
-            }
+            other => return Err(err(&type_path, format!("unknown optimizer {other:?}; expected sgd, adam or adamw"))),
         };
         f.finish()?;
         Ok(opt)
@@ -119,10 +106,7 @@ fn betas(f: &mut Fields) -> Result<[f64; 2], SpecError> {
     for (i, item) in items.iter().enumerate() {
         let x = number(item, &format!("{path}[{i}]"))?;
         if !(0.0..1.0).contains(&x) {
-            return Err(err(
-                &format!("{path}[{i}]"),
-                format!("expected a number in [0, 1), got {x}"),
-            ));
+            return Err(err(&format!("{path}[{i}]"), format!("expected a number in [0, 1), got {x}")));
         }
         out[i] = x;
     }
@@ -145,16 +129,12 @@ pub enum LossKind {
     Mae,
 }
 
-const LOSSES: &str =
-    "sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae";
+const LOSSES: &str = "sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae";
 
 impl LossKind {
     fn parse(v: &Value, path: &str) -> Result<LossKind, SpecError> {
         let Value::String(s) = v else {
-            return Err(err(
-                path,
-                format!("expected one of {LOSSES}, got {}", describe(v)),
-            ));
+            return Err(err(path, format!("expected one of {LOSSES}, got {}", describe(v))));
         };
         Ok(match s.as_str() {
             "sparse_categorical_crossentropy" => LossKind::SparseCategoricalCrossentropy,
@@ -162,12 +142,7 @@ impl LossKind {
             "binary_crossentropy" => LossKind::BinaryCrossentropy,
             "mse" | "mean_squared_error" => LossKind::Mse,
             "mae" | "mean_absolute_error" => LossKind::Mae,
-            other => {
-                return Err(err(
-                    path,
-                    format!("unknown loss {other:?}; expected one of {LOSSES}"),
-                ))
-            }
+            other => return Err(err(path, format!("unknown loss {other:?}; expected one of {LOSSES}"))),
         })
     }
 }
@@ -292,32 +267,23 @@ impl FitSpec {
         let seed_path = f.key_path("seed");
         let seed = match f.get("seed") {
             None => d.seed,
-            Some(v) => v.as_u64().ok_or_else(|| {
-                err(
-                    &seed_path,
-                    format!("expected a non-negative integer, got {}", describe(v)),
-                )
-            })?,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| err(&seed_path, format!("expected a non-negative integer, got {}", describe(v))))?,
         };
         let fit = FitSpec {
             epochs: f.opt_positive("epochs")?.unwrap_or(d.epochs),
             batch_size: f.opt_positive("batch_size")?.unwrap_or(d.batch_size),
-            validation_split: f
-                .opt_in_range("validation_split", 0.0, 1.0, true)?
-                .unwrap_or(0.0),
+            validation_split: f.opt_in_range("validation_split", 0.0, 1.0, true)?.unwrap_or(0.0),
             shuffle: f.opt_bool("shuffle")?.unwrap_or(true),
             seed,
             early_stopping: {
                 let p = f.key_path("early_stopping");
-                f.get("early_stopping")
-                    .map(|v| parse_early_stopping(v, &p))
-                    .transpose()?
+                f.get("early_stopping").map(|v| parse_early_stopping(v, &p)).transpose()?
             },
             lr_schedule: {
                 let p = f.key_path("lr_schedule");
-                f.get("lr_schedule")
-                    .map(|v| parse_schedule(v, &p))
-                    .transpose()?
+                f.get("lr_schedule").map(|v| parse_schedule(v, &p)).transpose()?
             },
         };
         f.finish()?;
@@ -342,19 +308,15 @@ fn parse_early_stopping(v: &Value, path: &str) -> Result<EarlyStoppingSpec, Spec
     let patience_path = f.key_path("patience");
     let patience = match f.get("patience") {
         None => 3,
-        Some(v) => v.as_u64().ok_or_else(|| {
-            err(
-                &patience_path,
-                format!("expected a non-negative integer, got {}", describe(v)),
-            )
-        })? as usize,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| err(&patience_path, format!("expected a non-negative integer, got {}", describe(v))))?
+            as usize,
     };
     let es = EarlyStoppingSpec {
         monitor,
         patience,
-        min_delta: f
-            .opt_in_range("min_delta", 0.0, f64::MAX, false)?
-            .unwrap_or(0.0),
+        min_delta: f.opt_in_range("min_delta", 0.0, f64::MAX, false)?.unwrap_or(0.0),
         restore_best: f.opt_bool("restore_best")?.unwrap_or(true),
     };
     f.finish()?;
@@ -369,23 +331,9 @@ fn parse_schedule(v: &Value, path: &str) -> Result<LrSchedule, SpecError> {
             step_epochs: f.opt_positive("step_epochs")?.unwrap_or(1),
             gamma: f.opt_in_range("gamma", 0.0, 1.0, false)?.unwrap_or(0.5),
         },
-        Some("cosine") => LrSchedule::Cosine {
-            min_lr: f
-                .opt_in_range("min_lr", 0.0, f64::MAX, false)?
-                .unwrap_or(0.0),
-        },
-        Some(other) => {
-            return Err(err(
-                &type_path,
-                format!("expected step or cosine, got {other:?}"),
-            ))
-        }
-        None => {
-            return Err(err(
-                &type_path,
-                "missing required key; expected step or cosine",
-            ))
-        }
+        Some("cosine") => LrSchedule::Cosine { min_lr: f.opt_in_range("min_lr", 0.0, f64::MAX, false)?.unwrap_or(0.0) },
+        Some(other) => return Err(err(&type_path, format!("expected step or cosine, got {other:?}"))),
+        None => return Err(err(&type_path, "missing required key; expected step or cosine")),
     };
     f.finish()?;
     Ok(s)

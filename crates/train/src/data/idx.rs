@@ -57,9 +57,7 @@ pub fn parse_idx(bytes: &[u8], ndims: u8, what: &str) -> Result<IdxArray, TrainE
         Some(len) if len > body => Err(data_err(format!(
             "{what}: truncated IDX data: header {dims:?} announces {len} bytes, the file holds {body}"
         ))),
-        _ => Err(data_err(format!(
-            "{what}: IDX size mismatch: header {dims:?} does not match the {body} data bytes"
-        ))),
+        _ => Err(data_err(format!("{what}: IDX size mismatch: header {dims:?} does not match the {body} data bytes"))),
     }
 }
 

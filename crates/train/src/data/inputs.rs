@@ -17,14 +17,19 @@ pub fn read_inputs(path: &Path, shape: &[usize], feature_names: &[String]) -> Re
         "png" | "jpg" | "jpeg" => Ok((read_image(path, shape)?, 1)),
         "csv" => {
             if feature_names.is_empty() {
-                return Err(data_err(format!("{}: CSV input needs a tabular model; this model takes {shape:?} inputs", path.display())));
+                return Err(data_err(format!(
+                    "{}: CSV input needs a tabular model; this model takes {shape:?} inputs",
+                    path.display()
+                )));
             }
             let x = read_csv_columns(path, feature_names)?;
             Ok((x.clone(), x.len() / len))
         }
         "json" => {
-            let text = std::fs::read_to_string(path).map_err(|e| data_err(format!("{}: cannot read: {e}", path.display())))?;
-            let v: Value = serde_json::from_str(&text).map_err(|e| data_err(format!("{}: invalid JSON: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| data_err(format!("{}: cannot read: {e}", path.display())))?;
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| data_err(format!("{}: invalid JSON: {e}", path.display())))?;
             json_instances(&v, len, feature_names).map_err(|e| data_err(format!("{}: {e}", path.display())))
         }
         _ => Err(data_err(format!("{}: unsupported input; expected .json, .csv, .png, .jpg or .jpeg", path.display()))),
@@ -54,9 +59,10 @@ pub fn json_instances(v: &Value, len: usize, feature_names: &[String]) -> Result
         match item {
             Value::Object(m) if !feature_names.is_empty() => {
                 for name in feature_names {
-                    let x = m.get(name).and_then(Value::as_f64).ok_or_else(|| {
-                        format!("instances[{i}].{name}: expected a number")
-                    })?;
+                    let x = m
+                        .get(name)
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| format!("instances[{i}].{name}: expected a number"))?;
                     out.push(x as f32);
                 }
             }
@@ -90,7 +96,12 @@ pub fn read_image(path: &Path, shape: &[usize]) -> Result<Vec<f32>, TrainError> 
     let (h, w, c) = match shape {
         [h, w] => (*h, *w, 1),
         [h, w, c] if *c == 1 || *c == 3 => (*h, *w, *c),
-        _ => return Err(data_err(format!("{}: images need a model input of [h, w], [h, w, 1] or [h, w, 3], this model takes {shape:?}", path.display()))),
+        _ => {
+            return Err(data_err(format!(
+                "{}: images need a model input of [h, w], [h, w, 1] or [h, w, 3], this model takes {shape:?}",
+                path.display()
+            )))
+        }
     };
     let img = image::open(path).map_err(|e| data_err(format!("{}: cannot decode image: {e}", path.display())))?;
     let resized = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);

@@ -166,8 +166,12 @@ fn load_idx_pair(dir: &Path, prefix: &str) -> Result<Option<(Vec<usize>, Samples
     let (images, labels) = match (images, labels) {
         (None, None) => return Ok(None),
         (Some(i), Some(l)) => (i, l),
-        (Some(_), None) => return Err(data_err(format!("{}: {prefix}-labels-idx1-ubyte[.gz] is missing", dir.display()))),
-        (None, Some(_)) => return Err(data_err(format!("{}: {prefix}-images-idx3-ubyte[.gz] is missing", dir.display()))),
+        (Some(_), None) => {
+            return Err(data_err(format!("{}: {prefix}-labels-idx1-ubyte[.gz] is missing", dir.display())))
+        }
+        (None, Some(_)) => {
+            return Err(data_err(format!("{}: {prefix}-images-idx3-ubyte[.gz] is missing", dir.display())))
+        }
     };
     let img = read_idx(&images, 3)?;
     let lab = read_idx(&labels, 1)?;
@@ -196,7 +200,10 @@ fn load_idx_dir(dir: &Path) -> Result<Dataset, TrainError> {
     })?;
     let test = match load_idx_pair(dir, "t10k")? {
         Some((test_shape, _)) if test_shape != shape => {
-            return Err(data_err(format!("{}: test images are {test_shape:?}, training images {shape:?}", dir.display())))
+            return Err(data_err(format!(
+                "{}: test images are {test_shape:?}, training images {shape:?}",
+                dir.display()
+            )))
         }
         Some((_, test)) => Some(test),
         None => None,
