@@ -23,7 +23,7 @@ use reader::{err, positive, Fields};
 
 /// An error in a spec, with the path of the value at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
 pub struct SpecError {
     /// Where in the spec, e.g. `layers[2].units`; empty for the document itself.
     pub path: String,

@@ -1,0 +1,129 @@
+//! Helpers: the binary, the shared data, scratch folders, MNIST subsets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The shared read-only material (`LATHE_TEST_DATA`, default `../shared` next to the checkout).
+pub fn shared() -> PathBuf {
+    std::env::var_os("LATHE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// The real MNIST folder; fails with the missing file's name when it is absent.
+pub fn mnist() -> PathBuf {
+    let dir = shared().join("data/mnist");
+    for f in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        assert!(dir.join(f).is_file(), "missing test data {} (set LATHE_TEST_DATA)", dir.join(f).display());
+    }
+    dir
+}
+
+/// An example spec of this repository.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
+
+/// Runs `lathe` in `cwd` with a repository under it.
+pub fn lathe(cwd: &Path, args: &[&str]) -> Output {
+    command(cwd, args).output().expect("run lathe")
+}
+
+/// A `lathe` command in `cwd`, repository `cwd/repo`, without the caller's LATHE_* settings.
+pub fn command(cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lathe"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LATHE_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(cwd).arg("--repo").arg(cwd.join("repo")).args(args);
+    c
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "lathe failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The last JSON line of a `--json` run.
+pub fn last_json(stdout: &str) -> Value {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+    serde_json::from_str(line).unwrap()
+}
+
+/// Numbered version folders of `name` in the test repository.
+pub fn version_dirs(cwd: &Path, name: &str) -> Vec<String> {
+    let dir = cwd.join("repo").join(name);
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+fn write_idx(path: &Path, dims: &[usize], data: &[u8]) {
+    let mut b = vec![0u8, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&(*d as u32).to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    std::fs::write(path, b).unwrap();
+}
+
+/// Writes the first `train` / `test` samples of the real MNIST as raw (uncompressed) IDX.
+pub fn mnist_subset(dir: &Path, train: usize, test: usize) -> PathBuf {
+    let out = dir.join("mnist-subset");
+    std::fs::create_dir_all(&out).unwrap();
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let images = lathe_train::data::read_idx(&mnist().join(format!("{prefix}-images-idx3-ubyte.gz")), 3).unwrap();
+        let labels = lathe_train::data::read_idx(&mnist().join(format!("{prefix}-labels-idx1-ubyte.gz")), 1).unwrap();
+        write_idx(&out.join(format!("{prefix}-images-idx3-ubyte")), &[n, 28, 28], &images.data[..n * 784]);
+        write_idx(&out.join(format!("{prefix}-labels-idx1-ubyte")), &[n], &labels.data[..n]);
+    }
+    out
+}
+
+/// The i-th test image of real MNIST and its label.
+pub fn mnist_test_image(i: usize) -> (Vec<u8>, u8) {
+    let images = lathe_train::data::read_idx(&mnist().join("t10k-images-idx3-ubyte.gz"), 3).unwrap();
+    let labels = lathe_train::data::read_idx(&mnist().join("t10k-labels-idx1-ubyte.gz"), 1).unwrap();
+    (images.data[i * 784..(i + 1) * 784].to_vec(), labels.data[i])
+}
+
+/// A small spec file written into `dir`.
+pub fn write_spec(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+/// A quick MLP for MNIST subsets.
+pub const SMALL_MLP: &str = "
+input: {shape: [28, 28], preprocessing: {kind: rescale, divisor: 255}}
+layers:
+  - {type: flatten}
+  - {type: dense, units: 64, activation: relu}
+  - {type: dropout, rate: 0.1}
+  - {type: dense, units: 10, activation: softmax}
+compile: {optimizer: {type: adam, lr: 0.002}, loss: sparse_categorical_crossentropy}
+fit: {epochs: 3, batch_size: 32, seed: 7}
+";

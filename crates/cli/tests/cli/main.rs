@@ -1,0 +1,7 @@
+//! The `lathe` binary driven as users drive it: real files, real MNIST, real processes.
+
+mod acceptance;
+mod bad_input;
+mod common;
+mod interrupt;
+mod workflow;
