@@ -82,29 +82,30 @@ impl Loss {
                 }
                 let scale = inv_n / width as f32;
                 let mut s = 0f64;
-                for j in 0..width {
+                for (j, &p) in probs.iter().enumerate() {
                     let t = target(width, label, j);
-                    let p = probs[j].clamp(EPS, 1.0 - EPS);
+                    let p = p.clamp(EPS, 1.0 - EPS);
                     s -= (t * p.ln() + (1.0 - t) * (1.0 - p).ln()) as f64;
                 }
                 total.sum += s / width as f64;
                 if let Some(g) = g {
-                    for j in 0..width {
-                        g[j] = (probs[j] - target(width, label, j)) * scale;
+                    for (j, (gj, p)) in g.iter_mut().zip(&probs).enumerate() {
+                        *gj = (p - target(width, label, j)) * scale;
                     }
                 }
             } else {
                 let scale = inv_n / width as f32;
+                let mse = self.kind == LossKind::Mse;
                 let mut s = 0f64;
-                for j in 0..width {
-                    let d = probs[j] - target(width, label, j);
-                    s += if self.kind == LossKind::Mse { (d * d) as f64 } else { d.abs() as f64 };
+                for (j, p) in probs.iter().enumerate() {
+                    let d = p - target(width, label, j);
+                    s += if mse { (d * d) as f64 } else { d.abs() as f64 };
                 }
                 total.sum += s / width as f64;
                 if let Some(g) = g {
-                    for j in 0..width {
-                        let d = probs[j] - target(width, label, j);
-                        g[j] = scale * if self.kind == LossKind::Mse { 2.0 * d } else { d.signum() };
+                    for (j, (gj, p)) in g.iter_mut().zip(&probs).enumerate() {
+                        let d = p - target(width, label, j);
+                        *gj = scale * if mse { 2.0 * d } else { d.signum() };
                     }
                 }
             }

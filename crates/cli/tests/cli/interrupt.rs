@@ -35,7 +35,8 @@ fn start_until(cwd: &std::path::Path, spec: &str, data: &str, until: impl Fn(&Va
             return child;
         }
     }
-    panic!("training ended before the interruption point");
+    let status = child.wait();
+    panic!("training ended ({status:?}) before the interruption point");
 }
 
 #[test]

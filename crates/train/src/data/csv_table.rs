@@ -63,33 +63,6 @@ pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>,
     Ok((features, samples))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(text: &str) -> tempfile::NamedTempFile {
-        let f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
-        std::fs::write(f.path(), text).unwrap();
-        f
-    }
-
-    #[test]
-    fn reads_features_and_string_labels() {
-        let f = write("a,species,b\n1.5,setosa,2\n3,virginica,-4e1\n");
-        let (names, s) = read_csv(f.path(), Some("species")).unwrap();
-        assert_eq!(names, vec!["a", "b"]);
-        assert_eq!(s.x, vec![1.5, 2.0, 3.0, -40.0]);
-        assert_eq!(s.labels, vec!["setosa", "virginica"]);
-    }
-
-    #[test]
-    fn non_numeric_feature_names_line_and_column() {
-        let f = write("x1,x2,label\n1,2,a\n1,oops,b\n");
-        let e = read_csv(f.path(), None).unwrap_err().to_string();
-        assert!(e.ends_with("line 3: column \"x2\": expected a number, got \"oops\""), "{e}");
-    }
-}
-
 /// Reads the named columns of a CSV file (in the given order) as raw samples; other columns
 /// (a label, an id) are ignored.
 pub fn read_csv_columns(path: &Path, columns: &[String]) -> Result<Vec<f32>, TrainError> {
@@ -126,4 +99,31 @@ pub fn read_csv_columns(path: &Path, columns: &[String]) -> Result<Vec<f32>, Tra
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_features_and_string_labels() {
+        let f = write("a,species,b\n1.5,setosa,2\n3,virginica,-4e1\n");
+        let (names, s) = read_csv(f.path(), Some("species")).unwrap();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(s.x, vec![1.5, 2.0, 3.0, -40.0]);
+        assert_eq!(s.labels, vec!["setosa", "virginica"]);
+    }
+
+    #[test]
+    fn non_numeric_feature_names_line_and_column() {
+        let f = write("x1,x2,label\n1,2,a\n1,oops,b\n");
+        let e = read_csv(f.path(), None).unwrap_err().to_string();
+        assert!(e.ends_with("line 3: column \"x2\": expected a number, got \"oops\""), "{e}");
+    }
 }
