@@ -109,6 +109,70 @@ pub fn learning_rate(base: f64, schedule: Option<&LrSchedule>, epoch: usize, ste
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lathe_engine_native::Rng;
+    use lathe_formats::Spec;
+
+    /// A one-weight model (dense 1 -> 1, no activation) with kernel `w` and bias 0.
+    fn one_weight(optimizer: &str, w: f32) -> (Network, OptimizerSpec) {
+        let yaml = format!(
+            "input: {{shape: [1]}}\nlayers: [{{type: dense, units: 1}}]\ncompile: {{optimizer: {optimizer}, loss: mse}}\n"
+        );
+        let spec = Spec::from_yaml_str(&yaml).unwrap();
+        let mut net = Network::from_spec(&spec, &mut Rng::new(0)).unwrap();
+        let mut t = net.tensors();
+        t.iter_mut().find(|t| t.name.ends_with("kernel")).unwrap().data[0] = w;
+        net.load_tensors(&t).unwrap();
+        (net, spec.compile.optimizer)
+    }
+
+    fn kernel(net: &Network) -> f32 {
+        net.tensors().iter().find(|t| t.name.ends_with("kernel")).unwrap().data[0]
+    }
+
+    fn grads(g: f32) -> Gradients {
+        Gradients { per_layer: vec![vec![vec![g], vec![0.0]]] }
+    }
+
+    #[test]
+    fn adam_matches_the_hand_computed_update() {
+        let (mut net, spec) = one_weight("{type: adam, lr: 0.1}", 1.0);
+        let mut opt = Optimizer::new(&spec, &net);
+        opt.apply(&mut net, &grads(0.5), 0.1);
+        // m = 0.05, v = 0.00025; alpha = 0.1·sqrt(0.001)/0.1; step = alpha·m/(sqrt(v)+1e-7) ≈ 0.1
+        let m = 0.05f64;
+        let v = 0.00025f64;
+        let alpha = 0.1 * (1.0f64 - 0.999).sqrt() / (1.0 - 0.9);
+        let want = 1.0 - alpha * m / (v.sqrt() + 1e-7);
+        assert!((kernel(&net) as f64 - want).abs() < 1e-6, "{} vs {want}", kernel(&net));
+        opt.apply(&mut net, &grads(-0.5), 0.1);
+        let (m2, v2) = (0.9 * m - 0.1 * 0.5, 0.999 * v + 0.001 * 0.25);
+        let alpha2 = 0.1 * (1.0f64 - 0.999f64.powi(2)).sqrt() / (1.0 - 0.9f64.powi(2));
+        let want2 = want - alpha2 * m2 / (v2.sqrt() + 1e-7);
+        assert!((kernel(&net) as f64 - want2).abs() < 1e-6, "{} vs {want2}", kernel(&net));
+    }
+
+    #[test]
+    fn sgd_momentum_and_nesterov_follow_keras() {
+        let (mut net, spec) = one_weight("{type: sgd, lr: 0.1, momentum: 0.9}", 1.0);
+        let mut opt = Optimizer::new(&spec, &net);
+        opt.apply(&mut net, &grads(1.0), 0.1); // m = -0.1, w = 0.9
+        opt.apply(&mut net, &grads(1.0), 0.1); // m = -0.19, w = 0.71
+        assert!((kernel(&net) - 0.71).abs() < 1e-6, "{}", kernel(&net));
+        let (mut net, spec) = one_weight("{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true}", 1.0);
+        let mut opt = Optimizer::new(&spec, &net);
+        opt.apply(&mut net, &grads(1.0), 0.1); // m = -0.1, w += 0.9·m − 0.1 = −0.19
+        assert!((kernel(&net) - 0.81).abs() < 1e-6, "{}", kernel(&net));
+    }
+
+    #[test]
+    fn adamw_decays_kernels_but_not_biases() {
+        let (mut net, spec) = one_weight("{type: adamw, lr: 0.1, weight_decay: 0.5}", 2.0);
+        let mut opt = Optimizer::new(&spec, &net);
+        opt.apply(&mut net, &Gradients { per_layer: vec![vec![vec![0.0], vec![0.0]]] }, 0.1);
+        assert!((kernel(&net) - 2.0 * (1.0 - 0.1 * 0.5)).abs() < 1e-6, "{}", kernel(&net));
+        let bias = net.tensors().iter().find(|t| t.name.ends_with("bias")).unwrap().data[0];
+        assert_eq!(bias, 0.0);
+    }
 
     #[test]
     fn schedules() {

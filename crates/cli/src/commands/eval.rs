@@ -18,8 +18,10 @@ use crate::Cli;
 /// Evaluate a version: loss, accuracy, per-class precision/recall/F1, confusion matrix.
 ///
 /// An IDX folder is evaluated on its test files (t10k-*), a CSV on all its rows.
-/// Example: lathe eval mnist:1 --data ../shared/data/mnist
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  lathe eval mnist --data ../shared/data/mnist          # latest version\n  lathe eval flowers:2 --data holdout.csv --label-column species --json"
+)]
 pub struct EvalArgs {
     /// The version: NAME (latest) or NAME:VERSION.
     pub model: ModelRef,

@@ -17,8 +17,10 @@ use crate::Cli;
 /// feature columns, or a PNG/JPEG image (converted to the model's input: grayscale or RGB,
 /// resized, then the version's own preprocessing).
 ///
-/// Example: lathe predict mnist --input digit.png
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  lathe predict mnist --input digit.png\n  lathe predict mnist:1 --input instances.json --json     # {\"instances\": [[...784 pixels...]]}\n  lathe predict flowers --input rows.csv                 # columns named like the training features"
+)]
 pub struct PredictArgs {
     /// The version: NAME (latest) or NAME:VERSION.
     pub model: ModelRef,

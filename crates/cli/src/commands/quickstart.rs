@@ -16,8 +16,10 @@ pub const MNIST_MLP: &str = include_str!("../../../../examples/mnist-mlp.yaml");
 /// Train the reference MNIST model (flatten → dense 128 relu → dropout 0.2 → dense 10
 /// softmax, Adam, 5 epochs), publish it and print its test evaluation.
 ///
-/// Example: lathe quickstart --data ../shared/data/mnist
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  lathe quickstart --data ../shared/data/mnist\n\nThen: lathe models show mnist, lathe predict mnist --input digit.png"
+)]
 pub struct QuickstartArgs {
     /// Folder with the MNIST IDX files; without it MNIST is downloaded (checksums verified)
     /// into lathe-data/datasets/mnist.

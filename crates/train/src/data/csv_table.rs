@@ -5,21 +5,34 @@ use std::path::Path;
 use super::Samples;
 use crate::error::{data_err, TrainError};
 
-/// Reads a CSV file; returns the feature column names and the samples. The label column is
-/// `label_column`, else a column named `label`, else the last column.
-pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>, Samples), TrainError> {
+/// Opens a CSV file with a header; returns its display name, the reader and the header.
+fn open(path: &Path) -> Result<(String, csv::Reader<std::fs::File>, Vec<String>), TrainError> {
     let file = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| data_err(format!("{file}: cannot read: {e}")))?;
-    let header: Vec<String> = reader
+    let header = reader
         .headers()
         .map_err(|e| data_err(format!("{file}: cannot read the header: {e}")))?
         .iter()
         .map(str::to_string)
         .collect();
+    Ok((file, reader, header))
+}
+
+/// Parses a numeric cell, naming the file, line and column when it is not a finite number.
+fn number(file: &str, line: usize, column: &str, cell: &str) -> Result<f32, TrainError> {
+    cell.parse()
+        .ok()
+        .filter(|v: &f32| v.is_finite())
+        .ok_or_else(|| data_err(format!("{file}: line {line}: column {column:?}: expected a number, got {cell:?}")))
+}
+
+/// Reads a CSV file; returns the feature column names and the samples. The label column is
+/// `label_column`, else a column named `label`, else the last column.
+pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>, Samples), TrainError> {
+    let (file, mut reader, header) = open(path)?;
     if header.len() < 2 {
         return Err(data_err(format!("{file}: expected a header with at least one feature column and a label column")));
     }
@@ -50,10 +63,7 @@ pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>,
                 }
                 samples.labels.push(cell.to_string());
             } else {
-                let v: f32 = cell.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
-                    data_err(format!("{file}: line {line}: column {:?}: expected a number, got {cell:?}", header[i]))
-                })?;
-                samples.x.push(v);
+                samples.x.push(number(&file, line, &header[i], cell)?);
             }
         }
     }
@@ -66,17 +76,7 @@ pub fn read_csv(path: &Path, label_column: Option<&str>) -> Result<(Vec<String>,
 /// Reads the named columns of a CSV file (in the given order) as raw samples; other columns
 /// (a label, an id) are ignored.
 pub fn read_csv_columns(path: &Path, columns: &[String]) -> Result<Vec<f32>, TrainError> {
-    let file = path.display().to_string();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| data_err(format!("{file}: cannot read: {e}")))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| data_err(format!("{file}: cannot read the header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (file, mut reader, header) = open(path)?;
     let idx = columns
         .iter()
         .map(|c| {
@@ -92,10 +92,7 @@ pub fn read_csv_columns(path: &Path, columns: &[String]) -> Result<Vec<f32>, Tra
         let record = record.map_err(|e| data_err(format!("{file}: line {line}: {e}")))?;
         for (&i, name) in idx.iter().zip(columns) {
             let cell = record.get(i).unwrap_or("");
-            let v: f32 = cell.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
-                data_err(format!("{file}: line {line}: column {name:?}: expected a number, got {cell:?}"))
-            })?;
-            out.push(v);
+            out.push(number(&file, line, name, cell)?);
         }
     }
     Ok(out)
