@@ -40,7 +40,9 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Predict with a published version from JSON instances, CSV rows or an image.
     Predict(commands::predict::PredictArgs),
-    /// List and inspect published models.
+    /// Serve the repository over TF Serving REST, KServe V1 and Open Inference Protocol V2.
+    Serve(commands::serve::ServeArgs),
+    /// List, inspect and label published models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
     /// Measure training speed.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&cli, a),
         Command::Eval(a) => commands::eval::run(&cli, a),
         Command::Predict(a) => commands::predict::run(&cli, a),
+        Command::Serve(a) => commands::serve::run(&cli, a),
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
     };

@@ -31,6 +31,10 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
+    if m <= SMALL_M && op_a == Op::N && op_b == Op::N {
+        small_m(m, k, n, alpha, a, b, beta, c);
+        return;
+    }
     let (rsa, csa) = match op_a {
         Op::N => (k as isize, 1),
         Op::T => (1, m as isize),
@@ -61,6 +65,31 @@ pub fn sgemm(
     }
 }
 
+/// Rows of `a` up to which a row-by-row product beats packing `b` (inference on small batches:
+/// the packing copy of the whole weight matrix costs more than the arithmetic).
+const SMALL_M: usize = 4;
+
+/// `c = alpha · a · b + beta · c` one row at a time: each output row accumulates rows of `b`
+/// scaled by the row of `a` (contiguous, vectorisable axpy updates).
+#[allow(clippy::too_many_arguments)]
+fn small_m(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        if beta == 0.0 {
+            row.fill(0.0);
+        } else if beta != 1.0 {
+            row.iter_mut().for_each(|x| *x *= beta);
+        }
+        for (p, &x) in a[i * k..(i + 1) * k].iter().enumerate() {
+            if x == 0.0 {
+                continue;
+            }
+            let s = alpha * x;
+            row.iter_mut().zip(&b[p * n..(p + 1) * n]).for_each(|(y, w)| *y += s * w);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +116,21 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn small_batches_match_naive_with_beta() {
+        let (k, n) = (9, 6);
+        for m in 1..=4 {
+            let a: Vec<f32> = (0..m * k).map(|i| if i % 3 == 0 { 0.0 } else { (i as f32 * 0.3).sin() }).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).cos()).collect();
+            let mut c = vec![2.0; m * n];
+            sgemm(m, k, n, 0.5, &a, Op::N, &b, Op::N, 1.0, &mut c);
+            let want = naive(m, k, n, &a, Op::N, &b, Op::N);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - (2.0 + 0.5 * y)).abs() < 1e-5, "m={m}: {x} vs {}", 2.0 + 0.5 * y);
+            }
+        }
     }
 
     #[test]

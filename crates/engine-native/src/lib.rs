@@ -16,9 +16,14 @@ mod layers;
 mod model;
 mod network;
 mod rng;
+mod servable;
 
 pub use error::EngineError;
 pub use layer::{Param, Scratch};
 pub use model::NativeModel;
 pub use network::{Gradients, Network, Workspace};
 pub use rng::Rng;
+pub use servable::{NativeLoader, PLATFORM};
+
+/// Kind of model (in the manifest) this engine builds.
+pub const NATIVE_KIND: &str = "native-sequential";

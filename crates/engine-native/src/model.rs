@@ -17,6 +17,8 @@ pub struct NativeModel {
     /// The parsed spec.
     pub spec: Spec,
     network: Network,
+    /// Workspaces reused across calls (one per concurrent caller at most).
+    workspaces: std::sync::Mutex<Vec<Workspace>>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -61,7 +63,7 @@ impl NativeModel {
                 manifest.class_names.len()
             )));
         }
-        Ok(NativeModel { manifest, spec, network })
+        Ok(NativeModel { manifest, spec, network, workspaces: Default::default() })
     }
 
     /// The preprocessing applied to raw inputs.
@@ -89,7 +91,7 @@ impl NativeModel {
     pub fn predict(&self, raw: &[f32], n: usize) -> Vec<f32> {
         let len = self.input_len();
         assert_eq!(raw.len(), n * len, "predict: expected {n} x {len} values");
-        let mut ws = Workspace::default();
+        let mut ws = self.workspaces.lock().expect("workspace pool").pop().unwrap_or_default();
         let mut rng = Rng::new(0);
         let mut out = Vec::with_capacity(n * self.output_len());
         let mut buf = Vec::new();
@@ -100,6 +102,7 @@ impl NativeModel {
             let m = chunk.len() / len;
             out.extend_from_slice(self.network.forward(&buf, m, &mut ws, false, &mut rng));
         }
+        self.workspaces.lock().expect("workspace pool").push(ws);
         out
     }
 }

@@ -9,7 +9,9 @@
 //! renaming onto an existing, non-empty version folder fails, and the loser takes the next.
 
 mod error;
+mod labels;
 mod repository;
 
 pub use error::RegistryError;
-pub use repository::{Published, Repository, VersionInfo};
+pub use labels::{validate_label, CONFIG_FILE, LABELS_FILE};
+pub use repository::{read_manifest, Published, Repository, VersionInfo};

@@ -7,8 +7,7 @@ use lathe_types::{DType, Signature, TensorSignature};
 use crate::fit::FitResult;
 use crate::prepare::Prepared;
 
-/// Kind of model the native engine serves.
-pub const NATIVE_KIND: &str = "native-sequential";
+pub use lathe_engine_native::NATIVE_KIND;
 
 /// What the user pointed training at.
 pub struct DataSource<'a> {

@@ -5,4 +5,5 @@ pub mod eval;
 pub mod models;
 pub mod predict;
 pub mod quickstart;
+pub mod serve;
 pub mod train;

@@ -18,6 +18,19 @@ pub enum ModelsCommand {
         /// NAME (latest) or NAME:VERSION.
         model: ModelRef,
     },
+    /// Point a label (stable, canary, default, …) at a version; servers apply it when that
+    /// version is ready. `default` overrides the default route. `--remove` deletes it.
+    Label {
+        /// Model name.
+        name: String,
+        /// Label: letters, digits and underscores.
+        label: String,
+        /// Version the label names (omit with --remove).
+        version: Option<u64>,
+        /// Remove the label instead.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
@@ -25,6 +38,34 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
     match cmd {
         ModelsCommand::List => list(cli, &repo),
         ModelsCommand::Show { model } => show(cli, &repo, model),
+        ModelsCommand::Label { name, label, version, remove } => {
+            match (version, remove) {
+                (_, true) => {
+                    let existed = repo.remove_label(name, label)?;
+                    if !cli.json {
+                        println!(
+                            "{}",
+                            if existed {
+                                format!("removed label {label} from {name}")
+                            } else {
+                                format!("{name} had no label {label}")
+                            }
+                        );
+                    }
+                }
+                (Some(v), false) => {
+                    repo.set_label(name, label, *v)?;
+                    if !cli.json {
+                        println!("{name}:{label} -> version {v}");
+                    }
+                }
+                (None, false) => anyhow::bail!("give the version the label names, or --remove"),
+            }
+            if cli.json {
+                println!("{}", serde_json::json!({ "name": name, "labels": repo.labels(name)? }));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,121 @@
+//! `lathe serve`: the repository over TF Serving REST, KServe V1 and Open Inference Protocol V2.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lathe_engine_native::NativeLoader;
+use lathe_registry::Repository;
+use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
+use lathe_server::{AppState, Limits, ServerMetrics};
+
+use crate::Cli;
+
+/// Serve every model in the repository on one HTTP port.
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  lathe serve\n  lathe serve --port 8501 --max-batch-size 32 --instances 2\n  curl -s localhost:8080/v2/models/mnist\n  curl -s -X POST localhost:8080/v1/models/mnist:predict -d '{\"instances\": [[...784 pixels...]]}'\n\nNew versions published into the repository are loaded in the background and swapped in\nwithout dropping requests. Per-model settings go in <repo>/<model>/config.json:\n  {\"version_policy\": {\"latest\": {\"num_versions\": 2}}, \"max_batch_size\": 32,\n   \"max_queue_delay_us\": 200, \"max_queue_size\": 512, \"instances\": 1}\nLabels: lathe models label NAME stable 3"
+)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LATHE_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "LATHE_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Default most rows per model execution (config.json may override per model).
+    #[arg(long, env = "LATHE_MAX_BATCH_SIZE", default_value_t = 64)]
+    pub max_batch_size: usize,
+    /// Default wait to fill a batch, from the oldest queued request, in µs (0: never wait).
+    #[arg(long, env = "LATHE_MAX_QUEUE_DELAY_US", default_value_t = 0)]
+    pub max_queue_delay_us: u64,
+    /// Default most queued requests per model version; more get 429.
+    #[arg(long, env = "LATHE_MAX_QUEUE_SIZE", default_value_t = 1024)]
+    pub max_queue_size: usize,
+    /// Default compute threads per model version.
+    #[arg(long, env = "LATHE_INSTANCES", default_value_t = 1)]
+    pub instances: usize,
+    /// Threads handling HTTP (0: one per core).
+    #[arg(long, env = "LATHE_HTTP_THREADS", default_value_t = 0)]
+    pub http_threads: usize,
+    /// Seconds between repository scans (file notifications trigger scans at once as well).
+    #[arg(long, env = "LATHE_POLL_SECONDS", default_value_t = 2.0)]
+    pub poll_seconds: f64,
+    /// Largest request body, bytes (413 above).
+    #[arg(long, env = "LATHE_MAX_BODY_BYTES", default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take, milliseconds (504 after).
+    #[arg(long, env = "LATHE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// Longest wait for in-flight requests before an old version is unloaded, milliseconds.
+    #[arg(long, env = "LATHE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+}
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    serve(&cli.repo, args, cli.json, |_| {})
+}
+
+/// Serves `repo` until SIGTERM or Ctrl-C; `on_ready` gets the bound address.
+pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.http_threads > 0 {
+        builder.worker_threads(args.http_threads);
+    }
+    let runtime = builder.enable_all().thread_name("http").build().context("starting the HTTP runtime")?;
+    let defaults = BatchConfig {
+        max_batch_size: args.max_batch_size.max(1),
+        max_queue_delay_us: args.max_queue_delay_us,
+        max_queue_size: args.max_queue_size.max(1),
+        instances: args.instances.max(1),
+    };
+    let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
+    let manager = Manager::new(Repository::new(repo), Arc::new(NativeLoader), options);
+    let watcher = Watcher::start(manager.clone(), Duration::from_secs_f64(args.poll_seconds.max(0.05)));
+    let state = AppState {
+        manager: manager.clone(),
+        metrics: Arc::new(ServerMetrics::default()),
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        },
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        if json {
+            println!("{}", serde_json::json!({ "event": "listening", "address": addr.to_string(), "repo": repo }));
+        } else {
+            eprintln!("serving {} on http://{addr}", repo.display());
+        }
+        on_ready(addr);
+        lathe_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+        anyhow::Ok(())
+    })?;
+    drop(watcher);
+    drop(manager);
+    if !json {
+        eprintln!("stopped");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+}

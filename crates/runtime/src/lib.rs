@@ -1,0 +1,21 @@
+//! Lathe runtime: what sits between the protocol adapters and the engines.
+//!
+//! - [`Servable`] and [`Loader`]: the engine contract. A loaded version is immutable and
+//!   shared; engines never see HTTP.
+//! - [`Batcher`]: per-version bounded queue and dedicated compute threads with dynamic
+//!   batching; the async side only submits and awaits a oneshot reply.
+//! - [`Manager`]: the version router (policies, labels, default routes) and the load/unload
+//!   state machine (Triton's states), fed by [`Watcher`] (file notifications plus polling).
+
+mod batcher;
+mod config;
+mod manager;
+mod servable;
+pub mod stats;
+mod watcher;
+
+pub use batcher::{BatchConfig, Batcher, Reply};
+pub use config::{ModelConfig, VersionPolicy};
+pub use manager::{IndexEntry, LoadState, LoadedVersion, Manager, ModelView, Selector, ServeOptions, VersionView};
+pub use servable::{Loader, Servable};
+pub use watcher::Watcher;

@@ -1,0 +1,573 @@
+//! The version router and the load/unload state machine.
+//!
+//! `reconcile` compares the repository with what is loaded: versions selected by a model's
+//! policy and not loaded start loading on their own thread (load → warm-up → READY, then they
+//! become routable in one step under the write lock); loaded versions no longer selected stop
+//! being routable at once, drain (requests already holding the version finish on it), and
+//! unload. A version that fails to load is UNAVAILABLE with the reason and is retried only
+//! when its folder changes; whatever was serving keeps serving.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use lathe_formats::Manifest;
+use lathe_registry::Repository;
+use lathe_types::{ApiError, ErrorKind, Tensor, TensorData};
+
+use crate::stats::VersionStats;
+use crate::{BatchConfig, Batcher, Loader, ModelConfig, Servable};
+
+/// Load states, in Triton's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadState {
+    /// Loading or warming up.
+    Loading,
+    /// Serving.
+    Ready,
+    /// Draining before unload.
+    Unloading,
+    /// Not serving: failed to load, or unloaded.
+    Unavailable,
+}
+
+impl LoadState {
+    /// The protocol name (`READY`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadState::Loading => "LOADING",
+            LoadState::Ready => "READY",
+            LoadState::Unloading => "UNLOADING",
+            LoadState::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+/// Which version a request addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The default route: the `default` label if set and ready, else the highest ready version.
+    Default,
+    /// A version number.
+    Version(u64),
+    /// A label.
+    Label(String),
+}
+
+/// A version that is serving.
+pub struct LoadedVersion {
+    /// Model name.
+    pub name: String,
+    /// Version number.
+    pub version: u64,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The engine's model.
+    pub servable: Arc<dyn Servable>,
+    /// Its queue and compute threads.
+    pub batcher: Batcher,
+    /// Its statistics.
+    pub stats: Arc<VersionStats>,
+}
+
+/// Server-wide settings of the manager.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Batching defaults for models without their own settings.
+    pub defaults: BatchConfig,
+    /// Longest wait for in-flight requests before a version is unloaded anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { defaults: BatchConfig::default(), drain_timeout: Duration::from_secs(30) }
+    }
+}
+
+struct VersionEntry {
+    state: LoadState,
+    reason: String,
+    loaded: Option<Arc<LoadedVersion>>,
+    stats: Arc<VersionStats>,
+    load_seconds: Option<f64>,
+    /// Folder signature at a failed load; retried when it changes.
+    failed_signature: Option<u64>,
+}
+
+struct ModelEntry {
+    versions: BTreeMap<u64, VersionEntry>,
+    labels: BTreeMap<String, u64>,
+    config: ModelConfig,
+    config_error: Option<String>,
+    unloaded_by_api: bool,
+}
+
+/// A version as status endpoints show it.
+#[derive(Debug, Clone)]
+pub struct VersionView {
+    /// Version number.
+    pub version: u64,
+    /// Load state.
+    pub state: LoadState,
+    /// Why it is not serving (empty when READY).
+    pub reason: String,
+    /// Seconds the last load took.
+    pub load_seconds: Option<f64>,
+    /// Its statistics.
+    pub stats: Arc<VersionStats>,
+}
+
+/// A model as status endpoints show it.
+#[derive(Debug, Clone)]
+pub struct ModelView {
+    /// Model name.
+    pub name: String,
+    /// Versions known to the server.
+    pub versions: Vec<VersionView>,
+    /// Labels and the versions they name.
+    pub labels: BTreeMap<String, u64>,
+    /// Effective configuration.
+    pub config: ModelConfig,
+    /// Why `config.json` was rejected, if it was.
+    pub config_error: Option<String>,
+}
+
+/// One row of the repository index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Model name.
+    pub name: String,
+    /// Version, when the row is about one.
+    pub version: Option<u64>,
+    /// State name.
+    pub state: &'static str,
+    /// Reason for the state.
+    pub reason: String,
+}
+
+/// Routes requests to loaded versions and keeps them in line with the repository.
+pub struct Manager {
+    models: RwLock<BTreeMap<String, ModelEntry>>,
+    repo: Repository,
+    loader: Arc<dyn Loader>,
+    options: ServeOptions,
+    reconciled_once: std::sync::atomic::AtomicBool,
+}
+
+impl Manager {
+    /// A manager over `repo` that loads with `loader`. Nothing loads until [`Manager::reconcile`].
+    pub fn new(repo: Repository, loader: Arc<dyn Loader>, options: ServeOptions) -> Arc<Manager> {
+        Arc::new(Manager {
+            models: RwLock::new(BTreeMap::new()),
+            repo,
+            loader,
+            options,
+            reconciled_once: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The repository served.
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// Resolves a request's target to a serving version.
+    pub fn resolve(&self, name: &str, selector: &Selector) -> Result<Arc<LoadedVersion>, ApiError> {
+        let models = self.models.read().expect("models lock");
+        let model = models
+            .get(name)
+            .filter(|m| !m.versions.is_empty())
+            .ok_or_else(|| ApiError::not_found(format!("model {name:?} not found")))?;
+        let pick = |v: u64, via: &str| -> Result<Arc<LoadedVersion>, ApiError> {
+            match model.versions.get(&v) {
+                Some(VersionEntry { loaded: Some(l), state: LoadState::Ready, .. }) => Ok(l.clone()),
+                Some(e) => Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    format!("{via}version {v} of model {name:?} is {}{}", e.state.name(), reason_suffix(&e.reason)),
+                )),
+                None => Err(ApiError::not_found(format!(
+                    "{via}version {v} of model {name:?} is not served; served versions: {:?}",
+                    model.versions.keys().collect::<Vec<_>>()
+                ))),
+            }
+        };
+        match selector {
+            Selector::Version(v) => pick(*v, ""),
+            Selector::Label(l) => match model.labels.get(l) {
+                Some(v) => pick(*v, &format!("label {l:?} names ")),
+                None => Err(ApiError::not_found(format!(
+                    "model {name:?} has no label {l:?}; labels: {:?}",
+                    model.labels.keys().collect::<Vec<_>>()
+                ))),
+            },
+            Selector::Default => {
+                if let Some(v) = model.labels.get("default") {
+                    if let Ok(l) = pick(*v, "label \"default\" names ") {
+                        return Ok(l);
+                    }
+                }
+                let ready =
+                    model.versions.iter().rev().find(|(_, e)| e.state == LoadState::Ready && e.loaded.is_some());
+                match ready {
+                    Some((_, e)) => Ok(e.loaded.clone().expect("ready versions are loaded")),
+                    None => {
+                        let states: Vec<String> = model
+                            .versions
+                            .iter()
+                            .map(|(v, e)| format!("{v}: {}{}", e.state.name(), reason_suffix(&e.reason)))
+                            .collect();
+                        Err(ApiError::new(
+                            ErrorKind::Unavailable,
+                            format!("model {name:?} has no ready version ({})", states.join("; ")),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the first reconcile has run and every model has a ready default route.
+    pub fn is_ready(&self) -> bool {
+        if !self.reconciled_once.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        let models = self.models.read().expect("models lock");
+        models
+            .values()
+            .filter(|m| !m.unloaded_by_api && !m.versions.is_empty())
+            .all(|m| m.versions.values().any(|e| e.state == LoadState::Ready))
+    }
+
+    /// Status of every model known to the server.
+    pub fn models(&self) -> Vec<ModelView> {
+        let models = self.models.read().expect("models lock");
+        models.iter().map(|(n, m)| view(n, m)).collect()
+    }
+
+    /// Status of one model.
+    pub fn model(&self, name: &str) -> Option<ModelView> {
+        self.models.read().expect("models lock").get(name).map(|m| view(name, m))
+    }
+
+    /// The repository index: every model on disk and every version the server knows.
+    pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
+        let models = self.models.read().expect("models lock");
+        let mut out = Vec::new();
+        for name in self.repo.models().into_iter().chain(models.keys().cloned()).collect::<BTreeSet<_>>() {
+            match models.get(&name) {
+                Some(m) if !m.versions.is_empty() => {
+                    for (v, e) in &m.versions {
+                        out.push(IndexEntry {
+                            name: name.clone(),
+                            version: Some(*v),
+                            state: e.state.name(),
+                            reason: e.reason.clone(),
+                        });
+                    }
+                }
+                Some(m) if m.unloaded_by_api => {
+                    out.push(IndexEntry { name, version: None, state: "UNAVAILABLE", reason: "unloaded".into() })
+                }
+                _ => out.push(IndexEntry { name, version: None, state: "UNKNOWN", reason: String::new() }),
+            }
+        }
+        if ready_only {
+            out.retain(|e| e.state == "READY");
+        }
+        out
+    }
+
+    /// Brings the loaded versions in line with the repository; loads run in the background.
+    pub fn reconcile(self: &Arc<Self>) {
+        let on_disk: BTreeMap<String, Vec<u64>> =
+            self.repo.models().into_iter().map(|n| (n.clone(), self.repo.versions(&n).unwrap_or_default())).collect();
+        let mut to_load = Vec::new();
+        let mut to_unload = Vec::new();
+        {
+            let mut models = self.models.write().expect("models lock");
+            for (name, versions) in &on_disk {
+                let (config, config_error) = self.read_config(name);
+                let labels = self.repo.labels(name).unwrap_or_default();
+                let entry = models.entry(name.clone()).or_insert_with(|| ModelEntry {
+                    versions: BTreeMap::new(),
+                    labels: BTreeMap::new(),
+                    config: config.clone(),
+                    config_error: None,
+                    unloaded_by_api: false,
+                });
+                entry.labels = labels;
+                entry.config_error = config_error;
+                entry.config = config;
+                let desired: BTreeSet<u64> = if entry.unloaded_by_api {
+                    BTreeSet::new()
+                } else {
+                    entry.config.version_policy.select(versions).into_iter().collect()
+                };
+                for &v in &desired {
+                    let signature = folder_signature(&self.repo.root().join(name).join(v.to_string()));
+                    let start = match entry.versions.get(&v) {
+                        None => true,
+                        Some(e) => {
+                            e.state == LoadState::Unavailable && e.failed_signature.is_none_or(|s| s != signature)
+                        }
+                    };
+                    if start {
+                        let stats = entry.versions.get(&v).map(|e| e.stats.clone()).unwrap_or_default();
+                        entry.versions.insert(
+                            v,
+                            VersionEntry {
+                                state: LoadState::Loading,
+                                reason: String::new(),
+                                loaded: None,
+                                stats,
+                                load_seconds: None,
+                                failed_signature: None,
+                            },
+                        );
+                        to_load.push((name.clone(), v, entry.config.batching.clone()));
+                    }
+                }
+                for (v, e) in entry.versions.iter_mut() {
+                    if !desired.contains(v) && e.state == LoadState::Ready {
+                        e.state = LoadState::Unloading;
+                        e.reason = if versions.contains(v) {
+                            "not selected by the version policy".into()
+                        } else {
+                            "removed from the repository".into()
+                        };
+                        if let Some(l) = e.loaded.take() {
+                            to_unload.push((name.clone(), *v, l));
+                        }
+                    }
+                }
+                let gone: Vec<u64> = entry
+                    .versions
+                    .iter()
+                    .filter(|(v, e)| !versions.contains(v) && e.state == LoadState::Unavailable)
+                    .map(|(v, _)| *v)
+                    .collect();
+                for v in gone {
+                    entry.versions.remove(&v);
+                }
+            }
+            // Models whose folder disappeared: unload everything.
+            for (name, entry) in models.iter_mut().filter(|(n, _)| !on_disk.contains_key(*n)) {
+                for (v, e) in entry.versions.iter_mut() {
+                    if let Some(l) = e.loaded.take() {
+                        e.state = LoadState::Unloading;
+                        e.reason = "removed from the repository".into();
+                        to_unload.push((name.clone(), *v, l));
+                    }
+                }
+                entry.versions.retain(|_, e| e.state != LoadState::Unavailable);
+            }
+        }
+        for (name, v, batching) in to_load {
+            let me = self.clone();
+            std::thread::Builder::new()
+                .name(format!("load-{name}-{v}"))
+                .spawn(move || me.load_version(&name, v, batching))
+                .expect("spawn loader thread");
+        }
+        for (name, v, loaded) in to_unload {
+            let me = self.clone();
+            std::thread::Builder::new()
+                .name(format!("unload-{name}-{v}"))
+                .spawn(move || me.drain_and_unload(&name, v, loaded))
+                .expect("spawn unloader thread");
+        }
+        self.reconciled_once.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn read_config(&self, name: &str) -> (ModelConfig, Option<String>) {
+        let path = self.repo.config_path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => match ModelConfig::parse(&bytes, &self.options.defaults) {
+                Ok(c) => (c, None),
+                Err(e) => {
+                    tracing::warn!(model = name, error = %e, "invalid config.json; using defaults");
+                    (ModelConfig::defaults(&self.options.defaults), Some(format!("{}: {e}", path.display())))
+                }
+            },
+            Err(_) => (ModelConfig::defaults(&self.options.defaults), None),
+        }
+    }
+
+    fn load_version(self: Arc<Self>, name: &str, v: u64, batching: BatchConfig) {
+        let started = Instant::now();
+        let dir = self.repo.root().join(name).join(v.to_string());
+        let signature = folder_signature(&dir);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, String> {
+            let manifest = lathe_registry::read_manifest(&dir).map_err(|e| e.to_string())?;
+            let servable = self.loader.load(&dir, &manifest)?;
+            warm_up(servable.as_ref())?;
+            Ok((manifest, servable))
+        }))
+        .unwrap_or_else(|_| Err("the engine panicked while loading".into()));
+        let seconds = started.elapsed().as_secs_f64();
+        let mut models = self.models.write().expect("models lock");
+        let Some(entry) = models.get_mut(name).and_then(|m| m.versions.get_mut(&v)) else { return };
+        match result {
+            Ok((manifest, servable)) => {
+                let batcher = Batcher::start(servable.clone(), batching, entry.stats.clone(), &format!("{name}-{v}"));
+                entry.loaded = Some(Arc::new(LoadedVersion {
+                    name: name.to_string(),
+                    version: v,
+                    manifest,
+                    servable,
+                    batcher,
+                    stats: entry.stats.clone(),
+                }));
+                entry.state = LoadState::Ready;
+                entry.reason.clear();
+                entry.load_seconds = Some(seconds);
+                tracing::info!(model = name, version = v, seconds, "version ready");
+            }
+            Err(reason) => {
+                tracing::warn!(model = name, version = v, %reason, "version failed to load");
+                entry.state = LoadState::Unavailable;
+                entry.reason = format!("failed to load: {reason}");
+                entry.failed_signature = Some(signature);
+                entry.load_seconds = Some(seconds);
+            }
+        }
+    }
+
+    fn drain_and_unload(&self, name: &str, v: u64, loaded: Arc<LoadedVersion>) {
+        let deadline = Instant::now() + self.options.drain_timeout;
+        while Arc::strong_count(&loaded) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(loaded); // joins the compute threads after they finish what is queued
+        let mut models = self.models.write().expect("models lock");
+        if let Some(e) = models.get_mut(name).and_then(|m| m.versions.get_mut(&v)) {
+            if e.state == LoadState::Unloading {
+                e.state = LoadState::Unavailable;
+                e.reason = format!("unloaded ({})", e.reason);
+            }
+        }
+        tracing::info!(model = name, version = v, "version unloaded");
+    }
+
+    /// Explicit load (repository API): clears an earlier unload and failed-load markers, then
+    /// waits (up to `timeout`) for the model's versions to settle. Errors when none is ready.
+    pub fn load_model(self: &Arc<Self>, name: &str, timeout: Duration) -> Result<(), ApiError> {
+        if self.repo.versions(name).map(|v| v.is_empty()).unwrap_or(true) {
+            return Err(ApiError::not_found(format!("model {name:?} not found in the repository")));
+        }
+        {
+            let mut models = self.models.write().expect("models lock");
+            if let Some(m) = models.get_mut(name) {
+                m.unloaded_by_api = false;
+                m.versions.values_mut().for_each(|e| e.failed_signature = None);
+            }
+        }
+        self.reconcile();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.model(name);
+            let settled = view.as_ref().is_some_and(|m| m.versions.iter().all(|v| v.state != LoadState::Loading));
+            if settled {
+                let m = view.expect("settled implies present");
+                if m.versions.iter().any(|v| v.state == LoadState::Ready) {
+                    return Ok(());
+                }
+                let reasons: Vec<String> =
+                    m.versions.iter().map(|v| format!("version {}: {}", v.version, v.reason)).collect();
+                return Err(ApiError::invalid(format!("failed to load {name:?}: {}", reasons.join("; "))));
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::new(ErrorKind::Unavailable, format!("model {name:?} is still loading")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Explicit unload (repository API): stops routing to every version of `name`, drains and
+    /// unloads them; the model stays unloaded until loaded again.
+    pub fn unload_model(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        {
+            let mut models = self.models.write().expect("models lock");
+            let m = models.get_mut(name).ok_or_else(|| ApiError::not_found(format!("model {name:?} not found")))?;
+            m.unloaded_by_api = true;
+        }
+        self.reconcile();
+        Ok(())
+    }
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
+fn view(name: &str, m: &ModelEntry) -> ModelView {
+    ModelView {
+        name: name.to_string(),
+        versions: m
+            .versions
+            .iter()
+            .map(|(v, e)| VersionView {
+                version: *v,
+                state: e.state,
+                reason: e.reason.clone(),
+                load_seconds: e.load_seconds,
+                stats: e.stats.clone(),
+            })
+            .collect(),
+        labels: m.labels.clone(),
+        config: m.config.clone(),
+        config_error: m.config_error.clone(),
+    }
+}
+
+/// A cheap signature of a folder's contents (names, sizes, modification times).
+fn folder_signature(dir: &Path) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        e.file_name().to_string_lossy().bytes().for_each(|b| mix(b as u64));
+        if let Ok(md) = e.metadata() {
+            mix(md.len());
+            if let Ok(t) = md.modified() {
+                mix(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+            }
+        }
+    }
+    h
+}
+
+/// Runs one all-zero row through a freshly loaded model before it takes traffic.
+fn warm_up(model: &dyn Servable) -> Result<(), String> {
+    let inputs: Vec<Tensor> = model
+        .signature()
+        .inputs
+        .iter()
+        .map(|s| {
+            let shape: Vec<usize> = s.shape.iter().map(|&d| if d < 0 { 1 } else { d as usize }).collect();
+            let n: usize = shape.iter().product();
+            let data = TensorData::from_le_bytes(s.datatype, &vec![0u8; n * s.datatype.size().unwrap_or(4)], n)
+                .map_err(|e| format!("warm-up input {}: {e}", s.name))?;
+            Ok(Tensor { name: s.name.clone(), shape, data })
+        })
+        .collect::<Result<_, String>>()?;
+    let outputs = model.infer(&inputs).map_err(|e| format!("warm-up failed: {e}"))?;
+    if outputs.len() != model.signature().outputs.len() {
+        return Err(format!(
+            "warm-up returned {} outputs, the signature has {}",
+            outputs.len(),
+            model.signature().outputs.len()
+        ));
+    }
+    Ok(())
+}

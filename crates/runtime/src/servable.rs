@@ -1,0 +1,33 @@
+//! The contract between the runtime and the engines.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lathe_formats::Manifest;
+use lathe_types::{ApiError, Signature, Tensor};
+
+/// A loaded, immutable model version that computes outputs from batched inputs. Engines
+/// implement it; the runtime calls it only from its compute threads, never from the async
+/// executor.
+pub trait Servable: Send + Sync + 'static {
+    /// Inputs and outputs, batch dimension first (`-1`).
+    fn signature(&self) -> &Signature;
+
+    /// Runs a batch: `inputs` follow the signature's input order and dtypes, each with the
+    /// same number of rows; returns every output of the signature, in order, with as many rows.
+    fn infer(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ApiError>;
+
+    /// Class names indexed by output unit, for classifiers.
+    fn class_names(&self) -> &[String] {
+        &[]
+    }
+
+    /// Platform string for model metadata (e.g. `lathe_native`).
+    fn platform(&self) -> &str;
+}
+
+/// Builds servables from version folders; the binary registers one per model kind.
+pub trait Loader: Send + Sync + 'static {
+    /// Loads the version in `dir` described by `manifest`.
+    fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String>;
+}

@@ -1,0 +1,161 @@
+//! The protocol-independent part of an inference request: route, validate and convert the
+//! inputs against the signature, queue (in chunks of at most `max_batch_size` rows), await.
+
+use std::sync::Arc;
+
+use lathe_runtime::LoadedVersion;
+use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
+
+use crate::state::AppState;
+
+/// Runs inputs on a resolved version.
+pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+    let (inputs, rows) = conform(version.servable.signature(), inputs)?;
+    let max = version.batcher.config().max_batch_size;
+    let work = async {
+        if rows <= max {
+            let rx = version.batcher.submit(inputs, rows)?;
+            return rx
+                .await
+                .map_err(|_| ApiError::new(ErrorKind::Internal, "the compute thread dropped the request"))?;
+        }
+        let mut receivers = Vec::new();
+        for lo in (0..rows).step_by(max) {
+            let n = max.min(rows - lo);
+            let chunk = inputs.iter().map(|t| slice_rows(t, lo, n, rows)).collect();
+            receivers.push(version.batcher.submit(chunk, n)?);
+        }
+        let mut parts: Vec<Vec<Tensor>> = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            parts.push(
+                rx.await
+                    .map_err(|_| ApiError::new(ErrorKind::Internal, "the compute thread dropped the request"))??,
+            );
+        }
+        Ok(concat_parts(parts))
+    };
+    match tokio::time::timeout(state.limits.request_timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            ErrorKind::DeadlineExceeded,
+            format!("the request took longer than {} ms", state.limits.request_timeout.as_millis()),
+        )),
+    }
+}
+
+/// Puts inputs in signature order, converts them to the signature's dtypes, checks shapes and
+/// values; returns them with the number of rows.
+pub fn conform(sig: &Signature, mut inputs: Vec<Tensor>) -> Result<(Vec<Tensor>, usize), ApiError> {
+    if inputs.len() != sig.inputs.len() {
+        let want: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+        let got: Vec<&str> = inputs.iter().map(|t| t.name.as_str()).collect();
+        return Err(ApiError::invalid(format!("expected inputs {want:?}, got {got:?}")));
+    }
+    let mut ordered = Vec::with_capacity(sig.inputs.len());
+    let mut rows = None;
+    for s in &sig.inputs {
+        let pos = inputs.iter().position(|t| t.name == s.name).ok_or_else(|| {
+            let got: Vec<&str> = inputs.iter().map(|t| t.name.as_str()).collect();
+            ApiError::invalid(format!("missing input {:?}; got {got:?}", s.name))
+        })?;
+        let t = conform_one(s, inputs.swap_remove(pos))?;
+        match rows {
+            None => rows = Some(t.rows()),
+            Some(r) if r != t.rows() => {
+                return Err(ApiError::invalid(format!("input {:?} has {} rows, other inputs {r}", s.name, t.rows())))
+            }
+            Some(_) => {}
+        }
+        ordered.push(t);
+    }
+    let rows = rows.unwrap_or(0);
+    if rows == 0 {
+        return Err(ApiError::invalid("the request has no rows (batch dimension 0)"));
+    }
+    Ok((ordered, rows))
+}
+
+fn conform_one(s: &TensorSignature, t: Tensor) -> Result<Tensor, ApiError> {
+    let name = &s.name;
+    let per_row: usize = s.shape.iter().skip(1).map(|&d| d.max(1) as usize).product();
+    let rows = t.shape.first().copied().unwrap_or(0);
+    let expected_shape: Vec<i64> = s.shape.clone();
+    let fits_exactly = t.shape.len() == s.shape.len()
+        && t.shape.iter().zip(&s.shape).skip(1).all(|(&got, &want)| want < 0 || got as i64 == want);
+    let fits_flat = t.shape.len() >= 2 && t.shape[1..].iter().product::<usize>() == per_row;
+    if t.shape.is_empty() || !(fits_exactly || fits_flat) {
+        return Err(ApiError::invalid(format!(
+            "input {name:?}: shape {:?} does not match the model's {expected_shape:?} (-1 = any batch size)",
+            t.shape
+        )));
+    }
+    if t.data.len() != rows * per_row {
+        return Err(ApiError::invalid(format!(
+            "input {name:?}: {} values for shape {:?}, expected {}",
+            t.data.len(),
+            t.shape,
+            rows * per_row
+        )));
+    }
+    let data = match (s.datatype, t.data) {
+        (want, data) if data.dtype() == want => data,
+        (DType::F32, data) => TensorData::F32(data.to_f32().ok_or_else(|| {
+            ApiError::invalid(format!("input {name:?}: datatype BYTES cannot be converted to the model's FP32"))
+        })?),
+        (want, data) => {
+            return Err(ApiError::invalid(format!(
+                "input {name:?}: datatype {} does not match the model's {want}",
+                data.dtype()
+            )))
+        }
+    };
+    if let TensorData::F32(v) = &data {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(ApiError::invalid(format!(
+                "input {name:?}: element {i} is {}, expected a finite number",
+                v[i]
+            )));
+        }
+    }
+    let mut shape = vec![rows];
+    shape.extend(s.shape.iter().skip(1).map(|&d| d.max(1) as usize));
+    Ok(Tensor { name: name.clone(), shape, data })
+}
+
+fn slice_rows(t: &Tensor, lo: usize, n: usize, rows: usize) -> Tensor {
+    let per = t.data.len() / rows;
+    let mut shape = t.shape.clone();
+    shape[0] = n;
+    let (a, b) = (lo * per, (lo + n) * per);
+    let data = match &t.data {
+        TensorData::F32(v) => TensorData::F32(v[a..b].to_vec()),
+        TensorData::Bytes(v) => TensorData::Bytes(v[a..b].to_vec()),
+        other => {
+            let bytes = other.to_le_bytes();
+            let size = other.dtype().size().unwrap_or(1);
+            TensorData::from_le_bytes(other.dtype(), &bytes[a * size..b * size], n * per).expect("same dtype slice")
+        }
+    };
+    Tensor { name: t.name.clone(), shape, data }
+}
+
+fn concat_parts(parts: Vec<Vec<Tensor>>) -> Vec<Tensor> {
+    let mut iter = parts.into_iter();
+    let mut acc = iter.next().unwrap_or_default();
+    for part in iter {
+        for (a, b) in acc.iter_mut().zip(part) {
+            a.shape[0] += b.shape[0];
+            match (&mut a.data, b.data) {
+                (TensorData::F32(x), TensorData::F32(y)) => x.extend(y),
+                (TensorData::Bytes(x), TensorData::Bytes(y)) => x.extend(y),
+                (x, y) => {
+                    let mut bytes = x.to_le_bytes();
+                    bytes.extend(y.to_le_bytes());
+                    let n = x.len() + y.len();
+                    *x = TensorData::from_le_bytes(x.dtype(), &bytes, n).expect("same dtype");
+                }
+            }
+        }
+    }
+    acc
+}

@@ -1,0 +1,124 @@
+//! Lathe's HTTP server: TF Serving REST, KServe V1 and the Open Inference Protocol V2 over
+//! the runtime's version router, plus repository control, statistics, Prometheus metrics
+//! and health probes, on one port.
+//!
+//! This crate is the only place where error kinds become status codes ([`error`]); handlers
+//! decode the protocol, hand tensors to the runtime, and encode the answer. Compute never
+//! runs here: requests wait on the runtime's compute threads through a oneshot channel.
+
+mod body;
+pub mod error;
+mod infer;
+pub mod metrics;
+pub mod oip;
+pub mod oip_codec;
+mod repository;
+mod state;
+pub mod tensors;
+pub mod tfs;
+pub mod tfs_codec;
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use lathe_types::ApiError;
+use serde_json::json;
+
+pub use metrics::ServerMetrics;
+pub use state::{AppState, Limits};
+
+use crate::body::json_ok;
+use crate::error::HttpError;
+
+/// Builds the router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        // Open Inference Protocol V2.
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/stats", get(oip::all_stats))
+        .route("/v2/models/{m}", get(oip::model_metadata))
+        .route("/v2/models/{m}/ready", get(oip::model_ready))
+        .route("/v2/models/{m}/infer", post(oip::infer_model))
+        .route("/v2/models/{m}/config", get(oip::model_config))
+        .route("/v2/models/{m}/stats", get(oip::model_stats))
+        .route("/v2/models/{m}/versions/{v}", get(oip::version_metadata))
+        .route("/v2/models/{m}/versions/{v}/ready", get(oip::version_ready))
+        .route("/v2/models/{m}/versions/{v}/infer", post(oip::infer_version))
+        .route("/v2/models/{m}/versions/{v}/config", get(oip::version_config))
+        .route("/v2/models/{m}/versions/{v}/stats", get(oip::version_stats))
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{m}/load", post(repository::load))
+        .route("/v2/repository/models/{m}/unload", post(repository::unload))
+        // TF Serving REST and KServe V1.
+        .route("/v1/models", get(tfs::list))
+        .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post))
+        // Operations.
+        .route("/metrics", get(metrics_text))
+        .route("/", get(alive))
+        .route("/healthz", get(oip::live))
+        .route("/livez", get(oip::live))
+        .route("/ping", get(oip::live))
+        .route("/readyz", get(oip::ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+async fn alive() -> Response {
+    json_ok(&json!({ "status": "alive" }))
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    let mut r = st.metrics.render(&st.manager).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+async fn not_found(req: Request) -> Response {
+    HttpError(ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut r = HttpError(ApiError::invalid(format!("method {} is not allowed on {}", req.method(), req.uri().path())))
+        .into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// One structured log line per request (target `lathe::access`, level info).
+async fn access_log(req: Request, next: Next) -> Response {
+    if !tracing::enabled!(target: "lathe::access", tracing::Level::INFO) {
+        return next.run(req).await;
+    }
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        target: "lathe::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,278 @@
+//! Open Inference Protocol (KServe V2) REST: health, metadata, readiness, infer (JSON and
+//! binary), model configuration and statistics.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lathe_runtime::{LoadState, LoadedVersion, Selector, VersionPolicy};
+use lathe_types::{ApiError, ErrorKind};
+use serde_json::{json, Value};
+
+use crate::body::{json_ok, json_response, parse_version, read_body};
+use crate::error::{HttpError, HttpResult};
+use crate::metrics::RequestLabels;
+use crate::oip_codec::{decode_request, encode_response};
+use crate::state::AppState;
+
+/// Extensions this server implements, advertised in server metadata.
+pub const EXTENSIONS: [&str; 6] =
+    ["binary_tensor_data", "classification", "model_repository", "model_configuration", "statistics", "parameters"];
+
+/// `GET /v2`.
+pub async fn server_metadata() -> Response {
+    json_ok(&json!({ "name": "lathe", "version": env!("CARGO_PKG_VERSION"), "extensions": EXTENSIONS }))
+}
+
+/// `GET /v2/health/live`.
+pub async fn live() -> Response {
+    json_ok(&json!({ "live": true }))
+}
+
+/// `GET /v2/health/ready`: 200 when every model has a ready version, else 503.
+pub async fn ready(State(st): State<AppState>) -> HttpResult<Response> {
+    if st.manager.is_ready() {
+        Ok(json_ok(&json!({ "ready": true })))
+    } else {
+        Err(ApiError::new(ErrorKind::Unavailable, "not every model has a ready version yet").into())
+    }
+}
+
+fn selector(version: Option<&str>) -> Result<Selector, ApiError> {
+    Ok(match version {
+        Some(v) => Selector::Version(parse_version(v)?),
+        None => Selector::Default,
+    })
+}
+
+fn metadata(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Response> {
+    let loaded = st.manager.resolve(name, &selector(version)?)?;
+    let sig = loaded.servable.signature();
+    let ready: Vec<String> = st
+        .manager
+        .model(name)
+        .map(|m| m.versions.iter().filter(|v| v.state == LoadState::Ready).map(|v| v.version.to_string()).collect())
+        .unwrap_or_default();
+    Ok(json_ok(&json!({
+        "name": name,
+        "versions": ready,
+        "platform": loaded.servable.platform(),
+        "inputs": sig.inputs,
+        "outputs": sig.outputs,
+        "properties": { "class_names": loaded.servable.class_names().join(",") },
+    })))
+}
+
+/// `GET /v2/models/{m}`.
+pub async fn model_metadata(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+    metadata(&st, &name, None)
+}
+
+/// `GET /v2/models/{m}/versions/{v}`.
+pub async fn version_metadata(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    metadata(&st, &name, Some(&v))
+}
+
+fn readiness(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Response> {
+    st.manager.resolve(name, &selector(version)?)?;
+    Ok(json_ok(&json!({ "name": name, "ready": true })))
+}
+
+/// `GET /v2/models/{m}/ready`: 200 when a default route is ready, 404/503 otherwise.
+pub async fn model_ready(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+    readiness(&st, &name, None)
+}
+
+/// `GET /v2/models/{m}/versions/{v}/ready`.
+pub async fn version_ready(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    readiness(&st, &name, Some(&v))
+}
+
+/// `POST /v2/models/{m}/infer`.
+pub async fn infer_model(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    infer(st, name, None, headers, body).await
+}
+
+/// `POST /v2/models/{m}/versions/{v}/infer`.
+pub async fn infer_version(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    infer(st, name, Some(v), headers, body).await
+}
+
+async fn infer(st: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let mut answered = String::new();
+    let mut model_label = String::new();
+    let result = async {
+        let header_len = match headers.get("inference-header-content-length") {
+            None => None,
+            Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| {
+                ApiError::invalid("Inference-Header-Content-Length: expected a non-negative integer")
+            })?),
+        };
+        let loaded: std::sync::Arc<LoadedVersion> = st.manager.resolve(&name, &selector(version.as_deref())?)?;
+        answered = loaded.version.to_string();
+        model_label = name.clone();
+        let bytes = read_body(body, st.limits.max_body_bytes).await?;
+        let mut req = decode_request(&bytes, header_len, loaded.servable.signature())?;
+        let inputs = std::mem::take(&mut req.inputs);
+        let outputs = crate::infer::run(&st, &loaded, inputs).await?;
+        encode_response(&name, loaded.version, &req, outputs, loaded.servable.class_names())
+    }
+    .await;
+    let response = match result {
+        Ok(enc) => match enc.header_len {
+            None => json_response(enc.body),
+            Some(n) => {
+                let mut r = (StatusCode::OK, enc.body).into_response();
+                let h = r.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                h.insert("inference-header-content-length", HeaderValue::from(n));
+                r
+            }
+        },
+        Err(e) => HttpError(e).into_response(),
+    };
+    st.metrics.record(
+        RequestLabels {
+            model: model_label,
+            version: answered,
+            protocol: "v2",
+            api: "infer",
+            code: response.status().as_u16(),
+        },
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn config(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Response> {
+    let loaded = st.manager.resolve(name, &selector(version)?)?;
+    let model = st.manager.model(name).ok_or_else(|| ApiError::not_found(format!("model {name:?} not found")))?;
+    let sig = loaded.servable.signature();
+    let dims = |shape: &[i64]| shape.iter().skip(1).copied().collect::<Vec<_>>();
+    let tensors = |list: &[lathe_types::TensorSignature]| -> Vec<Value> {
+        list.iter()
+            .map(|t| json!({ "name": t.name, "data_type": format!("TYPE_{}", triton_type(t.datatype)), "dims": dims(&t.shape) }))
+            .collect()
+    };
+    let b = &model.config.batching;
+    let policy = match &model.config.version_policy {
+        VersionPolicy::Latest { num_versions } => json!({ "latest": { "num_versions": num_versions } }),
+        VersionPolicy::All {} => json!({ "all": {} }),
+        VersionPolicy::Specific { versions } => json!({ "specific": { "versions": versions } }),
+    };
+    Ok(json_ok(&json!({
+        "name": name,
+        "platform": loaded.servable.platform(),
+        "backend": "lathe",
+        "version_policy": policy,
+        "max_batch_size": b.max_batch_size,
+        "input": tensors(&sig.inputs),
+        "output": tensors(&sig.outputs),
+        "dynamic_batching": { "max_queue_delay_microseconds": b.max_queue_delay_us, "default_queue_policy": { "max_queue_size": b.max_queue_size } },
+        "instance_group": [{ "name": name, "kind": "KIND_CPU", "count": b.instances }],
+        "labels": model.labels,
+        "config_error": model.config_error,
+    })))
+}
+
+fn triton_type(d: lathe_types::DType) -> &'static str {
+    match d {
+        lathe_types::DType::Bytes => "STRING",
+        other => other.name(),
+    }
+}
+
+/// `GET /v2/models/{m}/config`.
+pub async fn model_config(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+    config(&st, &name, None)
+}
+
+/// `GET /v2/models/{m}/versions/{v}/config`.
+pub async fn version_config(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    config(&st, &name, Some(&v))
+}
+
+fn stats(st: &AppState, name: Option<&str>, version: Option<&str>) -> HttpResult<Response> {
+    let version = version.map(parse_version).transpose()?;
+    let models = match name {
+        Some(n) => vec![st.manager.model(n).ok_or_else(|| ApiError::not_found(format!("model {n:?} not found")))?],
+        None => st.manager.models(),
+    };
+    let mut out = Vec::new();
+    for m in &models {
+        for v in m.versions.iter().filter(|v| version.is_none_or(|want| want == v.version)) {
+            let s = &v.stats;
+            let pair = |d: &lathe_runtime::stats::Duration2| {
+                let (count, ns) = d.get();
+                json!({ "count": count, "ns": ns })
+            };
+            let batch: Vec<Value> = s
+                .per_batch_size
+                .lock()
+                .expect("stats lock")
+                .iter()
+                .map(|(size, (count, ns))| json!({ "batch_size": size, "compute_infer": { "count": count, "ns": ns } }))
+                .collect();
+            out.push(json!({
+                "name": m.name,
+                "version": v.version.to_string(),
+                "state": v.state.name(),
+                "last_inference": s.last_inference_ms.load(Ordering::Relaxed),
+                "inference_count": s.inference_count.load(Ordering::Relaxed),
+                "execution_count": s.execution_count.load(Ordering::Relaxed),
+                "inference_stats": {
+                    "success": pair(&s.success),
+                    "fail": pair(&s.fail),
+                    "queue": pair(&s.queue),
+                    "compute_infer": pair(&s.compute_infer),
+                },
+                "batch_stats": batch,
+            }));
+        }
+    }
+    if let (Some(n), Some(v), true) = (name, version, out.is_empty()) {
+        return Err(ApiError::not_found(format!("model {n:?} has no version {v}")).into());
+    }
+    Ok(json_ok(&json!({ "model_stats": out })))
+}
+
+/// `GET /v2/models/stats`.
+pub async fn all_stats(State(st): State<AppState>) -> HttpResult<Response> {
+    stats(&st, None, None)
+}
+
+/// `GET /v2/models/{m}/stats`.
+pub async fn model_stats(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+    stats(&st, Some(&name), None)
+}
+
+/// `GET /v2/models/{m}/versions/{v}/stats`.
+pub async fn version_stats(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    stats(&st, Some(&name), Some(&v))
+}

@@ -1,0 +1,233 @@
+//! TF Serving REST (and KServe V1, its subset) routes under `/v1/models`.
+//!
+//! Paths are matched like TF Serving does: `/v1/models/{name}[/versions/{v}|/labels/{l}]`
+//! followed by `[/metadata]` (GET) or `:{predict|classify|regress|explain}` (POST).
+//! `GET /v1/models/{name}` answers TF Serving's status and KServe V1's readiness at once:
+//! `{"model_version_status": […], "name", "ready"}`, 200 when ready and 503 when not.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lathe_runtime::{LoadState, Selector};
+use lathe_types::{ApiError, ErrorKind};
+use serde_json::{json, Value};
+
+use crate::body::{json_ok, json_response, json_with_status, parse_version, read_body};
+use crate::error::{HttpError, HttpResult};
+use crate::metrics::RequestLabels;
+use crate::state::AppState;
+use crate::tfs_codec::{decode_classify, decode_predict, encode_classify, encode_predict, DEFAULT_SIGNATURE};
+
+/// A parsed `/v1/models/…` path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Model name.
+    pub name: String,
+    /// Version or label.
+    pub selector: Selector,
+    /// The trailing `/metadata` (GET) or `:verb` (POST).
+    pub tail: Option<String>,
+}
+
+/// Parses the part after `/v1/models/`; `verb` says whether a `:verb` suffix is expected.
+pub fn parse_target(rest: &str, verb: bool) -> Result<Target, ApiError> {
+    let malformed = || ApiError::invalid(format!("malformed request path /v1/models/{rest}"));
+    let (path, tail) = if verb {
+        let (p, v) = rest.rsplit_once(':').ok_or_else(|| {
+            ApiError::invalid(format!(
+                "malformed request path /v1/models/{rest}: expected :predict, :classify, :regress or :explain"
+            ))
+        })?;
+        (p, Some(v.to_string()))
+    } else {
+        match rest.strip_suffix("/metadata") {
+            Some(p) => (p, Some("metadata".to_string())),
+            None => (rest, None),
+        }
+    };
+    let segs: Vec<&str> = path.split('/').collect();
+    let (name, selector) = match segs.as_slice() {
+        [name] => (*name, Selector::Default),
+        [name, "versions", v] => (*name, Selector::Version(parse_version(v)?)),
+        [name, "labels", l] => {
+            lathe_registry_label_check(l)?;
+            (*name, Selector::Label(l.to_string()))
+        }
+        _ => return Err(malformed()),
+    };
+    if name.is_empty() || name.contains(':') {
+        return Err(malformed());
+    }
+    Ok(Target { name: name.to_string(), selector, tail })
+}
+
+fn lathe_registry_label_check(l: &str) -> Result<(), ApiError> {
+    if !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("invalid label {l:?}: expected [A-Za-z0-9_]+")))
+    }
+}
+
+/// `GET /v1/models`: KServe V1's model list.
+pub async fn list(State(st): State<AppState>) -> Response {
+    let names: Vec<String> =
+        st.manager.models().into_iter().filter(|m| !m.versions.is_empty()).map(|m| m.name).collect();
+    json_ok(&json!({ "models": names }))
+}
+
+fn tfs_state(s: LoadState) -> &'static str {
+    match s {
+        LoadState::Loading => "LOADING",
+        LoadState::Ready => "AVAILABLE",
+        LoadState::Unloading => "UNLOADING",
+        LoadState::Unavailable => "END",
+    }
+}
+
+/// `GET /v1/models/{…}`: status or metadata.
+pub async fn get(State(st): State<AppState>, Path(rest): Path<String>) -> HttpResult<Response> {
+    let t = parse_target(&rest, false)?;
+    match t.tail.as_deref() {
+        Some("metadata") => metadata(&st, &t),
+        _ => status(&st, &t),
+    }
+}
+
+fn status(st: &AppState, t: &Target) -> HttpResult<Response> {
+    let model =
+        st.manager.model(&t.name).ok_or_else(|| ApiError::not_found(format!("model {:?} not found", t.name)))?;
+    let wanted: Option<u64> = match &t.selector {
+        Selector::Default => None,
+        Selector::Version(v) => Some(*v),
+        Selector::Label(l) => Some(
+            *model
+                .labels
+                .get(l)
+                .ok_or_else(|| ApiError::not_found(format!("model {:?} has no label {l:?}", t.name)))?,
+        ),
+    };
+    let entries: Vec<Value> = model
+        .versions
+        .iter()
+        .filter(|v| wanted.is_none_or(|w| w == v.version))
+        .map(|v| {
+            let failed = v.state == LoadState::Unavailable && v.reason.starts_with("failed");
+            json!({
+                "version": v.version.to_string(),
+                "state": tfs_state(v.state),
+                "status": { "error_code": if failed { "UNKNOWN" } else { "OK" }, "error_message": if failed { v.reason.as_str() } else { "" } },
+            })
+        })
+        .collect();
+    if let (Some(w), true) = (wanted, entries.is_empty()) {
+        return Err(ApiError::not_found(format!("version {w} of model {:?} is not served", t.name)).into());
+    }
+    let ready = st.manager.resolve(&t.name, &t.selector).is_ok();
+    let body = json!({ "model_version_status": entries, "name": t.name, "ready": ready });
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok(json_with_status(code, serde_json::to_vec(&body).expect("serialise")))
+}
+
+fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
+    let loaded = st.manager.resolve(&t.name, &t.selector)?;
+    let sig = loaded.servable.signature();
+    let tensors = |list: &[lathe_types::TensorSignature]| -> Value {
+        list.iter()
+            .map(|s| {
+                let dims: Vec<Value> = s.shape.iter().map(|d| json!({ "size": d.to_string(), "name": "" })).collect();
+                (
+                    s.name.clone(),
+                    json!({ "dtype": s.datatype.tf_name(), "tensor_shape": { "dim": dims, "unknown_rank": false }, "name": format!("{}:0", s.name) }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let method = if loaded.servable.class_names().is_empty() {
+        "tensorflow/serving/predict"
+    } else {
+        "tensorflow/serving/predict"
+    };
+    Ok(json_ok(&json!({
+        "model_spec": { "name": t.name, "signature_name": "", "version": loaded.version.to_string() },
+        "metadata": { "signature_def": { "signature_def": {
+            DEFAULT_SIGNATURE: { "inputs": tensors(&sig.inputs), "outputs": tensors(&sig.outputs), "method_name": method, "defaults": {} }
+        } } }
+    })))
+}
+
+/// `POST /v1/models/{…}:{verb}`.
+pub async fn post(State(st): State<AppState>, Path(rest): Path<String>, body: Body) -> Response {
+    let started = Instant::now();
+    let mut labels =
+        RequestLabels { model: String::new(), version: String::new(), protocol: "tfserving", api: "predict", code: 0 };
+    let result = async {
+        let t = parse_target(&rest, true)?;
+        labels.api = match t.tail.as_deref() {
+            Some("predict") => "predict",
+            Some("classify") => "classify",
+            Some("regress") => "regress",
+            Some("explain") => "explain",
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "unknown method :{other}; expected :predict, :classify, :regress or :explain"
+                )))
+            }
+            None => unreachable!("verb paths always have a tail"),
+        };
+        let loaded = st.manager.resolve(&t.name, &t.selector)?;
+        labels.model = t.name.clone();
+        labels.version = loaded.version.to_string();
+        let bytes = read_body(body, st.limits.max_body_bytes).await?;
+        match labels.api {
+            "predict" => {
+                let req = decode_predict(&bytes, loaded.servable.signature())?;
+                let outputs = crate::infer::run(&st, &loaded, req.inputs).await?;
+                Ok(encode_predict(req.row_format, &outputs))
+            }
+            "classify" => {
+                if loaded.servable.class_names().is_empty() {
+                    return Err(ApiError::invalid(format!("model {:?} is not a classifier", t.name)));
+                }
+                let inputs = decode_classify(&bytes, loaded.servable.signature(), &loaded.manifest.feature_names)?;
+                let outputs = crate::infer::run(&st, &loaded, inputs).await?;
+                Ok(encode_classify(&outputs[0], loaded.servable.class_names()))
+            }
+            "regress" => Err(ApiError::invalid(format!(
+                "model {:?} has no regression signature (it is a classifier: use :classify or :predict)",
+                t.name
+            ))),
+            _ => Err(ApiError::new(ErrorKind::Unimplemented, "explanations are not implemented yet")),
+        }
+    }
+    .await;
+    let response = match result {
+        Ok(body) => json_response(body),
+        Err(e) => HttpError(e).into_response(),
+    };
+    labels.code = response.status().as_u16();
+    st.metrics.record(labels, started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_like_tf_serving() {
+        let t = parse_target("mnist/versions/3:predict", true).unwrap();
+        assert_eq!((t.name.as_str(), t.selector, t.tail.as_deref()), ("mnist", Selector::Version(3), Some("predict")));
+        let t = parse_target("mnist/labels/stable/metadata", false).unwrap();
+        assert_eq!((t.selector, t.tail.as_deref()), (Selector::Label("stable".into()), Some("metadata")));
+        assert_eq!(parse_target("mnist", false).unwrap().selector, Selector::Default);
+        assert!(parse_target("mnist/versions/x:predict", true).unwrap_err().message.contains("invalid version"));
+        assert!(parse_target("mnist/versions/1/labels/a:predict", true).is_err());
+        assert!(parse_target("mnist:predict/x", false).is_err());
+        assert!(parse_target("mnist", true).is_err());
+    }
+}
