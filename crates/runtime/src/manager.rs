@@ -329,8 +329,15 @@ impl Manager {
                         to_load.push((name.clone(), v, entry.config.batching.clone()));
                     }
                 }
+                // Availability first: a version the policy no longer selects keeps serving
+                // until a selected one is ready (or its folder is gone, or the model was
+                // unloaded on request).
+                let selected_ready =
+                    desired.iter().any(|v| entry.versions.get(v).is_some_and(|e| e.state == LoadState::Ready));
+                let unload_superseded = selected_ready || desired.is_empty() || entry.unloaded_by_api;
                 for (v, e) in entry.versions.iter_mut() {
-                    if !desired.contains(v) && e.state == LoadState::Ready {
+                    let removed = !versions.contains(v);
+                    if !desired.contains(v) && e.state == LoadState::Ready && (removed || unload_superseded) {
                         e.state = LoadState::Unloading;
                         e.reason = if versions.contains(v) {
                             "not selected by the version policy".into()
@@ -424,6 +431,9 @@ impl Manager {
                 entry.reason.clear();
                 entry.load_seconds = Some(seconds);
                 tracing::info!(model = name, version = v, seconds, "version ready");
+                drop(models);
+                // Now that it serves, the versions it supersedes can drain.
+                self.reconcile();
             }
             Err(reason) => {
                 tracing::warn!(model = name, version = v, %reason, "version failed to load");

@@ -1,0 +1,7 @@
+//! A real server on an ephemeral port, driven with a real HTTP client.
+
+mod binary;
+mod common;
+mod errors;
+mod reload;
+mod routes;
