@@ -13,6 +13,19 @@ pub const MAX_ELEMENTS: usize = 1 << 26;
 /// Shape and leaves of a natural nested JSON array; errors when it is ragged.
 pub fn nested_shape<'a>(v: &'a Value, path: &str, leaves: &mut Vec<&'a Value>) -> Result<Vec<usize>, ApiError> {
     match v {
+        Value::Array(items) if items.first().is_some_and(|f| !f.is_array()) => {
+            // The innermost level: a run of scalars (the common case, kept allocation-free).
+            if let Some(i) = items.iter().position(Value::is_array) {
+                return Err(ApiError::invalid(format!(
+                    "{path}: ragged nested list: element {i} is a list, element 0 is not"
+                )));
+            }
+            if leaves.len() + items.len() > MAX_ELEMENTS {
+                return Err(ApiError::invalid(format!("{path}: more than {MAX_ELEMENTS} elements")));
+            }
+            leaves.extend(items.iter());
+            Ok(vec![items.len()])
+        }
         Value::Array(items) => {
             let mut inner: Option<Vec<usize>> = None;
             for (i, item) in items.iter().enumerate() {

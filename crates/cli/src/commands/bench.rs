@@ -20,6 +20,12 @@ pub enum BenchCommand {
     ///
     /// Example: lathe bench train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist
     Train(BenchTrainArgs),
+    /// Start a server on the repository and measure batch-1 predictions over TF Serving
+    /// JSON, V2 JSON and V2 binary at several concurrencies (load generator in-process),
+    /// next to the in-process compute floor, with batching on and off.
+    ///
+    /// Example: lathe bench serve --model mnist --concurrency 1,16,64
+    Serve(super::bench_serve::BenchServeArgs),
 }
 
 /// Arguments of `bench train`.
@@ -43,7 +49,13 @@ pub struct BenchTrainArgs {
 }
 
 pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
-    let BenchCommand::Train(args) = cmd;
+    match cmd {
+        BenchCommand::Train(args) => train(cli, args),
+        BenchCommand::Serve(args) => super::bench_serve::run(cli, args),
+    }
+}
+
+fn train(cli: &Cli, args: &BenchTrainArgs) -> Result<()> {
     let spec = Spec::from_file(&args.spec).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
     let load = Instant::now();
     let data = prepare(&spec, Dataset::load(&args.data, &LoadOptions::default())?, 0.2, spec.fit.seed)?;

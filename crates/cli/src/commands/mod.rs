@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_serve;
 pub mod eval;
 pub mod models;
 pub mod predict;
