@@ -90,7 +90,7 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
         let server = BenchServer::start(&cli.repo, args.http_threads, max_batch)?;
         let target = format!("{}:{}", name, info.version);
         for protocol in [Protocol::TfsJson, Protocol::V2Json, Protocol::V2Binary] {
-            if !batching && !matches!(protocol, Protocol::V2Json) {
+            if !batching && matches!(protocol, Protocol::TfsJson) {
                 continue;
             }
             let (path, headers, body) = request_for(protocol, &name, info.version, shape, &row);

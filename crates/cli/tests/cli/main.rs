@@ -4,4 +4,5 @@ mod acceptance;
 mod bad_input;
 mod common;
 mod interrupt;
+mod serve;
 mod workflow;
