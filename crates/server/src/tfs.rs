@@ -147,11 +147,7 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
             .collect::<serde_json::Map<_, _>>()
             .into()
     };
-    let method = if loaded.servable.class_names().is_empty() {
-        "tensorflow/serving/predict"
-    } else {
-        "tensorflow/serving/predict"
-    };
+    let method = "tensorflow/serving/predict";
     Ok(json_ok(&json!({
         "model_spec": { "name": t.name, "signature_name": "", "version": loaded.version.to_string() },
         "metadata": { "signature_def": { "signature_def": {

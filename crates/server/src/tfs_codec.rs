@@ -311,11 +311,11 @@ mod tests {
             data: TensorData::F32(vec![0.25, 0.75, 1.0, 0.0]),
         };
         assert_eq!(
-            String::from_utf8(encode_predict(true, &[t.clone()])).unwrap(),
+            String::from_utf8(encode_predict(true, std::slice::from_ref(&t))).unwrap(),
             r#"{"predictions":[[0.25,0.75],[1.0,0.0]]}"#
         );
         assert_eq!(
-            String::from_utf8(encode_predict(false, &[t.clone()])).unwrap(),
+            String::from_utf8(encode_predict(false, std::slice::from_ref(&t))).unwrap(),
             r#"{"outputs":[[0.25,0.75],[1.0,0.0]]}"#
         );
         let names = vec!["no".to_string(), "yes".to_string()];

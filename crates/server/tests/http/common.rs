@@ -67,6 +67,9 @@ pub fn test_images(n: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     ((0..n).map(|i| images.data[i * 784..(i + 1) * 784].to_vec()).collect(), labels.data[..n].to_vec())
 }
 
+/// Status, headers and body of a response.
+pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A running server; dropped, it shuts down gracefully.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.

@@ -156,7 +156,7 @@ fn full_queues_get_429_with_retry_after_and_slow_requests_504() {
     let s = TestServer::start(dir, setup);
     let body = json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": vec![0.0; 784]}]})
         .to_string();
-    let results: Vec<(u16, Vec<(String, String)>, Vec<u8>)> = std::thread::scope(|scope| {
+    let results: Vec<RawResponse> = std::thread::scope(|scope| {
         let handles: Vec<_> =
             (0..6).map(|_| scope.spawn(|| s.post_raw("/v2/models/mnist/infer", &[], body.as_bytes()))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -2,6 +2,7 @@
 
 mod binary;
 mod common;
+mod decoders;
 mod errors;
 mod reload;
 mod routes;
