@@ -31,9 +31,12 @@ pub struct BenchServeArgs {
     /// Concurrency levels (connections sending back to back).
     #[arg(long, env = "LATHE_BENCH_CONCURRENCY", value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
-    /// Seconds per measurement.
+    /// Seconds per case and server (split over the rounds).
     #[arg(long, env = "LATHE_BENCH_SECONDS", default_value_t = 3.0)]
     pub seconds: f64,
+    /// Alternations between the batching and non-batching servers per case (medians reported).
+    #[arg(long, env = "LATHE_BENCH_ROUNDS", default_value_t = 3)]
+    pub rounds: usize,
     /// Threads for the server's HTTP side (the load generator gets one more thread).
     #[arg(long, env = "LATHE_HTTP_THREADS", default_value_t = 2)]
     pub http_threads: usize,
@@ -86,28 +89,45 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
     }
     report.push(json!({"case": "compute-floor", "rps": floor.rps, "p50_us": floor.p50_us, "p99_us": floor.p99_us}));
 
-    for (batching, max_batch) in [(true, args.max_batch_size), (false, 1)] {
-        let server = BenchServer::start(&cli.repo, args.http_threads, max_batch)?;
-        let target = format!("{}:{}", name, info.version);
-        for protocol in [Protocol::TfsJson, Protocol::V2Json, Protocol::V2Binary] {
-            if !batching && matches!(protocol, Protocol::TfsJson) {
-                continue;
-            }
-            let (path, headers, body) = request_for(protocol, &name, info.version, shape, &row);
-            for &c in &args.concurrency {
-                let m = load(server.addr, &path, &headers, body.clone(), c, args.seconds)?;
-                if !cli.json {
-                    println!(
-                        "{:<15} batching {:<3} c={:<3} {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  errors {}",
-                        protocol.name(),
-                        if batching { "on" } else { "off" },
-                        c,
-                        m.rps,
-                        m.p50_us,
-                        m.p99_us,
-                        m.errors
-                    );
+    // Both servers run side by side; each case alternates between them `rounds` times and
+    // reports medians, so background noise hits both alike.
+    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size)?;
+    let off = BenchServer::start(&cli.repo, args.http_threads, 1)?;
+    let target = format!("{}:{}", name, info.version);
+    let rounds = args.rounds.max(1);
+    let slice = args.seconds / rounds as f64;
+    for protocol in [Protocol::TfsJson, Protocol::V2Json, Protocol::V2Binary] {
+        let (path, headers, body) = request_for(protocol, &name, info.version, shape, &row);
+        for &c in &args.concurrency {
+            let (mut with, mut without) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                // Alternate which server goes first, so neither always runs on a cold start.
+                if round % 2 == 0 {
+                    with.push(load(on.addr, &path, &headers, body.clone(), c, slice)?);
+                    without.push(load(off.addr, &path, &headers, body.clone(), c, slice)?);
+                } else {
+                    without.push(load(off.addr, &path, &headers, body.clone(), c, slice)?);
+                    with.push(load(on.addr, &path, &headers, body.clone(), c, slice)?);
                 }
+            }
+            let (m_on, m_off) = (median(with), median(without));
+            if !cli.json {
+                println!(
+                    "{:<15} c={:<3} batching on {:>7.0} req/s p50 {:>7.1} µs p99 {:>7.1} µs | off {:>7.0} req/s p50 {:>7.1} µs p99 {:>7.1} µs | on/off throughput {:.2}x, p50 {:.2}x{}",
+                    protocol.name(),
+                    c,
+                    m_on.rps,
+                    m_on.p50_us,
+                    m_on.p99_us,
+                    m_off.rps,
+                    m_off.p50_us,
+                    m_off.p99_us,
+                    m_on.rps / m_off.rps.max(1e-9),
+                    m_on.p50_us / m_off.p50_us.max(1e-9),
+                    if m_on.errors + m_off.errors > 0 { format!("  ERRORS {}/{}", m_on.errors, m_off.errors) } else { String::new() },
+                );
+            }
+            for (batching, m) in [(true, &m_on), (false, &m_off)] {
                 report.push(json!({"case": protocol.name(), "model": target, "batching": batching, "concurrency": c,
                     "rps": m.rps, "p50_us": m.p50_us, "p99_us": m.p99_us, "errors": m.errors}));
             }
@@ -252,7 +272,8 @@ fn load(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let end = Instant::now() + Duration::from_secs_f64(seconds);
-        let warm_end = Instant::now() + Duration::from_millis(200);
+        let warm = Duration::from_millis(200).min(Duration::from_secs_f64(seconds / 4.0));
+        let warm_end = Instant::now() + warm;
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
             let (path, headers, body) = (path.to_string(), headers.to_vec(), body.clone());
@@ -288,8 +309,19 @@ fn load(
             all.extend(lat);
             errors += e;
         }
-        Ok(summarise(all, seconds - 0.2, errors))
+        Ok(summarise(all, seconds - warm.as_secs_f64(), errors))
     })
+}
+
+fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = runs.len() / 2;
+    let rps = runs[mid].rps;
+    let mut p50: Vec<f64> = runs.iter().map(|m| m.p50_us).collect();
+    let mut p99: Vec<f64> = runs.iter().map(|m| m.p99_us).collect();
+    p50.sort_by(f64::total_cmp);
+    p99.sort_by(f64::total_cmp);
+    Measured { rps, p50_us: p50[mid], p99_us: p99[mid], errors: runs.iter().map(|m| m.errors).sum() }
 }
 
 fn summarise(mut lat: Vec<f64>, seconds: f64, errors: u64) -> Measured {
