@@ -169,3 +169,33 @@ fn full_queues_get_429_with_retry_after_and_slow_requests_504() {
     assert!(codes.contains(&504), "a request queued behind two slow batches times out: {codes:?}");
     assert!(codes.iter().all(|c| [200, 429, 504].contains(c)), "{codes:?}");
 }
+
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(&lathe_registry::Repository::new(dir.path()), "mnist");
+    let s = TestServer::start(dir, Setup { loader: Arc::new(SlowLoader), ..Setup::default() });
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "FP32", "data": vec![0.0; 784]}]})
+        .to_string();
+    let base = s.base.clone();
+    let in_flight = std::thread::spawn(move || {
+        let mut r = agent().post(format!("{base}/v2/models/mnist/infer")).send(body.as_bytes()).unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let base = s.base.clone();
+    drop(s); // graceful shutdown: waits for the request above
+    let (code, body) = in_flight.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(agent().get(format!("{base}/v2/health/live")).call().is_err(), "no longer accepting connections");
+}
+
+#[test]
+fn wrong_methods_get_405_in_the_error_shape() {
+    let s = TestServer::with_mnist();
+    let (code, body) = s.post("/v2/health/live", b"");
+    assert_eq!(code, 405);
+    assert_eq!(body["error"], "method POST is not allowed on /v2/health/live");
+    let r = agent().delete(format!("{}/v2/models/mnist/infer", s.base)).call().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+}
