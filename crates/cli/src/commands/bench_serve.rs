@@ -34,8 +34,9 @@ pub struct BenchServeArgs {
     /// Seconds per case and server (split over the rounds).
     #[arg(long, env = "LATHE_BENCH_SECONDS", default_value_t = 3.0)]
     pub seconds: f64,
-    /// Alternations between the batching and non-batching servers per case (medians reported).
-    #[arg(long, env = "LATHE_BENCH_ROUNDS", default_value_t = 3)]
+    /// Alternations between the batching and non-batching servers per case (medians reported;
+    /// even counts let each server go first equally often).
+    #[arg(long, env = "LATHE_BENCH_ROUNDS", default_value_t = 4)]
     pub rounds: usize,
     /// Threads for the server's HTTP side (the load generator gets one more thread).
     #[arg(long, env = "LATHE_HTTP_THREADS", default_value_t = 2)]
@@ -100,6 +101,9 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
         let (path, headers, body) = request_for(protocol, &name, info.version, shape, &row);
         for &c in &args.concurrency {
             let (mut with, mut without) = (Vec::new(), Vec::new());
+            // Settle both servers at this concurrency before measuring (connections, caches).
+            load(on.addr, &path, &headers, body.clone(), c, 0.3)?;
+            load(off.addr, &path, &headers, body.clone(), c, 0.3)?;
             for round in 0..rounds {
                 // Alternate which server goes first, so neither always runs on a cold start.
                 if round % 2 == 0 {
