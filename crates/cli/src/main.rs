@@ -45,7 +45,10 @@ enum Command {
     /// List, inspect and label published models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
-    /// Measure training speed.
+    /// Manage the API keys `serve` accepts.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
+    /// Measure training and serving speed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
 }
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(&cli, a),
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
+        Command::Keys(c) => commands::keys::run(&cli, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //! decode the protocol, hand tensors to the runtime, and encode the answer. Compute never
 //! runs here: requests wait on the runtime's compute threads through a oneshot channel.
 
+pub mod auth;
 mod body;
 pub mod error;
 mod infer;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(oip::ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }

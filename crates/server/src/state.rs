@@ -31,4 +31,6 @@ pub struct AppState {
     pub metrics: Arc<ServerMetrics>,
     /// Request limits.
     pub limits: Limits,
+    /// Accepted API keys.
+    pub keys: Arc<crate::auth::KeyRing>,
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_serve;
 pub mod eval;
+pub mod keys;
 pub mod models;
 pub mod predict;
 pub mod quickstart;

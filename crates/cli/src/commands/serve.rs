@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// Longest a request may take, milliseconds (504 after).
     #[arg(long, env = "LATHE_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// API keys file (JSON, sha256 digests only; see `lathe keys new`). Re-read when it
+    /// changes. Keys can also come from LATHE_API_KEYS (name:scope[+scope]:key,...). Without
+    /// any key the server listens on 127.0.0.1 only.
+    #[arg(long, env = "LATHE_API_KEYS_FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
     /// Longest wait for in-flight requests before an old version is unloaded, milliseconds.
     #[arg(long, env = "LATHE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
@@ -75,7 +80,33 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
     let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
     let manager = Manager::new(Repository::new(repo), Arc::new(NativeLoader), options);
     let watcher = Watcher::start(manager.clone(), Duration::from_secs_f64(args.poll_seconds.max(0.05)));
+    let keys = Arc::new(
+        lathe_server::auth::KeyRing::load(args.api_keys_file.clone(), std::env::var("LATHE_API_KEYS").ok().as_deref())
+            .map_err(anyhow::Error::msg)
+            .context("loading API keys")?,
+    );
+    let host = if keys.is_enabled() {
+        args.host.clone()
+    } else {
+        if !matches!(args.host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+            eprintln!("no API keys configured: listening on 127.0.0.1 instead of {} (see --api-keys-file)", args.host);
+        }
+        "127.0.0.1".to_string()
+    };
+    if keys.is_enabled() {
+        let k = keys.clone();
+        std::thread::Builder::new()
+            .name("keys-reload".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                k.reload_if_changed();
+            })
+            .context("starting the key reloader")?;
+    } else if !json {
+        eprintln!("no API keys configured: every request is allowed, on loopback only");
+    }
     let state = AppState {
+        keys,
         manager: manager.clone(),
         metrics: Arc::new(ServerMetrics::default()),
         limits: Limits {
@@ -84,9 +115,9 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         },
     };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        let listener = tokio::net::TcpListener::bind((host.as_str(), args.port))
             .await
-            .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+            .with_context(|| format!("binding {host}:{}", args.port))?;
         let addr = listener.local_addr()?;
         if json {
             println!("{}", serde_json::json!({ "event": "listening", "address": addr.to_string(), "repo": repo }));

@@ -89,6 +89,7 @@ pub struct Setup {
     pub limits: Limits,
     pub loader: Arc<dyn Loader>,
     pub poll: Duration,
+    pub keys: Arc<lathe_server::auth::KeyRing>,
 }
 
 impl Default for Setup {
@@ -98,6 +99,7 @@ impl Default for Setup {
             limits: Limits::default(),
             loader: Arc::new(NativeLoader),
             poll: Duration::from_millis(100),
+            keys: Arc::new(lathe_server::auth::KeyRing::open()),
         }
     }
 }
@@ -119,8 +121,12 @@ impl TestServer {
             ServeOptions { defaults: setup.defaults, drain_timeout: Duration::from_secs(10) },
         );
         let watcher = Watcher::start(manager.clone(), setup.poll);
-        let state =
-            AppState { manager: manager.clone(), metrics: Arc::new(ServerMetrics::default()), limits: setup.limits };
+        let state = AppState {
+            manager: manager.clone(),
+            metrics: Arc::new(ServerMetrics::default()),
+            limits: setup.limits,
+            keys: setup.keys,
+        };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {

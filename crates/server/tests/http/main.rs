@@ -1,5 +1,6 @@
 //! A real server on an ephemeral port, driven with a real HTTP client.
 
+mod auth;
 mod binary;
 mod common;
 mod decoders;

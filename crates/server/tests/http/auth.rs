@@ -1,0 +1,130 @@
+//! The security matrix: every endpoint with no key, a wrong key, a key of the wrong scope,
+//! an expired key, a rotated-out key and the right key.
+
+use std::sync::Arc;
+
+use lathe_server::auth::{hash_key, KeyEntry, KeyRing, KeysFile, Scope};
+use serde_json::json;
+
+use crate::common::*;
+
+const ADMIN: &str = "admin-key-0123456789abcdef";
+const INFER: &str = "infer-key-0123456789abcdef";
+const READ: &str = "read-key-0123456789abcdef";
+const EXPIRED: &str = "expired-key-0123456789abcdef";
+
+fn write_keys(path: &std::path::Path, with_infer: bool) {
+    let entry = |name: &str, key: &str, scopes: Vec<Scope>, expires_at: Option<u64>| KeyEntry {
+        name: name.into(),
+        sha256: hash_key(key),
+        scopes,
+        expires_at,
+    };
+    let mut keys = vec![
+        entry("ops", ADMIN, vec![Scope::Admin], None),
+        entry("dash", READ, vec![Scope::Read], None),
+        entry("old", EXPIRED, vec![Scope::Admin], Some(1_000)),
+    ];
+    if with_infer {
+        keys.push(entry("app", INFER, vec![Scope::Infer], None));
+    }
+    std::fs::write(path, serde_json::to_vec(&KeysFile { keys }).unwrap()).unwrap();
+}
+
+#[test]
+fn every_endpoint_checks_keys_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(&lathe_registry::Repository::new(dir.path()), "mnist");
+    let keys_path = dir.path().join("keys.json");
+    write_keys(&keys_path, true);
+    let ring = Arc::new(KeyRing::load(Some(keys_path.clone()), None).unwrap());
+    let s = TestServer::start(dir, Setup { keys: ring.clone(), ..Setup::default() });
+    let (img, _) = test_images(1);
+    let v2 =
+        json!({"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": img[0]}]}).to_string();
+    let tfs = json!({"instances": [img[0].clone()]}).to_string();
+    // (method, path, body, scope needed)
+    let endpoints: Vec<(&str, &str, String, Scope)> = vec![
+        ("POST", "/v2/models/mnist/infer", v2.clone(), Scope::Infer),
+        ("POST", "/v2/models/mnist/versions/1/infer", v2.clone(), Scope::Infer),
+        ("POST", "/v1/models/mnist:predict", tfs.clone(), Scope::Infer),
+        (
+            "POST",
+            "/v1/models/mnist/versions/1:classify",
+            json!({"examples": [{"input": img[0]}]}).to_string(),
+            Scope::Infer,
+        ),
+        ("GET", "/v2", String::new(), Scope::Read),
+        ("GET", "/v2/models/mnist", String::new(), Scope::Read),
+        ("GET", "/v2/models/mnist/ready", String::new(), Scope::Read),
+        ("GET", "/v2/models/mnist/config", String::new(), Scope::Read),
+        ("GET", "/v2/models/stats", String::new(), Scope::Read),
+        ("GET", "/v1/models", String::new(), Scope::Read),
+        ("GET", "/v1/models/mnist", String::new(), Scope::Read),
+        ("GET", "/v1/models/mnist/metadata", String::new(), Scope::Read),
+        ("GET", "/metrics", String::new(), Scope::Read),
+        ("POST", "/v2/repository/index", String::new(), Scope::Admin),
+        ("POST", "/v2/repository/models/mnist/load", String::new(), Scope::Admin),
+    ];
+    let call = |method: &str, path: &str, body: &str, key: Option<&str>| -> (u16, Vec<(String, String)>, String) {
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(k) = key {
+            headers.push(("authorization", format!("Bearer {k}")));
+        }
+        if method == "GET" {
+            let mut req = agent().get(format!("{}{path}", s.base));
+            for (k, v) in &headers {
+                req = req.header(*k, v);
+            }
+            let mut r = req.call().unwrap();
+            let hs = r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+            (r.status().as_u16(), hs, r.body_mut().read_to_string().unwrap())
+        } else {
+            let (code, hs, b) = s.post_raw(path, &headers, body.as_bytes());
+            (code, hs, String::from_utf8_lossy(&b).into_owned())
+        }
+    };
+    for (method, path, body, needed) in &endpoints {
+        let (code, hs, text) = call(method, path, body, None);
+        assert_eq!(code, 401, "{method} {path} without a key: {text}");
+        assert!(hs.iter().any(|(k, v)| k.eq_ignore_ascii_case("www-authenticate") && v == "Bearer"));
+        assert!(text.contains("missing API key"), "{text}");
+        let (code, _, text) = call(method, path, body, Some("not-a-key-0123456789abcdef"));
+        assert_eq!(code, 401, "{method} {path} with a wrong key: {text}");
+        assert!(text.contains("invalid, revoked or expired API key"), "{text}");
+        let (code, _, text) = call(method, path, body, Some(EXPIRED));
+        assert_eq!(code, 401, "{method} {path} with an expired key: {text}");
+        let weaker = match needed {
+            Scope::Admin => Some(INFER),
+            Scope::Infer => Some(READ),
+            Scope::Read => None,
+        };
+        if let Some(k) = weaker {
+            let (code, _, text) = call(method, path, body, Some(k));
+            assert_eq!(code, 403, "{method} {path} with a weaker key: {text}");
+            assert!(text.contains("lacks the"), "{text}");
+        }
+        let right = match needed {
+            Scope::Admin => ADMIN,
+            Scope::Infer => INFER,
+            Scope::Read => READ,
+        };
+        let (code, _, text) = call(method, path, body, Some(right));
+        assert_eq!(code, 200, "{method} {path} with the right key: {text}");
+        assert_eq!(call(method, path, body, Some(ADMIN)).0, 200, "admin may do everything");
+    }
+    // Health probes need no key.
+    assert_eq!(s.get("/v2/health/ready").0, 200);
+    assert_eq!(s.get("/healthz").0, 200);
+
+    // Rotation: removing a key from the file revokes it without a restart.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_keys(&keys_path, false);
+    ring.reload_if_changed();
+    assert_eq!(call("POST", "/v1/models/mnist:predict", &tfs, Some(INFER)).0, 401);
+    assert_eq!(call("POST", "/v1/models/mnist:predict", &tfs, Some(ADMIN)).0, 200);
+    // A broken keys file keeps the previous keys.
+    std::fs::write(&keys_path, b"{broken").unwrap();
+    ring.reload_if_changed();
+    assert_eq!(call("GET", "/v2", "", Some(READ)).0, 200);
+}
