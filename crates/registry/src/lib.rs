@@ -11,7 +11,9 @@
 mod error;
 mod labels;
 mod repository;
+mod store;
 
 pub use error::RegistryError;
 pub use labels::{validate_label, CONFIG_FILE, LABELS_FILE};
 pub use repository::{read_manifest, Published, Repository, VersionInfo};
+pub use store::{AuditEntry, DatasetFile, DatasetRecord, JobRecord, Store, StoreError};

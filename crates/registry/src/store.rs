@@ -1,0 +1,329 @@
+//! The metadata store: datasets, training jobs and the audit log in SQLite (WAL mode,
+//! versioned migrations). Version folders stay the source of truth for weights and
+//! manifests; the store records what happened around them.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata store: {0}")]
+pub struct StoreError(String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: [&str; 1] = ["
+    CREATE TABLE datasets (
+        name TEXT PRIMARY KEY,
+        files TEXT NOT NULL,
+        summary TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER,
+        error TEXT,
+        progress TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+"];
+
+/// A file of an uploaded dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetFile {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Hex sha256.
+    pub sha256: String,
+}
+
+/// An uploaded dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Name (also its folder).
+    pub name: String,
+    /// Its files.
+    pub files: Vec<DatasetFile>,
+    /// Description computed from the data (rows, columns, class balance), once read.
+    pub summary: Option<serde_json::Value>,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Last upload, RFC 3339.
+    pub updated_at: String,
+}
+
+/// A training job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Job id.
+    pub id: String,
+    /// The submitted request (model name, spec, dataset, seed, promotion rule).
+    pub request: serde_json::Value,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled`.
+    pub state: String,
+    /// Published version, once succeeded.
+    pub version: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Latest progress (epoch, loss, accuracy, …).
+    pub progress: Option<serde_json::Value>,
+    /// Submission time.
+    pub created_at: String,
+    /// Start of the latest run.
+    pub started_at: Option<String>,
+    /// End time.
+    pub finished_at: Option<String>,
+}
+
+/// An audit-log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Key name of who did it.
+    pub actor: String,
+    /// What (`dataset.upload`, `job.submit`, …).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Details (never secrets).
+    pub detail: String,
+}
+
+/// The SQLite-backed store; one connection behind a mutex (writes are small and rare).
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn json_col(v: &Option<serde_json::Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+impl Store {
+    /// Opens (creating and migrating) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError(format!(
+                "{} was written by a newer Lathe (schema {applied}, this build knows {})",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().expect("store lock")
+    }
+
+    /// Inserts or replaces a dataset record.
+    pub fn put_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO datasets (name, files, summary, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET files = excluded.files, summary = excluded.summary, updated_at = excluded.updated_at",
+            params![d.name, serde_json::to_string(&d.files).expect("files serialise"), json_col(&d.summary), d.created_at, d.updated_at],
+        )?;
+        Ok(())
+    }
+
+    /// A dataset by name.
+    pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT name, files, summary, created_at, updated_at FROM datasets WHERE name = ?1", [name], |r| {
+                Ok(DatasetRecord {
+                    name: r.get(0)?,
+                    files: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    summary: parse_json(r.get(2)?),
+                    created_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Every dataset, by name.
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+        let names: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT name FROM datasets ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        names.iter().filter_map(|n| self.dataset(n).transpose()).collect()
+    }
+
+    /// Deletes a dataset record; true when it existed.
+    pub fn delete_dataset(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM datasets WHERE name = ?1", [name])? > 0)
+    }
+
+    /// Inserts or replaces a job record.
+    pub fn put_job(&self, j: &JobRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO jobs (id, request, state, version, error, progress, created_at, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, version = excluded.version, error = excluded.error,
+               progress = excluded.progress, started_at = excluded.started_at, finished_at = excluded.finished_at",
+            params![
+                j.id,
+                j.request.to_string(),
+                j.state,
+                j.version.map(|v| v as i64),
+                j.error,
+                json_col(&j.progress),
+                j.created_at,
+                j.started_at,
+                j.finished_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {
+        Ok(JobRecord {
+            id: r.get(0)?,
+            request: parse_json(r.get(1)?).unwrap_or_default(),
+            state: r.get(2)?,
+            version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+            error: r.get(4)?,
+            progress: parse_json(r.get(5)?),
+            created_at: r.get(6)?,
+            started_at: r.get(7)?,
+            finished_at: r.get(8)?,
+        })
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs WHERE id = ?1",
+                [id],
+                Self::job_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Jobs, newest first, optionally only those in `states`.
+    pub fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs ORDER BY created_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], Self::job_from_row)?;
+        let all: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
+        Ok(all.into_iter().filter(|j| states.is_empty() || states.contains(&j.state.as_str())).collect())
+    }
+
+    /// Appends to the audit log.
+    pub fn audit(&self, at: &str, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![at, actor, action, target, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The latest `limit` audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening_and_migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        {
+            let s = Store::open(&path).unwrap();
+            s.put_dataset(&DatasetRecord {
+                name: "mnist".into(),
+                files: vec![DatasetFile { name: "a".into(), bytes: 3, sha256: "x".into() }],
+                summary: None,
+                created_at: "t0".into(),
+                updated_at: "t0".into(),
+            })
+            .unwrap();
+            let mut job = JobRecord {
+                id: "j1".into(),
+                request: serde_json::json!({"name": "m"}),
+                state: "queued".into(),
+                version: None,
+                error: None,
+                progress: None,
+                created_at: "t1".into(),
+                started_at: None,
+                finished_at: None,
+            };
+            s.put_job(&job).unwrap();
+            job.state = "succeeded".into();
+            job.version = Some(4);
+            s.put_job(&job).unwrap();
+            s.audit("t2", "ops", "job.submit", "j1", "{}").unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.dataset("mnist").unwrap().unwrap().files[0].bytes, 3);
+        let j = s.job("j1").unwrap().unwrap();
+        assert_eq!((j.state.as_str(), j.version), ("succeeded", Some(4)));
+        assert_eq!(s.jobs(&["queued"]).unwrap().len(), 0);
+        assert_eq!(s.audit_log(10).unwrap()[0].action, "job.submit");
+        assert!(s.delete_dataset("mnist").unwrap());
+        assert!(s.dataset("mnist").unwrap().is_none());
+    }
+}
