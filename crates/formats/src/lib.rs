@@ -14,7 +14,7 @@ pub mod spec;
 mod weights;
 
 pub use manifest::{
-    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, Manifest, TrainingInfo, MANIFEST_FILE,
+    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, JobLineage, Manifest, TrainingInfo, MANIFEST_FILE,
     MANIFEST_FORMAT, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;

@@ -101,6 +101,21 @@ pub struct TrainingInfo {
     pub resumed: bool,
 }
 
+/// Where a version trained by a job came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLineage {
+    /// The job id.
+    pub job: String,
+    /// The dataset name.
+    pub dataset: String,
+    /// sha256 over the dataset's file digests (name order).
+    pub dataset_sha256: String,
+    /// The model's latest version when this one was published.
+    pub parent_version: Option<u64>,
+    /// Wall time of the job, seconds.
+    pub duration_seconds: f64,
+}
+
 /// A file of the version and its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -144,6 +159,9 @@ pub struct Manifest {
     pub seed: u64,
     /// How training went.
     pub training: TrainingInfo,
+    /// The training job, when a job trained it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobLineage>,
     /// Every other file of the version with its digest.
     pub files: BTreeMap<String, FileEntry>,
 }

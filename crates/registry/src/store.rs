@@ -175,15 +175,19 @@ impl Store {
     pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT name, files, summary, created_at, updated_at FROM datasets WHERE name = ?1", [name], |r| {
-                Ok(DatasetRecord {
-                    name: r.get(0)?,
-                    files: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
-                    summary: parse_json(r.get(2)?),
-                    created_at: r.get(3)?,
-                    updated_at: r.get(4)?,
-                })
-            })
+            .query_row(
+                "SELECT name, files, summary, created_at, updated_at FROM datasets WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(DatasetRecord {
+                        name: r.get(0)?,
+                        files: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                        summary: parse_json(r.get(2)?),
+                        created_at: r.get(3)?,
+                        updated_at: r.get(4)?,
+                    })
+                },
+            )
             .optional()?)
     }
 
@@ -274,9 +278,17 @@ impl Store {
     /// The latest `limit` audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let mut stmt =
+            conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| {
-            Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, target: r.get(4)?, detail: r.get(5)? })
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                detail: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -42,6 +42,7 @@ fn manifest(name: &str) -> Manifest {
         },
         seed: 1,
         training: TrainingInfo { epochs_run: 1, stopped_early: false, best_epoch: 1, fit_seconds: 0.0, resumed: false },
+        job: None,
         files: Default::default(),
     }
 }

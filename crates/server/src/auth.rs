@@ -21,6 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::error::HttpError;
 use crate::state::AppState;
 
+/// Who made a request: the key's name, or `anonymous` when keys are off.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,11 +244,13 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Middleware: checks the bearer key against the route's scope.
-pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     if !st.keys.is_enabled() {
+        req.extensions_mut().insert(Actor("anonymous".into()));
         return next.run(req).await;
     }
     let Some(needed) = required_scope(req.method(), req.uri().path()) else {
+        req.extensions_mut().insert(Actor("anonymous".into()));
         return next.run(req).await;
     };
     let token = req
@@ -272,7 +278,10 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
             *r.status_mut() = StatusCode::FORBIDDEN;
             r
         }
-        Some(_) => next.run(req).await,
+        Some((name, _)) => {
+            req.extensions_mut().insert(Actor(name));
+            next.run(req).await
+        }
     }
 }
 

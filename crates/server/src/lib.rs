@@ -6,6 +6,7 @@
 //! decode the protocol, hand tensors to the runtime, and encode the answer. Compute never
 //! runs here: requests wait on the runtime's compute threads through a oneshot channel.
 
+pub mod admin;
 pub mod auth;
 mod body;
 pub mod error;
@@ -61,6 +62,15 @@ pub fn router(state: AppState) -> Router {
         // TF Serving REST and KServe V1.
         .route("/v1/models", get(tfs::list))
         .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post))
+        // Lifecycle API.
+        .route("/v1/datasets", get(admin::list_datasets))
+        .route("/v1/datasets/{name}", get(admin::describe).delete(admin::delete_dataset))
+        .route("/v1/datasets/{name}/files/{file}", axum::routing::put(admin::upload))
+        .route("/v1/jobs", get(admin::list_jobs).post(admin::submit_job))
+        .route("/v1/jobs/{id}", get(admin::get_job))
+        .route("/v1/jobs/{id}/cancel", post(admin::cancel_job))
+        .route("/v1/jobs/{id}/events", get(admin::job_events))
+        .route("/v1/admin/audit", get(admin::audit_log))
         // Operations.
         .route("/metrics", get(metrics_text))
         .route("/", get(alive))

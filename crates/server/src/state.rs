@@ -33,4 +33,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Accepted API keys.
     pub keys: Arc<crate::auth::KeyRing>,
+    /// The lifecycle API (datasets, jobs), when enabled.
+    pub admin: Option<Arc<crate::admin::Admin>>,
 }

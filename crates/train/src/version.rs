@@ -64,6 +64,7 @@ pub fn version_files(
         },
         seed: spec.fit.seed,
         training: result.info.clone(),
+        job: None,
         files: Default::default(),
     };
     Ok((weights, manifest))

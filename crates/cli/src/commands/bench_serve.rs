@@ -231,6 +231,7 @@ impl BenchServer {
             metrics: Arc::new(ServerMetrics::default()),
             limits: Limits::default(),
             keys: Arc::new(lathe_server::auth::KeyRing::open()),
+            admin: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

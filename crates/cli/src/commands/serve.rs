@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// any key the server listens on 127.0.0.1 only.
     #[arg(long, env = "LATHE_API_KEYS_FILE")]
     pub api_keys_file: Option<std::path::PathBuf>,
+    /// Folder of the metadata store (lathe.db) and uploaded datasets.
+    #[arg(long, env = "LATHE_STATE_DIR", default_value = "lathe-data")]
+    pub state_dir: std::path::PathBuf,
+    /// Training jobs running at once; more wait in the queue.
+    #[arg(long, env = "LATHE_MAX_CONCURRENT_JOBS", default_value_t = 1)]
+    pub max_concurrent_jobs: usize,
+    /// Largest dataset file accepted by an upload, bytes.
+    #[arg(long, env = "LATHE_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    pub max_upload_bytes: u64,
     /// Longest wait for in-flight requests before an old version is unloaded, milliseconds.
     #[arg(long, env = "LATHE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
@@ -105,7 +114,31 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
     } else if !json {
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
+    let store = Arc::new(
+        lathe_registry::Store::open(&args.state_dir.join("lathe.db"))
+            .map_err(anyhow::Error::msg)
+            .context("opening the metadata store")?,
+    );
+    let jobs = lathe_jobs::JobRunner::start(
+        store.clone(),
+        Repository::new(repo),
+        lathe_jobs::JobsConfig {
+            max_concurrent: args.max_concurrent_jobs.max(1),
+            max_queued: 100,
+            datasets_root: args.state_dir.join("datasets"),
+            threads_per_job: 0,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("starting the job runner")?;
+    let admin = Arc::new(lathe_server::admin::Admin {
+        store,
+        jobs: jobs.clone(),
+        datasets_root: args.state_dir.join("datasets"),
+        max_upload_bytes: args.max_upload_bytes,
+    });
     let state = AppState {
+        admin: Some(admin),
         keys,
         manager: manager.clone(),
         metrics: Arc::new(ServerMetrics::default()),
@@ -128,6 +161,7 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         lathe_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
         anyhow::Ok(())
     })?;
+    jobs.shutdown();
     drop(watcher);
     drop(manager);
     if !json {

@@ -126,6 +126,7 @@ impl TestServer {
             metrics: Arc::new(ServerMetrics::default()),
             limits: setup.limits,
             keys: setup.keys,
+            admin: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -1,0 +1,12 @@
+//! Training jobs: submitted over the API, queued (at most `max_concurrent` run at once), run
+//! on their own threads with epoch checkpoints, and published as model versions.
+//!
+//! Every state change is written to the metadata store first, so a restarted server finds
+//! its jobs: queued ones run, interrupted ones resume from their last checkpoint. Progress
+//! goes to subscribers (the SSE stream) through a broadcast channel per job.
+
+mod request;
+mod runner;
+
+pub use request::{AutoPromote, JobRequest};
+pub use runner::{JobEvent, JobRunner, JobsConfig};

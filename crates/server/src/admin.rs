@@ -1,0 +1,280 @@
+//! The lifecycle API: datasets (streamed, size-limited, checksummed uploads), training jobs
+//! (submit, status, cancel, server-sent events) and the audit log. Admin scope only.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use http_body_util::BodyExt;
+use lathe_jobs::{JobRequest, JobRunner};
+use lathe_registry::{DatasetFile, DatasetRecord, Store};
+use lathe_types::{ApiError, ErrorKind, ModelRef};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Actor;
+use crate::body::{json_ok, json_with_status, read_body};
+use crate::error::HttpResult;
+use crate::state::AppState;
+
+/// Files a dataset folder may hold.
+pub const DATASET_FILES: [&str; 9] = [
+    "train-images-idx3-ubyte",
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte",
+    "t10k-labels-idx1-ubyte.gz",
+    "data.csv",
+];
+
+/// What the lifecycle API works with.
+pub struct Admin {
+    /// Metadata store.
+    pub store: Arc<Store>,
+    /// Training jobs.
+    pub jobs: Arc<JobRunner>,
+    /// One folder per dataset.
+    pub datasets_root: PathBuf,
+    /// Largest accepted dataset file.
+    pub max_upload_bytes: u64,
+}
+
+fn admin(st: &AppState) -> Result<&Admin, ApiError> {
+    st.admin
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorKind::Unimplemented, "the lifecycle API is not enabled on this server"))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorKind::Internal, e.to_string())
+}
+
+fn audit(a: &Admin, actor: &Actor, action: &str, target: &str, detail: Value) {
+    let _ = a.store.audit(&lathe_train::rfc3339_now(), &actor.0, action, target, &detail.to_string());
+}
+
+fn check_dataset_name(name: &str) -> Result<(), ApiError> {
+    ModelRef::validate_name(name).map_err(|e| ApiError::invalid(format!("dataset name: {e}")))
+}
+
+/// `GET /v1/datasets`.
+pub async fn list_datasets(State(st): State<AppState>) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    Ok(json_ok(&json!({ "datasets": a.store.datasets().map_err(internal)? })))
+}
+
+/// `PUT /v1/datasets/{name}/files/{file}`: streams the body to disk under the size limit,
+/// computing its sha256; the file replaces an earlier one of the same name atomically.
+pub async fn upload(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((name, file)): Path<(String, String)>,
+    body: Body,
+) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    check_dataset_name(&name)?;
+    if !DATASET_FILES.contains(&file.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "file name {file:?} is not a dataset file; expected one of {DATASET_FILES:?}"
+        ))
+        .into());
+    }
+    if a.jobs.dataset_in_use(&name) {
+        return Err(
+            ApiError::new(ErrorKind::Conflict, format!("dataset {name:?} is used by a queued or running job")).into()
+        );
+    }
+    let dir = a.datasets_root.join(&name);
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let part = dir.join(format!(".part-{file}"));
+    let mut out = std::fs::File::create(&part).map_err(internal)?;
+    let mut hasher = Sha256::new();
+    let mut bytes: u64 = 0;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid(format!("upload interrupted: {e}")))?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        bytes += chunk.len() as u64;
+        if bytes > a.max_upload_bytes {
+            drop(out);
+            let _ = std::fs::remove_file(&part);
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("{file} is larger than the upload limit of {} bytes", a.max_upload_bytes),
+            )
+            .into());
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).map_err(internal)?;
+    }
+    out.sync_all().map_err(internal)?;
+    drop(out);
+    std::fs::rename(&part, dir.join(&file)).map_err(internal)?;
+    let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let now = lathe_train::rfc3339_now();
+    let mut record = a.store.dataset(&name).map_err(internal)?.unwrap_or(DatasetRecord {
+        name: name.clone(),
+        files: Vec::new(),
+        summary: None,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    });
+    record.files.retain(|f| f.name != file);
+    record.files.push(DatasetFile { name: file.clone(), bytes, sha256: sha256.clone() });
+    record.files.sort_by(|x, y| x.name.cmp(&y.name));
+    record.summary = None;
+    record.updated_at = now;
+    a.store.put_dataset(&record).map_err(internal)?;
+    audit(a, &actor, "dataset.upload", &name, json!({ "file": file, "bytes": bytes, "sha256": sha256 }));
+    Ok(json_with_status(
+        StatusCode::CREATED,
+        serde_json::to_vec(&json!({ "dataset": name, "file": file, "bytes": bytes, "sha256": sha256 })).expect("json"),
+    ))
+}
+
+/// `GET /v1/datasets/{name}`: the record and a description read from the data (rows,
+/// sample shape, columns, class balance), computed once per upload.
+pub async fn describe(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    check_dataset_name(&name)?;
+    let mut record = a
+        .store
+        .dataset(&name)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("dataset {name:?} not found")))?;
+    if record.summary.is_none() {
+        let dir = a.datasets_root.join(&name);
+        let summary = tokio::task::spawn_blocking(move || summarise(&dir)).await.map_err(internal)??;
+        record.summary = Some(summary);
+        a.store.put_dataset(&record).map_err(internal)?;
+    }
+    Ok(json_ok(&record))
+}
+
+fn summarise(dir: &std::path::Path) -> Result<Value, ApiError> {
+    let path = if dir.join("data.csv").is_file() { dir.join("data.csv") } else { dir.to_path_buf() };
+    let data = lathe_train::data::Dataset::load(&path, &Default::default())
+        .map_err(|e| ApiError::invalid(format!("the dataset cannot be read: {e}")))?;
+    let balance = |labels: &[String]| {
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
+        labels.iter().for_each(|l| *counts.entry(l.clone()).or_default() += 1);
+        counts
+    };
+    Ok(json!({
+        "format": data.format,
+        "sample_shape": data.sample_shape,
+        "columns": data.feature_names,
+        "train_rows": data.train.len(),
+        "test_rows": data.test.as_ref().map(|t| t.len()),
+        "class_balance": balance(&data.train.labels),
+        "fingerprint": data.fingerprint(),
+    }))
+}
+
+/// `DELETE /v1/datasets/{name}`: 409 while a queued or running job uses it.
+pub async fn delete_dataset(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    check_dataset_name(&name)?;
+    if a.store.dataset(&name).map_err(internal)?.is_none() {
+        return Err(ApiError::not_found(format!("dataset {name:?} not found")).into());
+    }
+    if a.jobs.dataset_in_use(&name) {
+        return Err(
+            ApiError::new(ErrorKind::Conflict, format!("dataset {name:?} is used by a queued or running job")).into()
+        );
+    }
+    a.store.delete_dataset(&name).map_err(internal)?;
+    let _ = std::fs::remove_dir_all(a.datasets_root.join(&name));
+    audit(a, &actor, "dataset.delete", &name, json!({}));
+    Ok(json_ok(&json!({ "deleted": name })))
+}
+
+/// `POST /v1/jobs`.
+pub async fn submit_job(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: Body,
+) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    let bytes = read_body(body, st.limits.max_body_bytes).await?;
+    let req: JobRequest =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid job request: {e}")))?;
+    let job = a.jobs.submit(req)?;
+    audit(a, &actor, "job.submit", &job.id, job.request.clone());
+    Ok(json_with_status(StatusCode::CREATED, serde_json::to_vec(&job).expect("json")))
+}
+
+/// `GET /v1/jobs`.
+pub async fn list_jobs(State(st): State<AppState>) -> HttpResult<Response> {
+    Ok(json_ok(&json!({ "jobs": admin(&st)?.jobs.list()? })))
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn get_job(State(st): State<AppState>, Path(id): Path<String>) -> HttpResult<Response> {
+    Ok(json_ok(&admin(&st)?.jobs.get(&id)?))
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+pub async fn cancel_job(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    let job = a.jobs.cancel(&id)?;
+    audit(a, &actor, "job.cancel", &id, json!({}));
+    Ok(json_ok(&job))
+}
+
+/// `GET /v1/jobs/{id}/events`: server-sent events: the job's current record, then its
+/// `state`, `progress`, `epoch` and `log` events until it finishes.
+pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    let rx = a.jobs.subscribe(&id);
+    let snapshot = a.jobs.get(&id)?;
+    let finished = ["succeeded", "failed", "cancelled"].contains(&snapshot.state.as_str());
+    let first = SseEvent::default().event("job").json_data(&snapshot).map_err(internal)?;
+    let state = (Some(first), if finished { None } else { Some(rx) });
+    let stream = futures_util::stream::unfold(state, |(first, rx)| async move {
+        if let Some(ev) = first {
+            return Some((Ok::<_, Infallible>(ev), (None, rx)));
+        }
+        let mut rx = rx?;
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let done = ev.kind == "state"
+                        && ev
+                            .data
+                            .get("state")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| ["succeeded", "failed", "cancelled"].contains(&s));
+                    let sse = SseEvent::default().event(ev.kind).json_data(&ev.data).unwrap_or_default();
+                    return Some((Ok(sse), (None, if done { None } else { Some(rx) })));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// `GET /v1/admin/audit`: the latest 500 admin actions.
+pub async fn audit_log(State(st): State<AppState>) -> HttpResult<Response> {
+    Ok(json_ok(&json!({ "audit": admin(&st)?.store.audit_log(500).map_err(internal)? })))
+}
