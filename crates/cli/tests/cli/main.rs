@@ -4,5 +4,6 @@ mod acceptance;
 mod bad_input;
 mod common;
 mod interrupt;
+mod lifecycle;
 mod serve;
 mod workflow;
