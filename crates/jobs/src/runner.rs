@@ -84,6 +84,16 @@ impl JobRunner {
             config,
         });
         for mut job in pending {
+            // A crash between publishing and recording leaves a version that names this job:
+            // the files are the truth, so the job succeeded.
+            if let Some(version) = runner.published_by(&job) {
+                job.state = "succeeded".into();
+                job.version = Some(version);
+                job.finished_at = Some(rfc3339_now());
+                runner.store.put_job(&job).map_err(internal)?;
+                tracing::info!(job = %job.id, version, "recorded a version published before a restart");
+                continue;
+            }
             if job.state == "running" {
                 job.state = "queued".into();
                 runner.store.put_job(&job).map_err(internal)?;
@@ -100,6 +110,16 @@ impl JobRunner {
             runner.workers.lock().expect("workers lock").push(handle);
         }
         Ok(runner)
+    }
+
+    /// The version of the job's model whose manifest names the job, if one was published.
+    fn published_by(&self, job: &JobRecord) -> Option<u64> {
+        let name = job.request.get("name")?.as_str()?;
+        self.repo.versions(name).ok()?.into_iter().rev().find(|v| {
+            self.repo
+                .resolve(&lathe_types::ModelRef { name: name.to_string(), version: Some(*v) })
+                .is_ok_and(|info| info.manifest.job.as_ref().is_some_and(|j| j.job == job.id))
+        })
     }
 
     /// Stops taking jobs; running fits stop at a batch boundary and stay queued for the next
