@@ -38,7 +38,12 @@ fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
     let runner = JobRunner::start(
         store.clone(),
         repo,
-        JobsConfig { max_concurrent: 1, max_queued: 10, datasets_root: dir.path().join("datasets"), threads_per_job: 1 },
+        JobsConfig {
+            max_concurrent: 1,
+            max_queued: 10,
+            datasets_root: dir.path().join("datasets"),
+            threads_per_job: 1,
+        },
     )
     .unwrap();
     let job = store.job("job-1").unwrap().unwrap();

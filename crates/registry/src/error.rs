@@ -30,6 +30,9 @@ pub enum RegistryError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The version is still referenced.
+    #[error("{0}")]
+    InUse(String),
     /// A manifest is unreadable.
     #[error("{path}: invalid manifest: {message}")]
     Manifest {

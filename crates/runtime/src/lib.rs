@@ -16,6 +16,8 @@ mod watcher;
 
 pub use batcher::{BatchConfig, Batcher, Reply};
 pub use config::{ModelConfig, VersionPolicy};
-pub use manager::{IndexEntry, LoadState, LoadedVersion, Manager, ModelView, Selector, ServeOptions, VersionView};
+pub use manager::{
+    IndexEntry, LoadState, LoadedVersion, Manager, ModelView, Routed, Selector, ServeOptions, VersionView,
+};
 pub use servable::{Loader, Servable};
 pub use watcher::Watcher;

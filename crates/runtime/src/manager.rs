@@ -99,6 +99,7 @@ struct VersionEntry {
 struct ModelEntry {
     versions: BTreeMap<u64, VersionEntry>,
     labels: BTreeMap<String, u64>,
+    traffic: Option<lathe_registry::Traffic>,
     config: ModelConfig,
     config_error: Option<String>,
     unloaded_by_api: bool,
@@ -128,6 +129,8 @@ pub struct ModelView {
     pub versions: Vec<VersionView>,
     /// Labels and the versions they name.
     pub labels: BTreeMap<String, u64>,
+    /// Traffic policy.
+    pub traffic: Option<lathe_registry::Traffic>,
     /// Effective configuration.
     pub config: ModelConfig,
     /// Why `config.json` was rejected, if it was.
@@ -147,8 +150,17 @@ pub struct IndexEntry {
     pub reason: String,
 }
 
+/// Where a request without a version goes: its version and, sometimes, a shadow copy.
+pub struct Routed {
+    /// The version that answers.
+    pub primary: Arc<LoadedVersion>,
+    /// A version that gets a copy whose answer is discarded.
+    pub shadow: Option<Arc<LoadedVersion>>,
+}
+
 /// Routes requests to loaded versions and keeps them in line with the repository.
 pub struct Manager {
+    route_counter: std::sync::atomic::AtomicU64,
     models: RwLock<BTreeMap<String, ModelEntry>>,
     repo: Repository,
     loader: Arc<dyn Loader>,
@@ -160,6 +172,7 @@ impl Manager {
     /// A manager over `repo` that loads with `loader`. Nothing loads until [`Manager::reconcile`].
     pub fn new(repo: Repository, loader: Arc<dyn Loader>, options: ServeOptions) -> Arc<Manager> {
         Arc::new(Manager {
+            route_counter: std::sync::atomic::AtomicU64::new(0),
             models: RwLock::new(BTreeMap::new()),
             repo,
             loader,
@@ -228,6 +241,74 @@ impl Manager {
         }
     }
 
+    /// Whether `name` has a traffic policy (callers then look for a routing key).
+    pub fn has_traffic(&self, name: &str) -> bool {
+        self.models.read().expect("models lock").get(name).is_some_and(|m| m.traffic.is_some())
+    }
+
+    /// Routes a request that names no version: by the model's traffic weights over its ready
+    /// targets (sticky per `key` when given), else the default route; adds a shadow version
+    /// for the configured share of requests.
+    pub fn route(&self, name: &str, key: Option<&str>) -> Result<Routed, ApiError> {
+        let draw = match key {
+            Some(k) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                k.hash(&mut h);
+                h.finish()
+            }
+            None => self
+                .route_counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        };
+        let (targets, shadow) = {
+            let models = self.models.read().expect("models lock");
+            let Some(traffic) = models.get(name).and_then(|m| m.traffic.as_ref().map(|t| (m, t))) else {
+                drop(models);
+                return Ok(Routed { primary: self.resolve(name, &Selector::Default)?, shadow: None });
+            };
+            let (model, traffic) = traffic;
+            let ready = |target: &str| {
+                lathe_registry::target_version(target, &model.labels).and_then(|v| match model.versions.get(&v) {
+                    Some(VersionEntry { loaded: Some(l), state: LoadState::Ready, .. }) => Some(l.clone()),
+                    _ => None,
+                })
+            };
+            let targets: Vec<(Arc<LoadedVersion>, u64)> = traffic
+                .routes
+                .iter()
+                .filter(|r| r.weight > 0)
+                .filter_map(|r| ready(&r.target).map(|l| (l, r.weight as u64)))
+                .collect();
+            let shadow = traffic.shadow.as_ref().and_then(|s| {
+                let sample = (draw.rotate_left(32) % 10_000) as f64 / 100.0;
+                (sample < s.percent).then(|| ready(&s.target)).flatten()
+            });
+            (targets, shadow)
+        };
+        let total: u64 = targets.iter().map(|(_, w)| w).sum();
+        let primary = if total == 0 {
+            self.resolve(name, &Selector::Default)?
+        } else {
+            let mut pick = draw % total;
+            targets
+                .iter()
+                .find(|(_, w)| {
+                    if pick < *w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .map(|(l, _)| l.clone())
+                .expect("pick < total")
+        };
+        let shadow = shadow.filter(|s| s.version != primary.version);
+        Ok(Routed { primary, shadow })
+    }
+
     /// Whether the first reconcile has run and every model has a ready default route.
     pub fn is_ready(&self) -> bool {
         if !self.reconciled_once.load(std::sync::atomic::Ordering::Acquire) {
@@ -290,20 +371,38 @@ impl Manager {
             for (name, versions) in &on_disk {
                 let (config, config_error) = self.read_config(name);
                 let labels = self.repo.labels(name).unwrap_or_default();
+                let traffic = self.repo.traffic(name).unwrap_or_else(|e| {
+                    tracing::warn!(model = %name, error = %e, "ignoring an unreadable traffic.json");
+                    None
+                });
                 let entry = models.entry(name.clone()).or_insert_with(|| ModelEntry {
                     versions: BTreeMap::new(),
                     labels: BTreeMap::new(),
+                    traffic: None,
                     config: config.clone(),
                     config_error: None,
                     unloaded_by_api: false,
                 });
                 entry.labels = labels;
+                entry.traffic = traffic;
                 entry.config_error = config_error;
                 entry.config = config;
+                // Served: what the policy selects, plus every version a label or the traffic
+                // policy names (so canaries, pinned labels and rollbacks have something to hit).
                 let desired: BTreeSet<u64> = if entry.unloaded_by_api {
                     BTreeSet::new()
                 } else {
-                    entry.config.version_policy.select(versions).into_iter().collect()
+                    let mut d: BTreeSet<u64> = entry.config.version_policy.select(versions).into_iter().collect();
+                    d.extend(entry.labels.values().copied().filter(|v| versions.contains(v)));
+                    if let Some(t) = &entry.traffic {
+                        let named = t.routes.iter().map(|r| &r.target).chain(t.shadow.as_ref().map(|s| &s.target));
+                        d.extend(
+                            named
+                                .filter_map(|x| lathe_registry::target_version(x, &entry.labels))
+                                .filter(|v| versions.contains(v)),
+                        );
+                    }
+                    d
                 };
                 for &v in &desired {
                     let signature = folder_signature(&self.repo.root().join(name).join(v.to_string()));
@@ -531,6 +630,7 @@ fn view(name: &str, m: &ModelEntry) -> ModelView {
             })
             .collect(),
         labels: m.labels.clone(),
+        traffic: m.traffic.clone(),
         config: m.config.clone(),
         config_error: m.config_error.clone(),
     }

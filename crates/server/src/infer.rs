@@ -8,6 +8,28 @@ use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, Ten
 
 use crate::state::AppState;
 
+/// Sends a copy of `inputs` to a shadow version in the background; its answer is discarded,
+/// its queue and compute statistics and a request count (`api="shadow"`) are kept.
+pub fn mirror(state: &AppState, shadow: Option<Arc<LoadedVersion>>, inputs: &[Tensor], protocol: &'static str) {
+    let Some(shadow) = shadow else { return };
+    let (st, inputs) = (state.clone(), inputs.to_vec());
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let code = match run(&st, &shadow, inputs).await {
+            Ok(_) => 200,
+            Err(e) => crate::error::status_of(e.kind).as_u16(),
+        };
+        let labels = crate::metrics::RequestLabels {
+            model: shadow.name.clone(),
+            version: shadow.version.to_string(),
+            protocol,
+            api: "shadow",
+            code,
+        };
+        st.metrics.record(labels, started.elapsed().as_secs_f64());
+    });
+}
+
 /// Runs inputs on a resolved version.
 pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
     let (inputs, rows) = conform(version.servable.signature(), inputs)?;

@@ -11,6 +11,7 @@ pub mod auth;
 mod body;
 pub mod error;
 mod infer;
+mod manage;
 pub mod metrics;
 pub mod oip;
 pub mod oip_codec;
@@ -61,7 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/repository/models/{m}/unload", post(repository::unload))
         // TF Serving REST and KServe V1.
         .route("/v1/models", get(tfs::list))
-        .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post))
+        .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post).put(manage::put).delete(manage::delete))
+        .route("/v1/admin/models", get(manage::list_models))
         // Lifecycle API.
         .route("/v1/datasets", get(admin::list_datasets))
         .route("/v1/datasets/{name}", get(admin::describe).delete(admin::delete_dataset))

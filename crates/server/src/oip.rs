@@ -128,12 +128,23 @@ async fn infer(st: AppState, name: String, version: Option<String>, headers: Hea
                 ApiError::invalid("Inference-Header-Content-Length: expected a non-negative integer")
             })?),
         };
-        let loaded: std::sync::Arc<LoadedVersion> = st.manager.resolve(&name, &selector(version.as_deref())?)?;
+        let sel = selector(version.as_deref())?;
+        let bytes = read_body(body, st.limits.max_body_bytes).await?;
+        let (loaded, shadow): (std::sync::Arc<LoadedVersion>, _) =
+            if sel == Selector::Default && st.manager.has_traffic(&name) {
+                // Sticky routing: the X-Request-Id header, else the request's own id.
+                let header_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let key = header_id.or_else(|| request_id(&bytes, header_len));
+                let routed = st.manager.route(&name, key.as_deref())?;
+                (routed.primary, routed.shadow)
+            } else {
+                (st.manager.resolve(&name, &sel)?, None)
+            };
         answered = loaded.version.to_string();
         model_label = name.clone();
-        let bytes = read_body(body, st.limits.max_body_bytes).await?;
         let mut req = decode_request(&bytes, header_len, loaded.servable.signature())?;
         let inputs = std::mem::take(&mut req.inputs);
+        crate::infer::mirror(&st, shadow, &inputs, "v2");
         let outputs = crate::infer::run(&st, &loaded, inputs).await?;
         encode_response(&name, loaded.version, &req, outputs, loaded.servable.class_names())
     }
@@ -162,6 +173,20 @@ async fn infer(st: AppState, name: String, version: Option<String>, headers: Hea
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The `id` of a JSON request body, read without decoding the tensors.
+fn request_id(body: &[u8], header_len: Option<usize>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    let json = match header_len {
+        Some(0) => return None,
+        Some(n) => body.get(..n)?,
+        None => body,
+    };
+    serde_json::from_slice::<IdOnly>(json).ok()?.id
 }
 
 fn config(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Response> {

@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use lathe_runtime::{LoadState, Selector};
 use lathe_types::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
+use crate::auth::Actor;
 use crate::body::{json_ok, json_response, json_with_status, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
@@ -90,6 +92,9 @@ fn tfs_state(s: LoadState) -> &'static str {
 
 /// `GET /v1/models/{…}`: status or metadata.
 pub async fn get(State(st): State<AppState>, Path(rest): Path<String>) -> HttpResult<Response> {
+    if let Some(name) = rest.strip_suffix("/traffic") {
+        return crate::manage::get_traffic(&st, name);
+    }
     let t = parse_target(&rest, false)?;
     match t.tail.as_deref() {
         Some("metadata") => metadata(&st, &t),
@@ -157,7 +162,19 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
 }
 
 /// `POST /v1/models/{…}:{verb}`.
-pub async fn post(State(st): State<AppState>, Path(rest): Path<String>, body: Body) -> Response {
+pub async fn post(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(name) = rest.strip_suffix("/rollback") {
+        return match crate::manage::rollback(&st, &actor, name, body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+    }
     let started = Instant::now();
     let mut labels =
         RequestLabels { model: String::new(), version: String::new(), protocol: "tfserving", api: "predict", code: 0 };
@@ -175,13 +192,21 @@ pub async fn post(State(st): State<AppState>, Path(rest): Path<String>, body: Bo
             }
             None => unreachable!("verb paths always have a tail"),
         };
-        let loaded = st.manager.resolve(&t.name, &t.selector)?;
+        let (loaded, shadow) = match &t.selector {
+            Selector::Default if labels.api != "explain" => {
+                let key = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+                let routed = st.manager.route(&t.name, key)?;
+                (routed.primary, routed.shadow)
+            }
+            other => (st.manager.resolve(&t.name, other)?, None),
+        };
         labels.model = t.name.clone();
         labels.version = loaded.version.to_string();
         let bytes = read_body(body, st.limits.max_body_bytes).await?;
         match labels.api {
             "predict" => {
                 let req = decode_predict(&bytes, loaded.servable.signature())?;
+                crate::infer::mirror(&st, shadow, &req.inputs, "tfserving");
                 let outputs = crate::infer::run(&st, &loaded, req.inputs).await?;
                 Ok(encode_predict(req.row_format, &outputs))
             }
@@ -190,6 +215,7 @@ pub async fn post(State(st): State<AppState>, Path(rest): Path<String>, body: Bo
                     return Err(ApiError::invalid(format!("model {:?} is not a classifier", t.name)));
                 }
                 let inputs = decode_classify(&bytes, loaded.servable.signature(), &loaded.manifest.feature_names)?;
+                crate::infer::mirror(&st, shadow, &inputs, "tfserving");
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
                 Ok(encode_classify(&outputs[0], loaded.servable.class_names()))
             }

@@ -353,6 +353,7 @@ fn save_checkpoint(
         seed,
         fit_seconds,
         tensors_sha256: String::new(),
+        tensors_file: String::new(),
     };
     store.save(state, &tensors)
 }

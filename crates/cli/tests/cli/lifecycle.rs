@@ -181,6 +181,58 @@ fn datasets_jobs_events_serving_and_promotion_over_http() {
     });
     predict_ok(&s, "/v1/models/mnist:predict");
 
+    // A 50/50 split over versions 1 and 2 for requests that name no version.
+    let (code, t) = send(
+        &s,
+        "PUT",
+        "/v1/models/mnist/traffic",
+        br#"{"routes": [{"target": "1", "weight": 50}, {"target": "stable", "weight": 50}]}"#,
+    );
+    assert_eq!(code, 200, "{t}");
+    wait_for("both versions to serve", || {
+        get(&s, "/v2/models/mnist/versions/1/ready").0 == 200 && get(&s, "/v2/models/mnist/versions/2/ready").0 == 200
+    });
+    let (pixels, _) = mnist_test_image(0);
+    let v2_body =
+        json!({"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": pixels}]}).to_string();
+    let answered_by = |s: &Server, extra: Option<&str>| -> u64 {
+        let mut req = agent().post(format!("{}/v2/models/mnist/infer", s.base));
+        if let Some(k) = extra {
+            req = req.header("x-request-id", k);
+        }
+        let mut r = req.send(v2_body.as_bytes()).unwrap();
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        v["model_version"].as_str().unwrap().parse().unwrap()
+    };
+    let split: Vec<u64> = (0..200).map(|_| answered_by(&s, None)).collect();
+    let ones = split.iter().filter(|v| **v == 1).count();
+    assert!((70..=130).contains(&ones), "50/50 split answered {ones}/200 from version 1");
+    let sticky: Vec<u64> = (0..10).map(|_| answered_by(&s, Some("user-42"))).collect();
+    assert!(sticky.windows(2).all(|w| w[0] == w[1]), "one request id, one version: {sticky:?}");
+    let metrics = agent().get(format!("{}/metrics", s.base)).call().unwrap().body_mut().read_to_string().unwrap();
+    let count = |v: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("lathe_inference_requests_total{{model=\"mnist\",version=\"{v}\",protocol=\"v2\",api=\"infer\",code=\"200\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("1") >= 70 && count("2") >= 70, "both versions in the metrics: {} and {}", count("1"), count("2"));
+    // Deleting a version that traffic or a label points at is refused.
+    let (code, e) = send(&s, "DELETE", "/v1/models/mnist/versions/2", b"");
+    assert_eq!(code, 409, "{e}");
+    // Rollback: one call sends everything back to version 1.
+    let (code, r) = send(&s, "POST", "/v1/models/mnist/rollback", br#"{"to": "1"}"#);
+    assert_eq!(code, 200, "{r}");
+    assert!((0..50).all(|_| answered_by(&s, None) == 1), "after rollback every answer comes from version 1");
+    let (_, t) = get(&s, "/v1/models/mnist/traffic");
+    assert_eq!(t["traffic"]["routes"], json!([{"target": "1", "weight": 100}]));
+    let (_, listing) = get(&s, "/v1/admin/models");
+    let versions = listing["models"][0]["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert!(versions.iter().all(|v| v["state"] == "READY" && v["accuracy"].as_f64().unwrap() > 0.97), "{listing}");
+
     // Bad requests: clear 4xx, nothing stored.
     let cases: Vec<(u16, Value, u16, &str)> = vec![
         {
@@ -266,7 +318,11 @@ fn a_killed_server_resumes_its_job_after_a_restart() {
     assert!(version_dirs(tmp.path(), "mnist").is_empty(), "no version, complete or partial, after the kill");
 
     let s = start_server(tmp.path());
-    wait_for("the job to finish after the restart", || get(&s, &format!("/v1/jobs/{id}")).1["state"] == "succeeded");
+    wait_for("the job to finish after the restart", || {
+        let (_, j) = get(&s, &format!("/v1/jobs/{id}"));
+        assert!(!["failed", "cancelled"].contains(&j["state"].as_str().unwrap_or("")), "{j}");
+        j["state"] == "succeeded"
+    });
     let (_, job) = get(&s, &format!("/v1/jobs/{id}"));
     assert_eq!(job["version"], 1);
     assert_eq!(version_dirs(tmp.path(), "mnist"), vec!["1".to_string()], "the store and the files agree");

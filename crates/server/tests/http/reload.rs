@@ -66,18 +66,21 @@ fn new_versions_load_in_the_background_and_failures_keep_the_old_one() {
     repo.set_label("mnist", "default", 1).unwrap();
     s.wait_until(|s| version_of(s, "/v2/models/mnist/infer") == Some(1), "the default label to route to 1");
 
-    // A label naming a version that is not loaded yet answers 503 until it is ready.
+    // A label may name a version no policy selects: it is loaded for the label, and the
+    // label takes effect once that version is ready.
     std::fs::write(repo.config_path("mnist"), br#"{"version_policy": {"specific": {"versions": [1, 2]}}}"#).unwrap();
     let v4 = publish(&repo, "mnist");
+    s.wait_until(
+        |s| s.manager.model("mnist").unwrap().versions.iter().all(|v| v.version != v4),
+        "version 4 to stay unserved",
+    );
+    assert_eq!(s.post("/v1/models/mnist/labels/next:predict", body.as_bytes()).0, 404);
     repo.set_label("mnist", "next", v4).unwrap();
-    s.wait_until(|s| s.manager.model("mnist").unwrap().labels.contains_key("next"), "label next");
-    let (code, e) = s.post("/v1/models/mnist/labels/next:predict", body.as_bytes());
-    assert_eq!(code, 404, "{e}");
-    std::fs::write(repo.config_path("mnist"), br#"{"version_policy": {"all": {}}}"#).unwrap();
     s.wait_until(
         |s| s.post("/v1/models/mnist/labels/next:predict", body.as_bytes()).0 == 200,
         "label next to take effect",
     );
+    std::fs::write(repo.config_path("mnist"), br#"{"version_policy": {"all": {}}}"#).unwrap();
 
     // A removed version drains and unloads; an invalid config keeps the defaults and says why.
     std::fs::remove_dir_all(repo.root().join("mnist/1")).unwrap();
@@ -86,7 +89,8 @@ fn new_versions_load_in_the_background_and_failures_keep_the_old_one() {
     s.wait_until(|s| !s.get("/v2/models/mnist/config").1["config_error"].is_null(), "the config error to show");
     let (_, cfg) = s.get("/v2/models/mnist/config");
     assert!(cfg["config_error"].as_str().unwrap().contains("unknown field `max_batch`"), "{cfg}");
-    // With the defaults (latest 1), the newest version serves alone.
+    // With the defaults (latest 1) and no label left on it, version 2 leaves.
+    repo.remove_label("mnist", "canary").unwrap();
     s.wait_until(
         |s| s.get("/v2/models/mnist/versions/2/ready").0 != 200,
         "version 2 to leave under the default policy",
