@@ -5,8 +5,10 @@
 //! its jobs: queued ones run, interrupted ones resume from their last checkpoint. Progress
 //! goes to subscribers (the SSE stream) through a broadcast channel per job.
 
+mod evaluations;
 mod request;
 mod runner;
 
+pub use evaluations::{dataset_digest, evaluate};
 pub use request::{AutoPromote, JobRequest};
 pub use runner::{JobEvent, JobRunner, JobsConfig};

@@ -20,7 +20,8 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE datasets (
         name TEXT PRIMARY KEY,
         files TEXT NOT NULL,
@@ -48,7 +49,20 @@ const MIGRATIONS: [&str; 1] = ["
         target TEXT NOT NULL,
         detail TEXT NOT NULL
     );
-"];
+",
+    "
+    CREATE TABLE evaluations (
+        id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        dataset TEXT NOT NULL,
+        dataset_sha256 TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX evaluations_model ON evaluations(model, version);
+",
+];
 
 /// A file of an uploaded dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +111,25 @@ pub struct JobRecord {
     pub started_at: Option<String>,
     /// End time.
     pub finished_at: Option<String>,
+}
+
+/// A stored evaluation of a version on a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    /// Id.
+    pub id: String,
+    /// Model name.
+    pub model: String,
+    /// Version.
+    pub version: u64,
+    /// Dataset name.
+    pub dataset: String,
+    /// sha256 over the dataset's file digests when evaluated.
+    pub dataset_sha256: String,
+    /// The evaluation.
+    pub metrics: serde_json::Value,
+    /// When, RFC 3339.
+    pub created_at: String,
 }
 
 /// An audit-log entry.
@@ -264,6 +297,36 @@ impl Store {
         let rows = stmt.query_map([], Self::job_from_row)?;
         let all: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
         Ok(all.into_iter().filter(|j| states.is_empty() || states.contains(&j.state.as_str())).collect())
+    }
+
+    /// Stores an evaluation.
+    pub fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO evaluations (id, model, version, dataset, dataset_sha256, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![e.id, e.model, e.version as i64, e.dataset, e.dataset_sha256, e.metrics.to_string(), e.created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Evaluations, newest first, optionally of one model (and version).
+    pub fn evaluations(&self, model: Option<&str>, version: Option<u64>) -> Result<Vec<EvaluationRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, model, version, dataset, dataset_sha256, metrics, created_at FROM evaluations
+             WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR version = ?2) ORDER BY created_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map(params![model, version.map(|v| v as i64)], |r| {
+            Ok(EvaluationRecord {
+                id: r.get(0)?,
+                model: r.get(1)?,
+                version: r.get::<_, i64>(2)? as u64,
+                dataset: r.get(3)?,
+                dataset_sha256: r.get(4)?,
+                metrics: parse_json(r.get(5)?).unwrap_or_default(),
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Appends to the audit log.

@@ -278,3 +278,83 @@ pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> H
 pub async fn audit_log(State(st): State<AppState>) -> HttpResult<Response> {
     Ok(json_ok(&json!({ "audit": admin(&st)?.store.audit_log(500).map_err(internal)? })))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvaluationRequest {
+    model: String,
+    #[serde(default)]
+    version: Option<u64>,
+    dataset: String,
+}
+
+async fn run_evaluation(
+    st: &AppState,
+    model: String,
+    version: Option<u64>,
+    dataset: String,
+) -> Result<lathe_registry::EvaluationRecord, ApiError> {
+    let a = admin(st)?;
+    ModelRef::validate_name(&model).map_err(|e| ApiError::invalid(format!("model: {e}")))?;
+    check_dataset_name(&dataset)?;
+    let (store, repo, root) = (a.store.clone(), st.manager.repository().clone(), a.datasets_root.clone());
+    tokio::task::spawn_blocking(move || lathe_jobs::evaluate(&store, &repo, &root, &model, version, &dataset))
+        .await
+        .map_err(internal)?
+}
+
+/// `POST /v1/evaluations` (`{"model", "version"?, "dataset"}`): evaluates a version on a
+/// dataset (or returns the stored result for the same content).
+pub async fn evaluate(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: Body,
+) -> HttpResult<Response> {
+    admin(&st)?;
+    let bytes = read_body(body, st.limits.max_body_bytes).await?;
+    let req: EvaluationRequest =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid evaluation request: {e}")))?;
+    let record = run_evaluation(&st, req.model, req.version, req.dataset).await?;
+    audit(
+        admin(&st)?,
+        &actor,
+        "evaluation.run",
+        &record.model,
+        json!({ "version": record.version, "dataset": record.dataset, "id": record.id }),
+    );
+    Ok(json_ok(&record))
+}
+
+/// `GET /v1/evaluations?model=&version=`: stored evaluations, newest first.
+pub async fn list_evaluations(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> HttpResult<Response> {
+    let a = admin(&st)?;
+    let version = q.get("version").map(|v| crate::body::parse_version(v)).transpose()?;
+    Ok(json_ok(
+        &json!({ "evaluations": a.store.evaluations(q.get("model").map(String::as_str), version).map_err(internal)? }),
+    ))
+}
+
+/// `GET /v1/evaluations/compare?model=m&a=1&b=2&dataset=d`: two versions side by side on one
+/// dataset (metrics, confusion matrices, and b − a for the headline figures).
+pub async fn compare(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> HttpResult<Response> {
+    let need = |k: &str| q.get(k).cloned().ok_or_else(|| ApiError::invalid(format!("missing query parameter {k}")));
+    let (model, dataset) = (need("model")?, need("dataset")?);
+    let a = crate::body::parse_version(&need("a")?)?;
+    let b = crate::body::parse_version(&need("b")?)?;
+    let ea = run_evaluation(&st, model.clone(), Some(a), dataset.clone()).await?;
+    let eb = run_evaluation(&st, model.clone(), Some(b), dataset.clone()).await?;
+    let delta = |k: &str| eb.metrics[k].as_f64().unwrap_or(0.0) - ea.metrics[k].as_f64().unwrap_or(0.0);
+    Ok(json_ok(&json!({
+        "model": model,
+        "dataset": dataset,
+        "a": { "version": a, "metrics": ea.metrics },
+        "b": { "version": b, "metrics": eb.metrics },
+        "delta": { "accuracy": delta("accuracy"), "macro_f1": delta("macro_f1"), "loss": delta("loss") },
+    })))
+}

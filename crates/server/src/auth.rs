@@ -216,7 +216,7 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if OPEN.contains(&path) {
         return None;
     }
-    let admin_prefixes = ["/v2/repository", "/v1/datasets", "/v1/jobs", "/v1/admin"];
+    let admin_prefixes = ["/v2/repository", "/v1/datasets", "/v1/jobs", "/v1/admin", "/v1/evaluations"];
     if admin_prefixes.iter().any(|p| path.starts_with(p)) {
         return Some(Scope::Admin);
     }

@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(admin::cancel_job))
         .route("/v1/jobs/{id}/events", get(admin::job_events))
         .route("/v1/admin/audit", get(admin::audit_log))
+        .route("/v1/evaluations", get(admin::list_evaluations).post(admin::evaluate))
+        .route("/v1/evaluations/compare", get(admin::compare))
         // Operations.
         .route("/metrics", get(metrics_text))
         .route("/", get(alive))

@@ -53,7 +53,12 @@ pub async fn index(State(st): State<AppState>, body: Body) -> HttpResult<Respons
 
 /// `POST /v2/repository/models/{m}/load`: (re)loads the model's versions per its policy and
 /// answers once they are ready, or with the reasons they failed.
-pub async fn load(State(st): State<AppState>, Path(name): Path<String>, body: Body) -> HttpResult<Response> {
+pub async fn load(
+    State(st): State<AppState>,
+    axum::Extension(actor): axum::Extension<crate::auth::Actor>,
+    Path(name): Path<String>,
+    body: Body,
+) -> HttpResult<Response> {
     let req = optional_json(&st, body).await?;
     if req.get("parameters").and_then(|p| p.get("config")).is_some() {
         return Err(ApiError::new(
@@ -67,16 +72,29 @@ pub async fn load(State(st): State<AppState>, Path(name): Path<String>, body: Bo
     tokio::task::spawn_blocking(move || manager.load_model(&n, LOAD_TIMEOUT))
         .await
         .map_err(|_| ApiError::new(lathe_types::ErrorKind::Internal, "load task failed"))??;
+    audit(&st, &actor, "repository.load", &name);
     Ok(json_ok(&json!({ "name": name, "load": true })))
 }
 
 /// `POST /v2/repository/models/{m}/unload`.
-pub async fn unload(State(st): State<AppState>, Path(name): Path<String>, body: Body) -> HttpResult<Response> {
+pub async fn unload(
+    State(st): State<AppState>,
+    axum::Extension(actor): axum::Extension<crate::auth::Actor>,
+    Path(name): Path<String>,
+    body: Body,
+) -> HttpResult<Response> {
     optional_json(&st, body).await?;
     let manager = st.manager.clone();
     let n = name.clone();
     tokio::task::spawn_blocking(move || manager.unload_model(&n))
         .await
         .map_err(|_| ApiError::new(lathe_types::ErrorKind::Internal, "unload task failed"))??;
+    audit(&st, &actor, "repository.unload", &name);
     Ok(json_ok(&json!({ "name": name, "unload": true })))
+}
+
+fn audit(st: &AppState, actor: &crate::auth::Actor, action: &str, target: &str) {
+    if let Some(a) = &st.admin {
+        let _ = a.store.audit(&lathe_train::rfc3339_now(), &actor.0, action, target, "{}");
+    }
 }

@@ -8,6 +8,7 @@
 mod checkpoint;
 pub mod data;
 mod error;
+mod evaluate;
 mod events;
 mod fit;
 mod loss;
@@ -19,6 +20,7 @@ mod version;
 
 pub use checkpoint::{CheckpointState, CheckpointStore};
 pub use error::TrainError;
+pub use evaluate::evaluate_version;
 pub use events::Event;
 pub use fit::{auto_threads, fit, FitOptions, FitResult, PhaseTimes};
 pub use loss::{class_probabilities, predicted_class, Loss};

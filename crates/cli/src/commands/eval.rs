@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lathe_engine_native::NativeModel;
-use lathe_formats::spec::Activation;
 use lathe_registry::Repository;
-use lathe_train::data::{encode_labels, Dataset, LoadOptions};
-use lathe_train::metrics::evaluate;
-use lathe_train::Loss;
+use lathe_train::data::{Dataset, LoadOptions};
+use lathe_train::evaluate_version;
 use lathe_types::ModelRef;
 
 use crate::render::print_evaluation;
@@ -37,22 +35,7 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
     let model = NativeModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
     let data = Dataset::load(&args.data, &LoadOptions { label_column: args.label_column.clone() })?;
-    if data.features() != model.input_len() {
-        anyhow::bail!(
-            "{}: samples have {} values ({:?}), the model expects {}",
-            args.data.display(),
-            data.features(),
-            data.sample_shape,
-            model.input_len()
-        );
-    }
-    let features = data.features();
-    let split = data.test.unwrap_or(data.train);
-    let labels = encode_labels(&split.labels, &model.manifest.class_names)?;
-    let mut x = split.x;
-    model.preprocessing().apply(&mut x, features);
-    let loss = Loss::new(model.spec.compile.loss, model.network().final_activation().unwrap_or(Activation::Linear));
-    let evaluation = evaluate(model.network(), &x, &labels, &loss, &model.manifest.class_names);
+    let evaluation = evaluate_version(&model, data).with_context(|| args.data.display().to_string())?;
     if cli.json {
         let out = serde_json::json!({ "name": info.name, "version": info.version, "metrics": evaluation });
         println!("{out}");

@@ -181,6 +181,21 @@ fn datasets_jobs_events_serving_and_promotion_over_http() {
     });
     predict_ok(&s, "/v1/models/mnist:predict");
 
+    // Evaluations: stored, reproducing the published metrics; two versions side by side.
+    let (code, e1) = send(&s, "POST", "/v1/evaluations", br#"{"model": "mnist", "version": 1, "dataset": "mnist"}"#);
+    assert_eq!(code, 200, "{e1}");
+    assert_eq!(
+        e1["metrics"]["confusion"], manifest["metrics"]["confusion"],
+        "the same test split gives the published figures"
+    );
+    let (_, cmp) = get(&s, "/v1/evaluations/compare?model=mnist&a=1&b=2&dataset=mnist");
+    let (a1, a2) =
+        (cmp["a"]["metrics"]["accuracy"].as_f64().unwrap(), cmp["b"]["metrics"]["accuracy"].as_f64().unwrap());
+    assert!((cmp["delta"]["accuracy"].as_f64().unwrap() - (a2 - a1)).abs() < 1e-12);
+    assert_eq!(cmp["b"]["metrics"]["confusion"], m2["metrics"]["confusion"]);
+    let (_, list) = get(&s, "/v1/evaluations?model=mnist");
+    assert_eq!(list["evaluations"].as_array().unwrap().len(), 2, "compare reused the stored evaluation of version 1");
+
     // A 50/50 split over versions 1 and 2 for requests that name no version.
     let (code, t) = send(
         &s,

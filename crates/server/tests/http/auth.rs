@@ -74,6 +74,9 @@ fn every_endpoint_checks_keys_and_scopes() {
         ("GET", "/v1/jobs/j/events", String::new(), Scope::Admin),
         ("POST", "/v1/jobs/j/cancel", String::new(), Scope::Admin),
         ("GET", "/v1/admin/audit", String::new(), Scope::Admin),
+        ("GET", "/v1/admin/models", String::new(), Scope::Admin),
+        ("GET", "/v1/evaluations", String::new(), Scope::Admin),
+        ("POST", "/v1/evaluations", "{}".to_string(), Scope::Admin),
     ];
     let call = |method: &str, path: &str, body: &str, key: Option<&str>| -> (u16, Vec<(String, String)>, String) {
         let mut headers = vec![("content-type", "application/json".to_string())];
@@ -127,11 +130,8 @@ fn every_endpoint_checks_keys_and_scopes() {
             Scope::Infer => INFER,
             Scope::Read => READ,
         };
-        let ok = if path.starts_with("/v1/datasets") || path.starts_with("/v1/jobs") || path.starts_with("/v1/admin") {
-            501
-        } else {
-            200
-        };
+        let lifecycle = ["/v1/datasets", "/v1/jobs", "/v1/admin/audit", "/v1/evaluations"];
+        let ok = if lifecycle.iter().any(|p| path.starts_with(p)) { 501 } else { 200 };
         let (code, _, text) = call(method, path, body, Some(right));
         assert_eq!(code, ok, "{method} {path} with the right key: {text}");
         assert_eq!(call(method, path, body, Some(ADMIN)).0, ok, "admin may do everything");
