@@ -3,6 +3,7 @@
 mod commands;
 mod download;
 mod progress;
+mod remote;
 mod render;
 
 use std::path::PathBuf;
@@ -26,6 +27,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "LATHE_JSON")]
     pub json: bool,
 
+    /// A running `lathe serve` to work against (datasets, jobs, traffic, models list/label).
+    #[arg(long, global = true, env = "LATHE_SERVER")]
+    pub server: Option<String>,
+
+    /// API key for --server (sent as Authorization: Bearer).
+    #[arg(long, global = true, env = "LATHE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -45,12 +54,32 @@ enum Command {
     /// List, inspect and label published models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Upload, list, describe and delete datasets on a server (--server).
+    #[command(subcommand)]
+    Datasets(commands::datasets::DatasetsCommand),
+    /// Submit, follow, list and cancel training jobs on a server (--server).
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
+    /// Split traffic between versions, mirror it, roll it back (--server).
+    #[command(subcommand)]
+    Traffic(commands::traffic::TrafficCommand),
     /// Manage the API keys `serve` accepts.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
     /// Measure training and serving speed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+}
+
+impl Cli {
+    /// The client for `--server`, or an error saying the command needs one.
+    pub fn remote(&self) -> anyhow::Result<remote::Remote> {
+        let base = self
+            .server
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("this command talks to a server: give --server URL (or LATHE_SERVER)"))?;
+        Ok(remote::Remote::new(base, self.api_key.clone()))
+    }
 }
 
 fn main() -> ExitCode {
@@ -74,6 +103,9 @@ fn main() -> ExitCode {
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
         Command::Keys(c) => commands::keys::run(&cli, c),
+        Command::Datasets(c) => commands::datasets::run(&cli, c),
+        Command::Jobs(c) => commands::jobs::run(&cli, c),
+        Command::Traffic(c) => commands::traffic::run(&cli, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

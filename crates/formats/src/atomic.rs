@@ -20,7 +20,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Replaces `path` with `bytes` atomically: readers see the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     write_synced(&tmp, bytes)?;
@@ -63,6 +63,17 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "only the target file remains: {names:?}");
+    }
+
+    #[test]
+    fn atomic_write_to_a_bare_file_name_uses_the_current_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let result = write_atomic(Path::new("bare.json"), b"x");
+        std::env::set_current_dir(old).unwrap();
+        result.unwrap();
+        assert_eq!(fs::read(dir.path().join("bare.json")).unwrap(), b"x");
     }
 
     #[test]

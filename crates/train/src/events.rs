@@ -1,10 +1,10 @@
 //! Progress events of a training run, for progress bars and `--json` consumers.
 
 use lathe_formats::EpochRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Something that happened during a fit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// An epoch starts.

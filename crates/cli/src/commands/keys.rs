@@ -58,7 +58,7 @@ pub fn run(cli: &Cli, cmd: &KeysCommand) -> Result<()> {
         scopes,
         expires_at: args.expires_days.map(|d| now + d * 86_400),
     });
-    if let Some(dir) = args.file.parent() {
+    if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     lathe_formats::atomic::write_atomic(&args.file, &serde_json::to_vec_pretty(&file)?)?;

@@ -2,10 +2,13 @@
 
 pub mod bench;
 mod bench_serve;
+pub mod datasets;
 pub mod eval;
+pub mod jobs;
 pub mod keys;
 pub mod models;
 pub mod predict;
 pub mod quickstart;
 pub mod serve;
+pub mod traffic;
 pub mod train;

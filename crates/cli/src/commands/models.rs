@@ -34,6 +34,9 @@ pub enum ModelsCommand {
 }
 
 pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
+    if cli.server.is_some() {
+        return remote(cli, cmd);
+    }
     let repo = Repository::new(&cli.repo);
     match cmd {
         ModelsCommand::List => list(cli, &repo),
@@ -67,6 +70,56 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `models list|label` against a server.
+fn remote(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
+    let r = cli.remote()?;
+    let out = match cmd {
+        ModelsCommand::List => r.get("/v1/admin/models")?,
+        ModelsCommand::Label { name, label, version, remove } => match (version, remove) {
+            (_, true) => r.delete(&format!("/v1/models/{name}/labels/{label}"))?,
+            (Some(v), false) => {
+                r.put_json(&format!("/v1/models/{name}/labels/{label}"), &serde_json::json!({ "version": v }))?
+            }
+            (None, false) => anyhow::bail!("give the version the label names, or --remove"),
+        },
+        ModelsCommand::Show { .. } => anyhow::bail!("models show reads the local repository; drop --server"),
+    };
+    if cli.json {
+        println!("{out}");
+        return Ok(());
+    }
+    if let ModelsCommand::List = cmd {
+        println!("{:<20} {:>7} {:<12} {:>9} {:>9}  labels", "name", "version", "state", "accuracy", "macro_f1");
+        for m in out["models"].as_array().into_iter().flatten() {
+            for v in m["versions"].as_array().into_iter().flatten() {
+                let n = v["version"].as_u64().unwrap_or(0);
+                let labels: Vec<&str> = m["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, x)| x.as_u64() == Some(n))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                println!(
+                    "{:<20} {:>7} {:<12} {:>9.4} {:>9.4}  {}",
+                    m["name"].as_str().unwrap_or(""),
+                    n,
+                    v["state"].as_str().unwrap_or(""),
+                    v["accuracy"].as_f64().unwrap_or(0.0),
+                    v["macro_f1"].as_f64().unwrap_or(0.0),
+                    labels.join(",")
+                );
+            }
+            if !m["traffic"].is_null() {
+                println!("{:<20} traffic {}", "", m["traffic"]);
+            }
+        }
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
 }
 
 fn list(cli: &Cli, repo: &Repository) -> Result<()> {
