@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// any key the server listens on 127.0.0.1 only.
     #[arg(long, env = "LATHE_API_KEYS_FILE")]
     pub api_keys_file: Option<std::path::PathBuf>,
+    /// Serve HTTPS: certificate chain (PEM). Needs --tls-key.
+    #[arg(long, env = "LATHE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Serve HTTPS: private key (PEM). Needs --tls-cert.
+    #[arg(long, env = "LATHE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Origins allowed to call the API from browsers (CORS); `*` for any.
+    #[arg(long = "cors-origin", env = "LATHE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Folder of the metadata store (lathe.db) and uploaded datasets.
     #[arg(long, env = "LATHE_STATE_DIR", default_value = "lathe-data")]
     pub state_dir: std::path::PathBuf,
@@ -152,13 +161,25 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
             .await
             .with_context(|| format!("binding {host}:{}", args.port))?;
         let addr = listener.local_addr()?;
+        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
         if json {
-            println!("{}", serde_json::json!({ "event": "listening", "address": addr.to_string(), "repo": repo }));
+            println!(
+                "{}",
+                serde_json::json!({ "event": "listening", "address": addr.to_string(), "scheme": scheme, "repo": repo })
+            );
         } else {
-            eprintln!("serving {} on http://{addr}", repo.display());
+            eprintln!("serving {} on {scheme}://{addr}", repo.display());
         }
         on_ready(addr);
-        lathe_server::serve(listener, state, shutdown_signal()).await.context("serving")?;
+        let options = lathe_server::ServeOptions {
+            cors_origins: args.cors_origins.clone(),
+            tls: args
+                .tls_cert
+                .clone()
+                .zip(args.tls_key.clone())
+                .map(|(cert, key)| lathe_server::TlsFiles { cert, key }),
+        };
+        lathe_server::serve_with(listener, state, options, shutdown_signal()).await.context("serving")?;
         anyhow::Ok(())
     })?;
     jobs.shutdown();

@@ -7,4 +7,5 @@ mod interrupt;
 mod lifecycle;
 mod remote;
 mod serve;
+mod tls;
 mod workflow;
