@@ -63,6 +63,8 @@ enum Command {
     /// Split traffic between versions, mirror it, roll it back (--server).
     #[command(subcommand)]
     Traffic(commands::traffic::TrafficCommand),
+    /// Print the server's OpenAPI document (docs/openapi.json).
+    Openapi,
     /// Manage the API keys `serve` accepts.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
@@ -103,6 +105,10 @@ fn main() -> ExitCode {
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
         Command::Keys(c) => commands::keys::run(&cli, c),
+        Command::Openapi => {
+            print!("{}", lathe_server::openapi::openapi_json());
+            Ok(())
+        }
         Command::Datasets(c) => commands::datasets::run(&cli, c),
         Command::Jobs(c) => commands::jobs::run(&cli, c),
         Command::Traffic(c) => commands::traffic::run(&cli, c),
