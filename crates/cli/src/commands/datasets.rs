@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use lathe_server::admin::DATASET_FILES;
 use serde_json::Value;
 
 use crate::Cli;
@@ -32,27 +33,21 @@ pub enum DatasetsCommand {
     },
 }
 
-const IDX: [&str; 8] = [
-    "train-images-idx3-ubyte",
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte",
-    "t10k-labels-idx1-ubyte.gz",
-];
-
 pub fn run(cli: &Cli, cmd: &DatasetsCommand) -> Result<()> {
     let remote = cli.remote()?;
     let out: Value = match cmd {
         DatasetsCommand::Upload { name, path } => {
+            let idx = DATASET_FILES.iter().filter(|f| **f != "data.csv");
             let files: Vec<(PathBuf, &str)> = if path.is_dir() {
-                IDX.iter().map(|f| (path.join(f), *f)).filter(|(p, _)| p.is_file()).collect()
+                idx.map(|f| (path.join(f), *f)).filter(|(p, _)| p.is_file()).collect()
             } else {
                 vec![(path.clone(), "data.csv")]
             };
-            anyhow::ensure!(!files.is_empty(), "{}: no IDX files found (expected {IDX:?})", path.display());
+            anyhow::ensure!(
+                !files.is_empty(),
+                "{}: no IDX files found (expected train-/t10k- images and labels)",
+                path.display()
+            );
             for (file, as_name) in &files {
                 let f = std::fs::File::open(file).with_context(|| file.display().to_string())?;
                 let r = remote.put_stream(&format!("/v1/datasets/{name}/files/{as_name}"), f)?;

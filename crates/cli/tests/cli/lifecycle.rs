@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -34,12 +34,9 @@ fn start_server(cwd: &Path) -> Server {
 }
 
 fn start_server_with(cwd: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--port", "0", "--json", "--poll-seconds", "0.2"];
+    let mut args = vec!["--poll-seconds", "0.2"];
     args.extend_from_slice(extra);
-    let mut child = command(cwd, &args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, first) = spawn_serve(cwd, &args);
     Server { child, base: format!("http://{}", first["address"].as_str().unwrap()) }
 }
 

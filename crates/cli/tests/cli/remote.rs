@@ -1,8 +1,5 @@
 //! The `lathe` CLI against a running server with API keys: datasets, jobs, models, traffic.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use serde_json::Value;
 
 use crate::common::*;
@@ -19,15 +16,7 @@ fn the_cli_drives_a_secured_server() {
         .to_string();
     let keys: Value = serde_json::from_slice(&std::fs::read(cwd.join("keys.json")).unwrap()).unwrap();
     assert!(!keys.to_string().contains(&key), "the keys file holds digests only");
-    let mut server =
-        command(cwd, &["serve", "--port", "0", "--json", "--poll-seconds", "0.2", "--api-keys-file", "keys.json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut server, first) = spawn_serve(cwd, &["--poll-seconds", "0.2", "--api-keys-file", "keys.json"]);
     let url = format!("http://{}", first["address"].as_str().unwrap());
     let remote = |k: &str, args: &[&str]| {
         let mut c = command(cwd, args);

@@ -1,9 +1,6 @@
 //! HTTPS with rustls and CORS for browsers, checked with real curl.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use serde_json::Value;
+use std::process::Command;
 
 use crate::common::*;
 
@@ -18,27 +15,8 @@ fn https_and_cors() {
         .output()
         .expect("openssl is needed to make a test certificate");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let mut server = command(
-        cwd,
-        &[
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-            "--cors-origin",
-            "https://app.example",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let (mut server, first) =
+        spawn_serve(cwd, &["--tls-cert", "cert.pem", "--tls-key", "key.pem", "--cors-origin", "https://app.example"]);
     assert_eq!(first["scheme"], "https");
     let addr = first["address"].as_str().unwrap().to_string();
     let curl = |args: &[&str]| {
@@ -70,5 +48,4 @@ fn https_and_cors() {
     );
     let _ = server.kill();
     let _ = server.wait();
-    drop(lines);
 }
