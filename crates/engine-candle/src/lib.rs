@@ -1,0 +1,13 @@
+//! Lathe's transformer engine on candle: sentence-embedding encoders.
+//!
+//! An [`Embedder`] is a Hugging Face sentence-transformers folder (BERT-family `config.json`,
+//! `model.safetensors`, `tokenizer.json`, pooling and normalisation modules) loaded for
+//! inference on the CPU: texts are tokenised (truncated to the model's `max_seq_length`),
+//! padded per batch, run through the encoder, pooled (mean, CLS or last token, as the
+//! pooling config says) and, when the model has a Normalize module, L2-normalised.
+
+mod embedder;
+mod error;
+
+pub use embedder::{Embedder, Pooling, TokenizedBatch};
+pub use error::EmbedError;
