@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 use crate::EmbedError;
 
@@ -22,9 +22,7 @@ pub enum Pooling {
 /// A loaded sentence-embedding model.
 pub struct Embedder {
     model: BertModel,
-    /// Truncates to `max_seq_length`.
-    tokenizer: Tokenizer,
-    /// Does not truncate (to measure inputs when truncation is off).
+    /// Does not truncate: inputs are measured, then cut to `max_seq_length`.
     full_tokenizer: Tokenizer,
     max_seq_length: usize,
     pooling: Pooling,
@@ -40,6 +38,8 @@ pub struct TokenizedBatch {
     pub ids: Vec<Vec<u32>>,
     /// Whether each input was truncated.
     pub truncated: Vec<bool>,
+    /// Tokens of each input before truncation.
+    pub full_lengths: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -100,17 +100,22 @@ impl Embedder {
             Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         full_tokenizer.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         full_tokenizer.with_padding(None);
-        let mut tokenizer = full_tokenizer.clone();
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_seq_length, ..Default::default() }))
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(None);
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is mapped read-only; Lathe never writes into version folders.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
         let model = BertModel::load(vb, &config)?;
-        Ok(Embedder { model, tokenizer, full_tokenizer, max_seq_length, pooling, normalize, dim, device })
+        Ok(Embedder { model, full_tokenizer, max_seq_length, pooling, normalize, dim, device })
+    }
+
+    /// Pooling mode.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// Whether outputs are L2-normalised.
+    pub fn normalizes(&self) -> bool {
+        self.normalize
     }
 
     /// Output dimension.
@@ -123,23 +128,29 @@ impl Embedder {
         self.max_seq_length
     }
 
-    /// Tokenises texts; with `truncate` off, an input over the limit is an error.
+    /// Tokenises texts; over-long inputs are truncated (the last special token kept, as the
+    /// Hugging Face tokenizer does), or refused when `truncate` is off.
     pub fn tokenize(&self, texts: &[&str], truncate: bool) -> Result<TokenizedBatch, EmbedError> {
-        let tok =
-            |t: &Tokenizer| t.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()));
-        if !truncate {
-            let full = tok(&self.full_tokenizer)?;
-            if let Some((index, e)) = full.iter().enumerate().find(|(_, e)| e.get_ids().len() > self.max_seq_length) {
-                return Err(EmbedError::TooLong { index, tokens: e.get_ids().len(), limit: self.max_seq_length });
+        let full =
+            self.full_tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let max = self.max_seq_length;
+        let mut batch = TokenizedBatch { ids: Vec::new(), truncated: Vec::new(), full_lengths: Vec::new() };
+        for (index, e) in full.iter().enumerate() {
+            let ids = e.get_ids();
+            if ids.len() > max && !truncate {
+                return Err(EmbedError::TooLong { index, tokens: ids.len(), limit: max });
             }
-            let ids = full.iter().map(|e| e.get_ids().to_vec()).collect();
-            return Ok(TokenizedBatch { ids, truncated: vec![false; texts.len()] });
+            batch.full_lengths.push(ids.len());
+            batch.truncated.push(ids.len() > max);
+            if ids.len() > max {
+                let mut cut = ids[..max - 1].to_vec();
+                cut.push(*ids.last().expect("non-empty"));
+                batch.ids.push(cut);
+            } else {
+                batch.ids.push(ids.to_vec());
+            }
         }
-        let encodings = tok(&self.tokenizer)?;
-        Ok(TokenizedBatch {
-            ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
-            truncated: encodings.iter().map(|e| !e.get_overflowing().is_empty()).collect(),
-        })
+        Ok(batch)
     }
 
     /// Embeds already tokenised inputs (one forward pass, padded to the longest).

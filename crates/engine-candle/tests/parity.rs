@@ -55,6 +55,11 @@ fn over_long_inputs_are_truncated_or_refused() {
     let long = "word ".repeat(400);
     let batch = embedder.tokenize(&[&long, "short"], true).unwrap();
     assert_eq!((batch.ids[0].len(), batch.truncated[0], batch.truncated[1]), (256, true, false));
+    assert_eq!(batch.full_lengths[0], 402);
+    // The cut matches the Hugging Face tokenizer's own truncation.
+    let mut hf = tokenizers::Tokenizer::from_file(model_dir().join("tokenizer.json")).unwrap();
+    hf.with_truncation(Some(tokenizers::TruncationParams { max_length: 256, ..Default::default() })).unwrap();
+    assert_eq!(hf.encode(long.as_str(), true).unwrap().get_ids(), batch.ids[0].as_slice());
     let e = embedder.tokenize(&["short", &long], false).unwrap_err().to_string();
     assert!(e.starts_with("input 1 has 402 tokens, more than the model's limit of 256"), "{e}");
 }
