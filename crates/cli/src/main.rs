@@ -2,6 +2,7 @@
 
 mod commands;
 mod download;
+mod loaders;
 mod progress;
 mod remote;
 mod render;
@@ -63,6 +64,9 @@ enum Command {
     /// Split traffic between versions, mirror it, roll it back (--server).
     #[command(subcommand)]
     Traffic(commands::traffic::TrafficCommand),
+    /// Import a model made elsewhere (Hugging Face sentence-transformers folders).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
     /// Print the server's OpenAPI document (docs/openapi.json).
     Openapi,
     /// Manage the API keys `serve` accepts.
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
         Command::Keys(c) => commands::keys::run(&cli, c),
+        Command::Import(c) => commands::import::run(&cli, c),
         Command::Openapi => {
             print!("{}", lathe_server::openapi::openapi_json());
             Ok(())

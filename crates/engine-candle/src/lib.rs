@@ -8,6 +8,10 @@
 
 mod embedder;
 mod error;
+mod import;
+mod servable;
 
 pub use embedder::{Embedder, Pooling, TokenizedBatch};
 pub use error::EmbedError;
+pub use import::import_hf;
+pub use servable::{embedding_signature, EmbeddingLoader, EmbeddingModel, EMBEDDING_KIND, PLATFORM};

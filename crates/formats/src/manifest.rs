@@ -28,7 +28,7 @@ pub struct ClassMetrics {
 }
 
 /// Evaluation of a model on a labelled data set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Samples evaluated.
     pub samples: u64,
@@ -70,7 +70,7 @@ pub struct EpochRecord {
 }
 
 /// Where the training data came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataLineage {
     /// The path given by the user.
     pub source: String,
@@ -87,7 +87,7 @@ pub struct DataLineage {
 }
 
 /// How the training run went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
     /// Epochs completed.
     pub epochs_run: usize,
@@ -149,15 +149,20 @@ pub struct Manifest {
     /// Names of the input features of tabular models, in input order (empty for images).
     #[serde(default)]
     pub feature_names: Vec<String>,
-    /// Evaluation on the test split.
+    /// Evaluation on the test split (empty for imported models).
+    #[serde(default)]
     pub metrics: Evaluation,
     /// Per-epoch training history.
+    #[serde(default)]
     pub history: Vec<EpochRecord>,
     /// Lineage of the training data.
+    #[serde(default)]
     pub data: DataLineage,
     /// Seed of the run.
+    #[serde(default)]
     pub seed: u64,
     /// How training went.
+    #[serde(default)]
     pub training: TrainingInfo,
     /// The training job, when a job trained it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -84,7 +84,18 @@ impl Repository {
     ) -> Result<Published, RegistryError> {
         let mut entries = BTreeMap::new();
         for (file, bytes) in files {
+            let safe = !file.is_empty()
+                && std::path::Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                return Err(RegistryError::Manifest {
+                    path: file.to_string(),
+                    message: "file names must be relative paths without '..'".into(),
+                });
+            }
             let path = tmp.join(file);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(RegistryError::io(dir))?;
+            }
             write_synced(&path, bytes).map_err(RegistryError::io(&path))?;
             entries.insert(file.to_string(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 });
         }

@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_serve;
 pub mod datasets;
 pub mod eval;
+pub mod import;
 pub mod jobs;
 pub mod keys;
 pub mod models;

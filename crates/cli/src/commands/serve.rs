@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lathe_engine_native::NativeLoader;
 use lathe_registry::Repository;
 use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
 use lathe_server::{AppState, Limits, ServerMetrics};
@@ -96,7 +95,7 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         instances: args.instances.max(1),
     };
     let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
-    let manager = Manager::new(Repository::new(repo), Arc::new(NativeLoader), options);
+    let manager = Manager::new(Repository::new(repo), Arc::new(crate::loaders::KindLoader), options);
     let watcher = Watcher::start(manager.clone(), Duration::from_secs_f64(args.poll_seconds.max(0.05)));
     let keys = Arc::new(
         lathe_server::auth::KeyRing::load(args.api_keys_file.clone(), std::env::var("LATHE_API_KEYS").ok().as_deref())

@@ -1,0 +1,105 @@
+//! Sentence embeddings behind the runtime's contract: a BYTES input of texts, an FP32
+//! `embedding` output and an INT64 `tokens` output (each input's length before truncation).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lathe_formats::Manifest;
+use lathe_runtime::{Loader, Servable};
+use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
+
+use crate::{EmbedError, Embedder};
+
+/// Kind of model (in the manifest) served by [`EmbeddingLoader`].
+pub const EMBEDDING_KIND: &str = "sentence-embedding";
+/// Platform name reported in model metadata.
+pub const PLATFORM: &str = "lathe_candle";
+
+/// The signature every embedding version has.
+pub fn embedding_signature(dim: usize) -> Signature {
+    Signature {
+        inputs: vec![TensorSignature { name: "text".into(), datatype: DType::Bytes, shape: vec![-1] }],
+        outputs: vec![
+            TensorSignature { name: "embedding".into(), datatype: DType::F32, shape: vec![-1, dim as i64] },
+            TensorSignature { name: "tokens".into(), datatype: DType::I64, shape: vec![-1] },
+        ],
+    }
+}
+
+/// A loaded embedding version.
+pub struct EmbeddingModel {
+    embedder: Embedder,
+    signature: Signature,
+}
+
+impl EmbeddingModel {
+    /// Wraps a loaded embedder.
+    pub fn new(embedder: Embedder) -> EmbeddingModel {
+        let signature = embedding_signature(embedder.dim());
+        EmbeddingModel { embedder, signature }
+    }
+}
+
+fn api_error(e: EmbedError) -> ApiError {
+    match e {
+        EmbedError::TooLong { .. } | EmbedError::Tokenizer(_) => ApiError::invalid(e.to_string()),
+        other => ApiError::new(ErrorKind::Internal, other.to_string()),
+    }
+}
+
+impl Servable for EmbeddingModel {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn infer(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ApiError> {
+        let [input] = inputs else {
+            return Err(ApiError::invalid(format!("expected 1 input, got {}", inputs.len())));
+        };
+        let TensorData::Bytes(items) = &input.data else {
+            return Err(ApiError::invalid(format!("input {}: expected BYTES", input.name)));
+        };
+        let texts = items
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                std::str::from_utf8(b)
+                    .map_err(|_| ApiError::invalid(format!("input {}[{i}]: not valid UTF-8", input.name)))
+            })
+            .collect::<Result<Vec<&str>, _>>()?;
+        let batch = self.embedder.tokenize(&texts, true).map_err(api_error)?;
+        let vectors = self.embedder.embed_ids(&batch.ids).map_err(api_error)?;
+        let n = texts.len();
+        let dim = self.embedder.dim();
+        Ok(vec![
+            Tensor { name: "embedding".into(), shape: vec![n, dim], data: TensorData::F32(vectors.concat()) },
+            Tensor {
+                name: "tokens".into(),
+                shape: vec![n],
+                data: TensorData::I64(batch.full_lengths.iter().map(|&l| l as i64).collect()),
+            },
+        ])
+    }
+
+    fn platform(&self) -> &str {
+        PLATFORM
+    }
+}
+
+/// Loads `sentence-embedding` versions (an imported Hugging Face folder).
+pub struct EmbeddingLoader;
+
+impl Loader for EmbeddingLoader {
+    fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
+        if manifest.kind != EMBEDDING_KIND {
+            return Err(format!("model kind {:?} is not served by the candle engine", manifest.kind));
+        }
+        for (file, entry) in &manifest.files {
+            let (sha, _) = lathe_formats::atomic::sha256_file(&dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+            if sha != entry.sha256 {
+                return Err(format!("{file}: sha256 {sha} does not match the manifest ({})", entry.sha256));
+            }
+        }
+        Ok(Arc::new(EmbeddingModel::new(Embedder::load(dir).map_err(|e| e.to_string())?)))
+    }
+}
