@@ -21,9 +21,12 @@ const FILES: [&str; 8] = [
     "1_Pooling/config.json",
 ];
 
+/// Files of a version: path inside it, bytes.
+pub type VersionFiles = Vec<(String, Vec<u8>)>;
+
 /// Reads and validates `dir` (it must load and embed), returning the files to publish and the
 /// manifest (without digests; publishing adds them).
-pub fn import_hf(dir: &Path, name: &str, created_at: &str) -> Result<(Vec<(String, Vec<u8>)>, Manifest), EmbedError> {
+pub fn import_hf(dir: &Path, name: &str, created_at: &str) -> Result<(VersionFiles, Manifest), EmbedError> {
     for required in ["config.json", "model.safetensors", "tokenizer.json"] {
         if !dir.join(required).is_file() {
             return Err(EmbedError::File { path: dir.join(required).display().to_string(), message: "missing".into() });
