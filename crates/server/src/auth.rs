@@ -221,7 +221,8 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         return Some(Scope::Admin);
     }
     let inference = *method == Method::POST
-        && ((path.starts_with("/v2/models/") && path.ends_with("/infer"))
+        && (path == "/v1/embeddings"
+            || (path.starts_with("/v2/models/") && path.ends_with("/infer"))
             || (path.starts_with("/v1/models/") && path.rsplit_once(':').is_some_and(|(_, v)| !v.contains('/'))));
     if inference {
         return Some(Scope::Infer);

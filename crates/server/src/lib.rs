@@ -15,6 +15,7 @@ mod manage;
 pub mod metrics;
 pub mod oip;
 pub mod oip_codec;
+pub mod openai;
 pub mod openapi;
 mod repository;
 mod state;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/repository/models/{m}/unload", post(repository::unload))
         // TF Serving REST and KServe V1.
         .route("/v1/models", get(tfs::list))
+        .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post).put(manage::put).delete(manage::delete))
         .route("/v1/admin/models", get(manage::list_models))
         // Lifecycle API.

@@ -79,7 +79,10 @@ fn lathe_registry_label_check(l: &str) -> Result<(), ApiError> {
 pub async fn list(State(st): State<AppState>) -> Response {
     let names: Vec<String> =
         st.manager.models().into_iter().filter(|m| !m.versions.is_empty()).map(|m| m.name).collect();
-    json_ok(&json!({ "models": names }))
+    // One body for both kinds of clients: KServe V1 reads `models`, OpenAI clients `data`.
+    let data: Vec<Value> =
+        names.iter().map(|n| json!({ "id": n, "object": "model", "created": 0, "owned_by": "lathe" })).collect();
+    json_ok(&json!({ "models": names, "object": "list", "data": data }))
 }
 
 fn tfs_state(s: LoadState) -> &'static str {

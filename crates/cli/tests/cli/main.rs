@@ -3,6 +3,7 @@
 mod acceptance;
 mod bad_input;
 mod common;
+mod embeddings;
 mod interrupt;
 mod lifecycle;
 mod remote;

@@ -48,6 +48,7 @@ fn every_endpoint_checks_keys_and_scopes() {
         ("POST", "/v2/models/mnist/infer", v2.clone(), Scope::Infer),
         ("POST", "/v2/models/mnist/versions/1/infer", v2.clone(), Scope::Infer),
         ("POST", "/v1/models/mnist:predict", tfs.clone(), Scope::Infer),
+        ("POST", "/v1/embeddings", r#"{"model": "mnist", "input": "x"}"#.to_string(), Scope::Infer),
         (
             "POST",
             "/v1/models/mnist/versions/1:classify",
@@ -148,6 +149,8 @@ fn every_endpoint_checks_keys_and_scopes() {
             501
         } else if path.ends_with("/versions/9") {
             404
+        } else if *path == "/v1/embeddings" {
+            400 // mnist is not an embedding model
         } else {
             200
         };

@@ -118,7 +118,9 @@ fn tf_serving_and_kserve_v1_routes() {
                "name": "mnist", "ready": true})
     );
     assert_eq!(s.get("/v1/models/mnist/versions/1").0, 200);
-    assert_eq!(s.get("/v1/models"), (200, json!({"models": ["mnist"]})));
+    let (code, list) = s.get("/v1/models");
+    assert_eq!((code, &list["models"]), (200, &json!(["mnist"])));
+    assert_eq!(list["data"][0]["id"], "mnist", "OpenAI clients read the same list");
     let (_, meta) = s.get("/v1/models/mnist/metadata");
     assert_eq!(meta["model_spec"], json!({"name": "mnist", "signature_name": "", "version": "1"}));
     let sig = &meta["metadata"]["signature_def"]["signature_def"]["serving_default"];
