@@ -26,6 +26,10 @@ pub enum BenchCommand {
     ///
     /// Example: lathe bench serve --model mnist --concurrency 1,16,64
     Serve(super::bench_serve::BenchServeArgs),
+    /// Sentences per second of an embedding version, in process and over /v1/embeddings.
+    ///
+    /// Example: lathe bench embed --model minilm
+    Embed(super::bench_embed::BenchEmbedArgs),
 }
 
 /// Arguments of `bench train`.
@@ -52,6 +56,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Train(args) => train(cli, args),
         BenchCommand::Serve(args) => super::bench_serve::run(cli, args),
+        BenchCommand::Embed(args) => super::bench_embed::run(cli, args),
     }
 }
 

@@ -63,11 +63,11 @@ impl Protocol {
     }
 }
 
-struct Measured {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    errors: u64,
+pub(crate) struct Measured {
+    pub(crate) rps: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) errors: u64,
 }
 
 pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
@@ -205,19 +205,19 @@ fn request_for(
     }
 }
 
-struct BenchServer {
-    addr: SocketAddr,
+pub(crate) struct BenchServer {
+    pub(crate) addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _watcher: Watcher,
 }
 
 impl BenchServer {
-    fn start(repo: &std::path::Path, threads: usize, max_batch: usize) -> Result<BenchServer> {
+    pub(crate) fn start(repo: &std::path::Path, threads: usize, max_batch: usize) -> Result<BenchServer> {
         let defaults = BatchConfig { max_batch_size: max_batch, ..BatchConfig::default() };
         let manager = Manager::new(
             Repository::new(repo),
-            Arc::new(NativeLoader),
+            Arc::new(crate::loaders::KindLoader),
             ServeOptions { defaults, ..ServeOptions::default() },
         );
         let watcher = Watcher::start(manager.clone(), Duration::from_secs(60));
@@ -267,7 +267,7 @@ impl Drop for BenchServer {
 }
 
 /// Drives `concurrency` keep-alive connections for `seconds` on a one-thread runtime.
-fn load(
+pub(crate) fn load(
     addr: SocketAddr,
     path: &str,
     headers: &[(&'static str, String)],

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_embed;
 mod bench_serve;
 pub mod datasets;
 pub mod eval;
