@@ -151,44 +151,35 @@ pub fn encode_predict(row_format: bool, outputs: &[Tensor]) -> Vec<u8> {
             if r > 0 {
                 body.push(b',');
             }
-            if outputs.len() == 1 {
-                write_row(&mut body, &outputs[0], r, b64(&outputs[0]));
-            } else {
-                body.push(b'{');
-                for (i, t) in outputs.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    serde_json::to_writer(&mut body, &t.name).expect("write");
-                    body.push(b':');
-                    write_row(&mut body, t, r, b64(t));
-                }
-                body.push(b'}');
-            }
+            write_outputs(&mut body, outputs, |b, t| write_row(b, t, r, b64(t)));
         }
         body.extend_from_slice(b"]}");
     } else {
         body.extend_from_slice(b"{\"outputs\":");
-        if outputs.len() == 1 {
-            let t = &outputs[0];
-            serde_json::to_writer(&mut body, &NestedJson { data: &t.data, shape: &t.shape, lo: 0, b64: b64(t) })
-                .expect("write");
-        } else {
-            body.push(b'{');
-            for (i, t) in outputs.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                serde_json::to_writer(&mut body, &t.name).expect("write");
-                body.push(b':');
-                serde_json::to_writer(&mut body, &NestedJson { data: &t.data, shape: &t.shape, lo: 0, b64: b64(t) })
-                    .expect("write");
-            }
-            body.push(b'}');
-        }
+        write_outputs(&mut body, outputs, |b, t| {
+            serde_json::to_writer(b, &NestedJson { data: &t.data, shape: &t.shape, lo: 0, b64: b64(t) }).expect("write")
+        });
         body.push(b'}');
     }
     body
+}
+
+/// Writes one output's value alone, or an object of every output's value by name.
+fn write_outputs(body: &mut Vec<u8>, outputs: &[Tensor], mut value: impl FnMut(&mut Vec<u8>, &Tensor)) {
+    if let [only] = outputs {
+        value(body, only);
+        return;
+    }
+    body.push(b'{');
+    for (i, t) in outputs.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut *body, &t.name).expect("write");
+        body.push(b':');
+        value(body, t);
+    }
+    body.push(b'}');
 }
 
 fn write_row(body: &mut Vec<u8>, t: &Tensor, r: usize, b64: bool) {
@@ -301,6 +292,20 @@ mod tests {
         assert!(e(br#"{"instances": [{"x": [1, 2]}]}"#).contains("missing input \"input\""));
         assert!(e(br#"{"instances": [[1, "a"]]}"#).contains("expected a number, got a string"));
         assert!(e(b"[1,2]").contains("expected a JSON object"));
+    }
+
+    #[test]
+    fn several_outputs_are_named_per_row_and_per_tensor() {
+        let a = Tensor { name: "a".into(), shape: vec![2, 1], data: TensorData::F32(vec![1.0, 2.0]) };
+        let b =
+            Tensor { name: "b_bytes".into(), shape: vec![2], data: TensorData::Bytes(vec![vec![0xff], b"x".to_vec()]) };
+        let rows = String::from_utf8(encode_predict(true, &[a.clone(), b.clone()])).unwrap();
+        assert_eq!(
+            rows,
+            r#"{"predictions":[{"a":[1.0],"b_bytes":{"b64":"/w=="}},{"a":[2.0],"b_bytes":{"b64":"eA=="}}]}"#
+        );
+        let cols = String::from_utf8(encode_predict(false, &[a, b])).unwrap();
+        assert_eq!(cols, r#"{"outputs":{"a":[[1.0],[2.0]],"b_bytes":[{"b64":"/w=="},{"b64":"eA=="}]}}"#);
     }
 
     #[test]
