@@ -53,7 +53,51 @@ impl Servable for EmbeddingModel {
     }
 
     fn infer(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ApiError> {
-        let [input] = inputs else {
+        let tokenized;
+        let inputs = match inputs {
+            [t] if t.dtype() == DType::Bytes => {
+                tokenized = self.preprocess(inputs.to_vec())?;
+                tokenized.as_slice()
+            }
+            other => other,
+        };
+        let [ids, lengths, full] = inputs else {
+            return Err(ApiError::invalid(format!(
+                "expected texts or (ids, lengths, full lengths), got {} inputs",
+                inputs.len()
+            )));
+        };
+        let (TensorData::I64(ids), TensorData::I64(lengths), TensorData::I64(full)) =
+            (&ids.data, &lengths.data, &full.data)
+        else {
+            return Err(ApiError::new(ErrorKind::Internal, "token tensors must be INT64"));
+        };
+        let width = self.embedder.max_tokens();
+        let rows: Vec<Vec<u32>> = ids
+            .chunks(width)
+            .zip(lengths)
+            .map(|(row, &len)| row[..len as usize].iter().map(|&x| x as u32).collect())
+            .collect();
+        let vectors = self.embedder.embed_ids(&rows).map_err(api_error)?;
+        let n = rows.len();
+        Ok(vec![
+            Tensor {
+                name: "embedding".into(),
+                shape: vec![n, self.embedder.dim()],
+                data: TensorData::F32(vectors.concat()),
+            },
+            Tensor { name: "tokens".into(), shape: vec![n], data: TensorData::I64(full.clone()) },
+        ])
+    }
+
+    fn preprocesses(&self) -> bool {
+        true
+    }
+
+    /// Tokenises texts into `ids` `[n, max_tokens]` (zero-padded), `lengths` `[n]` and
+    /// `full` `[n]` (length before truncation): fixed widths, so requests batch together.
+    fn preprocess(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+        let [input] = inputs.as_slice() else {
             return Err(ApiError::invalid(format!("expected 1 input, got {}", inputs.len())));
         };
         let TensorData::Bytes(items) = &input.data else {
@@ -68,13 +112,21 @@ impl Servable for EmbeddingModel {
             })
             .collect::<Result<Vec<&str>, _>>()?;
         let batch = self.embedder.tokenize(&texts, true).map_err(api_error)?;
-        let vectors = self.embedder.embed_ids(&batch.ids).map_err(api_error)?;
+        let width = self.embedder.max_tokens();
         let n = texts.len();
-        let dim = self.embedder.dim();
+        let mut ids = vec![0i64; n * width];
+        for (row, t) in ids.chunks_mut(width).zip(&batch.ids) {
+            row[..t.len()].iter_mut().zip(t).for_each(|(d, s)| *d = *s as i64);
+        }
         Ok(vec![
-            Tensor { name: "embedding".into(), shape: vec![n, dim], data: TensorData::F32(vectors.concat()) },
+            Tensor { name: "ids".into(), shape: vec![n, width], data: TensorData::I64(ids) },
             Tensor {
-                name: "tokens".into(),
+                name: "lengths".into(),
+                shape: vec![n],
+                data: TensorData::I64(batch.ids.iter().map(|t| t.len() as i64).collect()),
+            },
+            Tensor {
+                name: "full".into(),
                 shape: vec![n],
                 data: TensorData::I64(batch.full_lengths.iter().map(|&l| l as i64).collect()),
             },

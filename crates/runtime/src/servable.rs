@@ -24,6 +24,20 @@ pub trait Servable: Send + Sync + 'static {
 
     /// Platform string for model metadata (e.g. `lathe_native`).
     fn platform(&self) -> &str;
+
+    /// Whether [`Servable::preprocess`] does work (then callers run it off the compute
+    /// threads, e.g. tokenisation on a blocking pool, before queueing).
+    fn preprocesses(&self) -> bool {
+        false
+    }
+
+    /// Turns signature-shaped inputs into what [`Servable::infer`] computes on (for example
+    /// texts into padded token ids). Every output must have one row per input row and the
+    /// same width for every request, so that requests can be batched. `infer` must still
+    /// accept signature-shaped inputs.
+    fn preprocess(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
+        Ok(inputs)
+    }
 }
 
 /// Builds servables from version folders; the binary registers one per model kind.

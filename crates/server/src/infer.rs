@@ -32,7 +32,14 @@ pub fn mirror(state: &AppState, shadow: Option<Arc<LoadedVersion>>, inputs: &[Te
 
 /// Runs inputs on a resolved version.
 pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
-    let (inputs, rows) = conform(version.servable.signature(), inputs)?;
+    let (mut inputs, rows) = conform(version.servable.signature(), inputs)?;
+    if version.servable.preprocesses() {
+        // Off the async executor and off the compute threads: the blocking pool.
+        let servable = version.servable.clone();
+        inputs = tokio::task::spawn_blocking(move || servable.preprocess(inputs))
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::Internal, "preprocessing failed"))??;
+    }
     let max = version.batcher.config().max_batch_size;
     let work = async {
         if rows <= max {
