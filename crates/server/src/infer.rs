@@ -36,9 +36,11 @@ pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Ten
     if version.servable.preprocesses() {
         // Off the async executor and off the compute threads: the blocking pool.
         let servable = version.servable.clone();
+        let started = std::time::Instant::now();
         inputs = tokio::task::spawn_blocking(move || servable.preprocess(inputs))
             .await
             .map_err(|_| ApiError::new(ErrorKind::Internal, "preprocessing failed"))??;
+        state.metrics.record_preprocess(&version.name, started.elapsed().as_secs_f64());
     }
     let max = version.batcher.config().max_batch_size;
     let work = async {

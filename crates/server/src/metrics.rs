@@ -24,11 +24,16 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
+/// Upper bounds of token-count buckets.
+pub const TOKEN_BUCKETS: [f64; 10] = [4.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0];
+
 /// Metrics recorded by the HTTP layer.
 #[derive(Default)]
 pub struct ServerMetrics {
     requests: Mutex<BTreeMap<RequestLabels, u64>>,
     durations: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    tokens: Mutex<BTreeMap<String, Histogram>>,
+    preprocess: Mutex<BTreeMap<String, Histogram>>,
 }
 
 impl ServerMetrics {
@@ -40,6 +45,26 @@ impl ServerMetrics {
             .lock()
             .expect("metrics lock")
             .entry(key)
+            .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
+            .observe(seconds);
+    }
+
+    /// Records the tokens one request carried (text models).
+    pub fn record_tokens(&self, model: &str, tokens: f64) {
+        self.tokens
+            .lock()
+            .expect("metrics lock")
+            .entry(model.to_string())
+            .or_insert_with(|| Histogram::new(&TOKEN_BUCKETS))
+            .observe(tokens);
+    }
+
+    /// Records the time preprocessing (tokenisation) of one request took.
+    pub fn record_preprocess(&self, model: &str, seconds: f64) {
+        self.preprocess
+            .lock()
+            .expect("metrics lock")
+            .entry(model.to_string())
             .or_insert_with(|| Histogram::new(&LATENCY_BUCKETS))
             .observe(seconds);
     }
@@ -75,6 +100,24 @@ impl ServerMetrics {
                 &mut out,
                 "lathe_inference_request_duration_seconds",
                 &format!("model=\"{}\",protocol=\"{protocol}\"", esc(model)),
+                &h.snapshot(),
+            );
+        }
+        header(&mut out, "lathe_request_tokens", "histogram", "Tokens per request of text models (before truncation).");
+        for (model, h) in self.tokens.lock().expect("metrics lock").iter() {
+            histogram(&mut out, "lathe_request_tokens", &format!("model=\"{}\"", esc(model)), &h.snapshot());
+        }
+        header(
+            &mut out,
+            "lathe_preprocess_duration_seconds",
+            "histogram",
+            "Preprocessing (tokenisation) time per request, off the compute threads.",
+        );
+        for (model, h) in self.preprocess.lock().expect("metrics lock").iter() {
+            histogram(
+                &mut out,
+                "lathe_preprocess_duration_seconds",
+                &format!("model=\"{}\"", esc(model)),
                 &h.snapshot(),
             );
         }

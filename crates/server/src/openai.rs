@@ -150,6 +150,7 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
             };
             data.push(json!({ "object": "embedding", "index": i, "embedding": embedding }));
         }
+        tokens.iter().for_each(|&t| st.metrics.record_tokens(model, t as f64));
         let used: usize = tokens.iter().map(|&t| (t as usize).min(max_tokens)).sum();
         let truncated: Vec<usize> = tokens.iter().enumerate().filter(|(_, t)| **t as usize > max_tokens).map(|(i, _)| i).collect();
         Ok(json_ok(&json!({

@@ -127,6 +127,14 @@ fn openai_embeddings_and_v2_match_sentence_transformers() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.body_mut().read_to_string().unwrap().contains("not valid UTF-8"));
+    let metrics = agent.get(format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    for name in [
+        "lathe_request_tokens_count{model=\"minilm\"}",
+        "lathe_preprocess_duration_seconds_count{model=\"minilm\"}",
+        "lathe_inference_batch_size_sum{model=\"minilm\",version=\"1\"}",
+    ] {
+        assert!(metrics.contains(name), "missing {name}");
+    }
     let _ = server.kill();
     let _ = server.wait();
 }
