@@ -65,8 +65,24 @@ fn metadata(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Resp
         "platform": loaded.servable.platform(),
         "inputs": sig.inputs,
         "outputs": sig.outputs,
-        "properties": { "class_names": loaded.servable.class_names().join(",") },
+        "properties": properties(&loaded),
     })))
+}
+
+/// Model properties for metadata: class names, and the limits of text models.
+fn properties(loaded: &LoadedVersion) -> serde_json::Map<String, Value> {
+    let mut p = serde_json::Map::new();
+    p.insert("class_names".into(), json!(loaded.servable.class_names().join(",")));
+    for key in ["max_tokens", "dim", "pooling", "normalize"] {
+        if let Some(v) = loaded.manifest.spec.get(key).filter(|v| !v.is_object() && !v.is_array()) {
+            p.insert(key.into(), json!(v.to_string().trim_matches('"')));
+        }
+    }
+    if loaded.servable.signature().inputs.first().is_some_and(|i| i.datatype == lathe_types::DType::Bytes) {
+        p.insert("max_client_batch_size".into(), json!(crate::openai::MAX_CLIENT_BATCH_SIZE.to_string()));
+        p.insert("max_batch_size".into(), json!(loaded.batcher.config().max_batch_size.to_string()));
+    }
+    p
 }
 
 /// `GET /v2/models/{m}`.
