@@ -94,6 +94,13 @@ impl Servable for EmbeddingModel {
         true
     }
 
+    fn tokens_per_row(&self, inputs: &[Tensor]) -> Option<usize> {
+        match inputs.get(1).map(|t| &t.data) {
+            Some(TensorData::I64(lengths)) => lengths.iter().max().map(|&l| l as usize),
+            _ => None,
+        }
+    }
+
     /// Tokenises texts into `ids` `[n, max_tokens]` (zero-padded), `lengths` `[n]` and
     /// `full` `[n]` (length before truncation): fixed widths, so requests batch together.
     fn preprocess(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {

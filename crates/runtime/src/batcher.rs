@@ -32,11 +32,50 @@ pub struct BatchConfig {
     pub max_queue_size: usize,
     /// Compute threads for the model.
     pub instances: usize,
+    /// Text models: most padded tokens (rows × longest row) in one execution; 0 = no limit.
+    pub max_batch_tokens: usize,
+    /// Most requests in one execution; 0 = no limit.
+    pub max_batch_requests: usize,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_batch_size: 64, max_queue_delay_us: 0, max_queue_size: 1024, instances: 1 }
+        BatchConfig {
+            max_batch_size: 64,
+            max_queue_delay_us: 0,
+            max_queue_size: 1024,
+            instances: 1,
+            max_batch_tokens: 16384,
+            max_batch_requests: 0,
+        }
+    }
+}
+
+/// What a batch costs so far, and whether one more request fits.
+#[derive(Clone, Copy)]
+struct Budget {
+    rows: usize,
+    longest: usize,
+    requests: usize,
+}
+
+impl Budget {
+    fn of(p: &Pending) -> Budget {
+        Budget { rows: p.rows, longest: p.tokens.unwrap_or(0), requests: 1 }
+    }
+
+    fn with(self, p: &Pending) -> Budget {
+        Budget {
+            rows: self.rows + p.rows,
+            longest: self.longest.max(p.tokens.unwrap_or(0)),
+            requests: self.requests + 1,
+        }
+    }
+
+    fn fits(&self, c: &BatchConfig) -> bool {
+        self.rows <= c.max_batch_size
+            && (c.max_batch_tokens == 0 || self.longest == 0 || self.rows * self.longest <= c.max_batch_tokens)
+            && (c.max_batch_requests == 0 || self.requests <= c.max_batch_requests)
     }
 }
 
@@ -46,6 +85,7 @@ pub type Reply = Result<Vec<Tensor>, ApiError>;
 struct Pending {
     inputs: Vec<Tensor>,
     rows: usize,
+    tokens: Option<usize>,
     enqueued: Instant,
     reply: oneshot::Sender<Reply>,
 }
@@ -104,6 +144,7 @@ impl Batcher {
             return Err(ApiError::invalid(format!("batch of {rows} rows exceeds the model's max_batch_size {max}")));
         }
         let (tx, rx) = oneshot::channel();
+        let tokens = self.shared.model.tokens_per_row(&inputs);
         {
             let mut q = self.shared.queue.lock().expect("queue lock");
             if q.closed {
@@ -115,7 +156,7 @@ impl Batcher {
                     format!("the model's queue is full ({} requests); retry later", q.items.len()),
                 ));
             }
-            q.items.push_back(Pending { inputs, rows, enqueued: Instant::now(), reply: tx });
+            q.items.push_back(Pending { inputs, rows, tokens, enqueued: Instant::now(), reply: tx });
             self.shared.stats.queue_depth.store(q.items.len() as u64, Ordering::Relaxed);
         }
         self.shared.ready.notify_one();
@@ -145,19 +186,20 @@ fn next_batch(s: &Shared) -> Option<Vec<Pending>> {
         q = s.ready.wait(q).expect("queue lock");
     }
     let first = q.items.pop_front().expect("non-empty");
-    let mut rows = first.rows;
+    let mut budget = Budget::of(&first);
     let deadline = first.enqueued + delay;
     let mut batch = vec![first];
     loop {
         while let Some(next) = q.items.front() {
-            if rows + next.rows > max {
+            let grown = budget.with(next);
+            if !grown.fits(&s.config) {
                 break;
             }
-            rows += next.rows;
+            budget = grown;
             batch.push(q.items.pop_front().expect("front exists"));
         }
         let now = Instant::now();
-        let full = q.items.front().is_some() || rows >= max;
+        let full = q.items.front().is_some() || budget.rows >= max;
         if full || delay.is_zero() || now >= deadline || q.closed {
             break;
         }

@@ -48,6 +48,8 @@ struct ConfigFile {
     max_queue_delay_us: Option<u64>,
     max_queue_size: Option<usize>,
     instances: Option<usize>,
+    max_batch_tokens: Option<usize>,
+    max_batch_requests: Option<usize>,
 }
 
 /// The effective serving configuration of one model.
@@ -68,6 +70,8 @@ impl ModelConfig {
             max_queue_delay_us: f.max_queue_delay_us.unwrap_or(defaults.max_queue_delay_us),
             max_queue_size: f.max_queue_size.unwrap_or(defaults.max_queue_size),
             instances: f.instances.unwrap_or(defaults.instances),
+            max_batch_tokens: f.max_batch_tokens.unwrap_or(defaults.max_batch_tokens),
+            max_batch_requests: f.max_batch_requests.unwrap_or(defaults.max_batch_requests),
         };
         for (key, v) in [
             ("max_batch_size", batching.max_batch_size),

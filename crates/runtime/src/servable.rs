@@ -25,6 +25,12 @@ pub trait Servable: Send + Sync + 'static {
     /// Platform string for model metadata (e.g. `lathe_native`).
     fn platform(&self) -> &str;
 
+    /// For text models: the longest row of a (preprocessed) request, in tokens, which the
+    /// batcher uses for its token budget (a batch costs rows × longest row once padded).
+    fn tokens_per_row(&self, _inputs: &[Tensor]) -> Option<usize> {
+        None
+    }
+
     /// Whether [`Servable::preprocess`] does work (then callers run it off the compute
     /// threads, e.g. tokenisation on a blocking pool, before queueing).
     fn preprocesses(&self) -> bool {

@@ -238,7 +238,7 @@ fn config(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Respon
         "max_batch_size": b.max_batch_size,
         "input": tensors(&sig.inputs),
         "output": tensors(&sig.outputs),
-        "dynamic_batching": { "max_queue_delay_microseconds": b.max_queue_delay_us, "default_queue_policy": { "max_queue_size": b.max_queue_size } },
+        "dynamic_batching": { "max_queue_delay_microseconds": b.max_queue_delay_us, "default_queue_policy": { "max_queue_size": b.max_queue_size }, "max_batch_tokens": b.max_batch_tokens, "max_batch_requests": b.max_batch_requests },
         "instance_group": [{ "name": name, "kind": "KIND_CPU", "count": b.instances }],
         "labels": model.labels,
         "config_error": model.config_error,

@@ -34,6 +34,12 @@ pub struct ServeArgs {
     /// Default most queued requests per model version; more get 429.
     #[arg(long, env = "LATHE_MAX_QUEUE_SIZE", default_value_t = 1024)]
     pub max_queue_size: usize,
+    /// Text models: most padded tokens (rows × longest row) per execution (0: no limit).
+    #[arg(long, env = "LATHE_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+    /// Most requests per execution (0: no limit).
+    #[arg(long, env = "LATHE_MAX_BATCH_REQUESTS", default_value_t = 0)]
+    pub max_batch_requests: usize,
     /// Default compute threads per model version.
     #[arg(long, env = "LATHE_INSTANCES", default_value_t = 1)]
     pub instances: usize,
@@ -93,6 +99,8 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         max_queue_delay_us: args.max_queue_delay_us,
         max_queue_size: args.max_queue_size.max(1),
         instances: args.instances.max(1),
+        max_batch_tokens: args.max_batch_tokens,
+        max_batch_requests: args.max_batch_requests,
     };
     let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
     let manager = Manager::new(Repository::new(repo), Arc::new(crate::loaders::KindLoader), options);
