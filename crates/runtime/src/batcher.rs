@@ -51,6 +51,9 @@ impl Default for BatchConfig {
     }
 }
 
+/// How far past a request that does not fit the batcher looks for one that does.
+const LOOKAHEAD: usize = 32;
+
 /// What a batch costs so far, and whether one more request fits.
 #[derive(Clone, Copy)]
 struct Budget {
@@ -190,13 +193,18 @@ fn next_batch(s: &Shared) -> Option<Vec<Pending>> {
     let deadline = first.enqueued + delay;
     let mut batch = vec![first];
     loop {
-        while let Some(next) = q.items.front() {
-            let grown = budget.with(next);
-            if !grown.fits(&s.config) {
-                break;
+        // In arrival order; a request that does not fit is passed over for later ones of a
+        // similar size (up to LOOKAHEAD of them), so long and short texts are not padded
+        // together. The passed-over request leads the next batch.
+        let mut i = 0;
+        while i < q.items.len().min(LOOKAHEAD) {
+            let grown = budget.with(&q.items[i]);
+            if grown.fits(&s.config) {
+                budget = grown;
+                batch.push(q.items.remove(i).expect("index in range"));
+            } else {
+                i += 1;
             }
-            budget = grown;
-            batch.push(q.items.pop_front().expect("front exists"));
         }
         let now = Instant::now();
         let full = q.items.front().is_some() || budget.rows >= max;

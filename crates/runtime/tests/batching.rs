@@ -72,9 +72,10 @@ fn run(config: BatchConfig, requests: &[&[f32]]) -> Vec<Vec<f32>> {
 #[test]
 fn queued_requests_batch_within_the_token_budget() {
     let config = BatchConfig { max_batch_tokens: 100, ..BatchConfig::default() };
-    // B: 2 rows × 20 = 40; B + C: 3 × 50 = 150 > 100, so C starts a batch; C + D: 2 × 50 = 100.
+    // B: 2 rows × 20 = 40; B + C: 3 × 50 = 150 > 100, so C waits; B + D: 3 × 20 = 60 fits,
+    // so the short D joins B (grouping by length) and C runs alone.
     let batches = run(config, &[&[20.0, 10.0], &[50.0], &[5.0]]);
-    assert_eq!(batches, vec![vec![20.0, 10.0], vec![50.0, 5.0]]);
+    assert_eq!(batches, vec![vec![20.0, 10.0, 5.0], vec![50.0]]);
 }
 
 #[test]
