@@ -67,20 +67,23 @@ impl Remote {
 
     /// POST a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let r = self
-            .auth(self.agent.post(self.url(path)))
-            .header("content-type", "application/json")
-            .send(body.to_string().as_bytes());
-        self.finish("POST", path, r)
+        self.send_json("POST", self.agent.post(self.url(path)), path, body)
     }
 
     /// PUT a JSON body.
     pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
-        let r = self
-            .auth(self.agent.put(self.url(path)))
-            .header("content-type", "application/json")
-            .send(body.to_string().as_bytes());
-        self.finish("PUT", path, r)
+        self.send_json("PUT", self.agent.put(self.url(path)), path, body)
+    }
+
+    fn send_json(
+        &self,
+        method: &str,
+        req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let r = self.auth(req).header("content-type", "application/json").send(body.to_string().as_bytes());
+        self.finish(method, path, r)
     }
 
     /// PUT raw bytes streamed from a reader.

@@ -45,7 +45,7 @@ pub fn evaluate(
     let loaded = NativeModel::load(&info.path)
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("loading {model}:{}: {e}", info.version)))?;
     let dir = datasets_root.join(dataset);
-    let path = if dir.join("data.csv").is_file() { dir.join("data.csv") } else { dir };
+    let path = lathe_train::data::dataset_path(&dir);
     let data = Dataset::load(&path, &LoadOptions::default())
         .map_err(|e| ApiError::invalid(format!("dataset {dataset:?}: {e}")))?;
     let metrics = lathe_train::evaluate_version(&loaded, data)

@@ -300,7 +300,7 @@ impl JobRunner {
             .flatten()
             .ok_or_else(|| TrainError::Data(format!("dataset {:?} is gone", req.dataset)))?;
         let dir = self.config.datasets_root.join(&req.dataset);
-        let path = if dir.join("data.csv").is_file() { dir.join("data.csv") } else { dir.clone() };
+        let path = lathe_train::data::dataset_path(&dir);
         let data = Dataset::load(&path, &LoadOptions { label_column: req.label_column.clone() })?;
         let (format, feature_names) = (data.format, data.feature_names.clone());
         let prepared = prepare(&spec, data, 0.2, spec.fit.seed)?;

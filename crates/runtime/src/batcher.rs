@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lathe_types::{ApiError, ErrorKind, Tensor, TensorData};
+use lathe_types::{ApiError, ErrorKind, Tensor};
 use tokio::sync::oneshot;
 
 use crate::stats::VersionStats;
@@ -267,75 +267,31 @@ fn run(s: &Shared, batch: &[Pending], rows: usize) -> Result<Vec<Vec<Tensor>>, A
     let outputs = if batch.len() == 1 {
         s.model.infer(&batch[0].inputs)?
     } else {
-        let inputs = concat_inputs(batch, rows)?;
+        let inputs = concat_inputs(batch)?;
         s.model.infer(&inputs)?
     };
     let mut per_request: Vec<Vec<Tensor>> = batch.iter().map(|_| Vec::with_capacity(outputs.len())).collect();
     for out in outputs {
         let mut offset = 0;
         for (p, dest) in batch.iter().zip(per_request.iter_mut()) {
-            dest.push(slice_rows(&out, offset, p.rows, rows)?);
+            let part = out.slice_rows(offset, p.rows).filter(|_| out.rows() == rows).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    format!("output {} has {} rows, expected {rows}", out.name, out.rows()),
+                )
+            })?;
+            dest.push(part);
             offset += p.rows;
         }
     }
     Ok(per_request)
 }
 
-fn concat_inputs(batch: &[Pending], rows: usize) -> Result<Vec<Tensor>, ApiError> {
-    let first = &batch[0].inputs;
-    let mut out = Vec::with_capacity(first.len());
-    for (i, t) in first.iter().enumerate() {
-        let mut shape = t.shape.clone();
-        shape[0] = rows;
-        let parts: Vec<&TensorData> = batch.iter().map(|p| &p.inputs[i].data).collect();
-        out.push(Tensor { name: t.name.clone(), shape, data: concat(&parts)? });
-    }
-    Ok(out)
-}
-
-macro_rules! concat_variants {
-    ($parts:expr, $($variant:ident),*) => {
-        match $parts[0] {
-            $(TensorData::$variant(_) => {
-                let mut all = Vec::new();
-                for p in $parts {
-                    match p {
-                        TensorData::$variant(v) => all.extend_from_slice(v),
-                        _ => return Err(ApiError::new(ErrorKind::Internal, "mixed dtypes in one batch")),
-                    }
-                }
-                TensorData::$variant(all)
-            })*
-        }
-    };
-}
-
-fn concat(parts: &[&TensorData]) -> Result<TensorData, ApiError> {
-    Ok(concat_variants!(parts, Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, F32, F64, Bytes))
-}
-
-macro_rules! slice_variants {
-    ($data:expr, $lo:expr, $hi:expr, $($variant:ident),*) => {
-        match $data {
-            $(TensorData::$variant(v) => TensorData::$variant(v[$lo..$hi].to_vec()),)*
-        }
-    };
-}
-
-fn slice_rows(t: &Tensor, offset: usize, rows: usize, total: usize) -> Result<Tensor, ApiError> {
-    let per_row = t.data.len() / total.max(1);
-    if t.rows() != total || per_row * total != t.data.len() {
-        return Err(ApiError::new(
-            ErrorKind::Internal,
-            format!("output {} has {} rows, expected {total}", t.name, t.rows()),
-        ));
-    }
-    let (lo, hi) = (offset * per_row, (offset + rows) * per_row);
-    let mut shape = t.shape.clone();
-    shape[0] = rows;
-    Ok(Tensor {
-        name: t.name.clone(),
-        shape,
-        data: slice_variants!(&t.data, lo, hi, Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, F32, F64, Bytes),
-    })
+fn concat_inputs(batch: &[Pending]) -> Result<Vec<Tensor>, ApiError> {
+    (0..batch[0].inputs.len())
+        .map(|i| {
+            let parts: Vec<&Tensor> = batch.iter().map(|p| &p.inputs[i]).collect();
+            Tensor::concat_rows(&parts).ok_or_else(|| ApiError::new(ErrorKind::Internal, "mixed dtypes in one batch"))
+        })
+        .collect()
 }

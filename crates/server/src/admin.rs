@@ -165,7 +165,7 @@ pub async fn describe(State(st): State<AppState>, Path(name): Path<String>) -> H
 }
 
 fn summarise(dir: &std::path::Path) -> Result<Value, ApiError> {
-    let path = if dir.join("data.csv").is_file() { dir.join("data.csv") } else { dir.to_path_buf() };
+    let path = lathe_train::data::dataset_path(dir);
     let data = lathe_train::data::Dataset::load(&path, &Default::default())
         .map_err(|e| ApiError::invalid(format!("the dataset cannot be read: {e}")))?;
     let balance = |labels: &[String]| {

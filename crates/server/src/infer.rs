@@ -53,7 +53,7 @@ pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Ten
         let mut receivers = Vec::new();
         for lo in (0..rows).step_by(max) {
             let n = max.min(rows - lo);
-            let chunk = inputs.iter().map(|t| slice_rows(t, lo, n, rows)).collect();
+            let chunk = inputs.iter().map(|t| t.slice_rows(lo, n).expect("conformed inputs split into rows")).collect();
             receivers.push(version.batcher.submit(chunk, n)?);
         }
         let mut parts: Vec<Vec<Tensor>> = Vec::with_capacity(receivers.len());
@@ -153,40 +153,12 @@ fn conform_one(s: &TensorSignature, t: Tensor) -> Result<Tensor, ApiError> {
     Ok(Tensor { name: name.clone(), shape, data })
 }
 
-fn slice_rows(t: &Tensor, lo: usize, n: usize, rows: usize) -> Tensor {
-    let per = t.data.len() / rows;
-    let mut shape = t.shape.clone();
-    shape[0] = n;
-    let (a, b) = (lo * per, (lo + n) * per);
-    let data = match &t.data {
-        TensorData::F32(v) => TensorData::F32(v[a..b].to_vec()),
-        TensorData::Bytes(v) => TensorData::Bytes(v[a..b].to_vec()),
-        other => {
-            let bytes = other.to_le_bytes();
-            let size = other.dtype().size().unwrap_or(1);
-            TensorData::from_le_bytes(other.dtype(), &bytes[a * size..b * size], n * per).expect("same dtype slice")
-        }
-    };
-    Tensor { name: t.name.clone(), shape, data }
-}
-
 fn concat_parts(parts: Vec<Vec<Tensor>>) -> Vec<Tensor> {
-    let mut iter = parts.into_iter();
-    let mut acc = iter.next().unwrap_or_default();
-    for part in iter {
-        for (a, b) in acc.iter_mut().zip(part) {
-            a.shape[0] += b.shape[0];
-            match (&mut a.data, b.data) {
-                (TensorData::F32(x), TensorData::F32(y)) => x.extend(y),
-                (TensorData::Bytes(x), TensorData::Bytes(y)) => x.extend(y),
-                (x, y) => {
-                    let mut bytes = x.to_le_bytes();
-                    bytes.extend(y.to_le_bytes());
-                    let n = x.len() + y.len();
-                    *x = TensorData::from_le_bytes(x.dtype(), &bytes, n).expect("same dtype");
-                }
-            }
-        }
-    }
-    acc
+    let outputs = parts.first().map_or(0, Vec::len);
+    (0..outputs)
+        .map(|i| {
+            let column: Vec<&Tensor> = parts.iter().map(|p| &p[i]).collect();
+            Tensor::concat_rows(&column).expect("every chunk returns the same outputs")
+        })
+        .collect()
 }

@@ -75,7 +75,66 @@ fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(v)
 }
 
+macro_rules! per_variant {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            TensorData::Bool($v) => TensorData::Bool($body),
+            TensorData::U8($v) => TensorData::U8($body),
+            TensorData::U16($v) => TensorData::U16($body),
+            TensorData::U32($v) => TensorData::U32($body),
+            TensorData::U64($v) => TensorData::U64($body),
+            TensorData::I8($v) => TensorData::I8($body),
+            TensorData::I16($v) => TensorData::I16($body),
+            TensorData::I32($v) => TensorData::I32($body),
+            TensorData::I64($v) => TensorData::I64($body),
+            TensorData::F16($v) => TensorData::F16($body),
+            TensorData::F32($v) => TensorData::F32($body),
+            TensorData::F64($v) => TensorData::F64($body),
+            TensorData::Bytes($v) => TensorData::Bytes($body),
+        }
+    };
+}
+
 impl TensorData {
+    /// Elements `lo..hi`, same type.
+    pub fn slice(&self, lo: usize, hi: usize) -> TensorData {
+        per_variant!(self, v => v[lo..hi].to_vec())
+    }
+
+    /// The elements of `parts` one after the other; `None` when their types differ.
+    pub fn concat(parts: &[&TensorData]) -> Option<TensorData> {
+        let first = parts.first()?;
+        if parts.iter().any(|p| p.dtype() != first.dtype()) {
+            return None;
+        }
+        macro_rules! gather {
+            ($variant:ident) => {{
+                let mut all = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+                for p in parts {
+                    if let TensorData::$variant(v) = p {
+                        all.extend_from_slice(v);
+                    }
+                }
+                TensorData::$variant(all)
+            }};
+        }
+        Some(match first {
+            TensorData::Bool(_) => gather!(Bool),
+            TensorData::U8(_) => gather!(U8),
+            TensorData::U16(_) => gather!(U16),
+            TensorData::U32(_) => gather!(U32),
+            TensorData::U64(_) => gather!(U64),
+            TensorData::I8(_) => gather!(I8),
+            TensorData::I16(_) => gather!(I16),
+            TensorData::I32(_) => gather!(I32),
+            TensorData::I64(_) => gather!(I64),
+            TensorData::F16(_) => gather!(F16),
+            TensorData::F32(_) => gather!(F32),
+            TensorData::F64(_) => gather!(F64),
+            TensorData::Bytes(_) => gather!(Bytes),
+        })
+    }
+
     /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
@@ -230,6 +289,33 @@ impl Tensor {
     pub fn rows(&self) -> usize {
         self.shape.first().copied().unwrap_or(1)
     }
+
+    /// Rows `offset..offset + rows` (dimension 0), or `None` when the values do not split
+    /// evenly into this tensor's rows.
+    pub fn slice_rows(&self, offset: usize, rows: usize) -> Option<Tensor> {
+        let total = self.rows();
+        let per_row = self.data.len() / total.max(1);
+        if per_row * total != self.data.len() || offset + rows > total {
+            return None;
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = rows;
+        Some(Tensor {
+            name: self.name.clone(),
+            shape,
+            data: self.data.slice(offset * per_row, (offset + rows) * per_row),
+        })
+    }
+
+    /// The rows of `parts` stacked along dimension 0 (named after the first); `None` when
+    /// there are no parts or their types differ.
+    pub fn concat_rows(parts: &[&Tensor]) -> Option<Tensor> {
+        let first = parts.first()?;
+        let mut shape = first.shape.clone();
+        shape[0] = parts.iter().map(|t| t.rows()).sum();
+        let data = TensorData::concat(&parts.iter().map(|t| &t.data).collect::<Vec<_>>())?;
+        Some(Tensor { name: first.name.clone(), shape, data })
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +345,18 @@ mod tests {
             assert_eq!(back, data);
         }
         assert_eq!(TensorData::F32(vec![1.0]).to_le_bytes(), vec![0, 0, 0x80, 0x3f]);
+    }
+
+    #[test]
+    fn rows_slice_and_stack_back() {
+        let t = Tensor { name: "x".into(), shape: vec![3, 2], data: TensorData::I64(vec![1, 2, 3, 4, 5, 6]) };
+        let a = t.slice_rows(0, 1).unwrap();
+        let b = t.slice_rows(1, 2).unwrap();
+        assert_eq!((a.shape.clone(), b.data.clone()), (vec![1, 2], TensorData::I64(vec![3, 4, 5, 6])));
+        assert_eq!(Tensor::concat_rows(&[&a, &b]).unwrap(), t);
+        assert!(t.slice_rows(2, 2).is_none());
+        let f = Tensor { name: "f".into(), shape: vec![1], data: TensorData::F32(vec![1.0]) };
+        assert!(Tensor::concat_rows(&[&a, &f]).is_none(), "mixed types");
     }
 
     #[test]

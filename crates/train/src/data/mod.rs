@@ -130,6 +130,17 @@ impl Dataset {
     }
 }
 
+/// The data inside an uploaded dataset folder: its `data.csv` when it has one, else the
+/// folder itself (IDX files).
+pub fn dataset_path(dir: &Path) -> std::path::PathBuf {
+    let csv = dir.join("data.csv");
+    if csv.is_file() {
+        csv
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// Class names found in `labels`, sorted numerically when all are integers, else lexically.
 pub fn class_names_of(labels: &[String]) -> Vec<String> {
     let mut names: Vec<String> = labels.to_vec();
