@@ -6,7 +6,56 @@ use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
+use crate::native::bert::{BertConfig, NativeBert};
+use crate::native::bf16_kernel;
+use crate::native::linear::Precision;
 use crate::EmbedError;
+
+/// Which implementation runs the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Lathe's encoder in bfloat16 where the CPU has AVX-512 BF16, else in f32; candle for
+    /// architectures the native encoder does not run.
+    Auto,
+    /// Lathe's encoder, bfloat16 products with f32 accumulation (needs AVX-512 BF16).
+    NativeBf16,
+    /// Lathe's encoder, f32 throughout.
+    NativeF32,
+    /// candle's BERT, f32.
+    Candle,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "native-bf16" => Ok(Backend::NativeBf16),
+            "native-f32" => Ok(Backend::NativeF32),
+            "candle" => Ok(Backend::Candle),
+            other => Err(format!("unknown backend {other:?}: expected auto, native-bf16, native-f32 or candle")),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Auto => "auto",
+            Backend::NativeBf16 => "native-bf16",
+            Backend::NativeF32 => "native-f32",
+            Backend::Candle => "candle",
+        })
+    }
+}
+
+/// Tokens per forward pass of the native encoder.
+const NATIVE_CHUNK_TOKENS: usize = 1024;
+
+enum Encoder {
+    Native(Box<NativeBert>),
+    Candle(Box<BertModel>, Device),
+}
 
 /// How token states become one vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,14 +70,15 @@ pub enum Pooling {
 
 /// A loaded sentence-embedding model.
 pub struct Embedder {
-    model: BertModel,
+    encoder: Encoder,
+    backend: Backend,
+    vocab_size: usize,
     /// Does not truncate: inputs are measured, then cut to `max_seq_length`.
     full_tokenizer: Tokenizer,
     max_seq_length: usize,
     pooling: Pooling,
     normalize: bool,
     dim: usize,
-    device: Device,
 }
 
 /// Token ids of a batch, before padding.
@@ -71,14 +121,16 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmbedError>
 }
 
 impl Embedder {
-    /// Loads a sentence-transformers folder.
+    /// Loads a sentence-transformers folder with the [`Backend::Auto`] choice.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
-        let config: Config = read_json(&dir.join("config.json"))?;
-        let dim =
-            serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("config.json")).unwrap_or_default())
-                .ok()
-                .and_then(|v| v["hidden_size"].as_u64())
-                .unwrap_or(0) as usize;
+        Embedder::load_with(dir, Backend::Auto)
+    }
+
+    /// Loads a sentence-transformers folder on the given backend.
+    pub fn load_with(dir: &Path, backend: Backend) -> Result<Embedder, EmbedError> {
+        let native_config: BertConfig = read_json(&dir.join("config.json"))?;
+        let dim = native_config.hidden_size;
+        let vocab_size = native_config.vocab_size;
         let max_seq_length = if dir.join("sentence_bert_config.json").is_file() {
             read_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?.max_seq_length.unwrap_or(512)
         } else {
@@ -100,12 +152,68 @@ impl Embedder {
             Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         full_tokenizer.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         full_tokenizer.with_padding(None);
-        let device = Device::Cpu;
+        let native = NativeBert::supports(&native_config);
+        let backend = match backend {
+            Backend::Auto if native && bf16_kernel::supported() => Backend::NativeBf16,
+            Backend::Auto if native => Backend::NativeF32,
+            Backend::Auto => Backend::Candle,
+            Backend::NativeBf16 if !bf16_kernel::supported() => {
+                return Err(EmbedError::Model("backend native-bf16 needs a CPU with AVX-512 BF16".into()))
+            }
+            Backend::NativeBf16 | Backend::NativeF32 if !native => {
+                return Err(EmbedError::Model(format!(
+                    "the native encoder does not run model_type {:?} (hidden_act {:?}, positions {:?}); use candle",
+                    native_config.model_type, native_config.hidden_act, native_config.position_embedding_type
+                )))
+            }
+            other => other,
+        };
+        let max_seq_length = max_seq_length.min(native_config.max_position_embeddings);
         let weights = dir.join("model.safetensors");
-        // SAFETY: the file is mapped read-only; Lathe never writes into version folders.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
-        let model = BertModel::load(vb, &config)?;
-        Ok(Embedder { model, full_tokenizer, max_seq_length, pooling, normalize, dim, device })
+        let encoder = match backend {
+            Backend::NativeBf16 => {
+                Encoder::Native(Box::new(NativeBert::load(&weights, native_config, Precision::Bf16)?))
+            }
+            Backend::NativeF32 => Encoder::Native(Box::new(NativeBert::load(&weights, native_config, Precision::F32)?)),
+            _ => {
+                let config: Config = read_json(&dir.join("config.json"))?;
+                let device = Device::Cpu;
+                // SAFETY: the file is mapped read-only; Lathe never writes into version folders.
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device)? };
+                Encoder::Candle(Box::new(BertModel::load(vb, &config)?), device)
+            }
+        };
+        Ok(Embedder { encoder, backend, vocab_size, full_tokenizer, max_seq_length, pooling, normalize, dim })
+    }
+
+    /// The backend that runs the encoder (never [`Backend::Auto`]).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Size of the vocabulary: token ids must be below it.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Checks caller-supplied token ids: at least one token per input, ids below the
+    /// vocabulary size, no more than `max_tokens` per input.
+    pub fn check_ids(&self, ids: &[Vec<u32>]) -> Result<(), EmbedError> {
+        for (index, row) in ids.iter().enumerate() {
+            if row.is_empty() {
+                return Err(EmbedError::BadTokens { index, message: "no tokens".into() });
+            }
+            if row.len() > self.max_seq_length {
+                return Err(EmbedError::TooLong { index, tokens: row.len(), limit: self.max_seq_length });
+            }
+            if let Some(bad) = row.iter().find(|&&id| id as usize >= self.vocab_size) {
+                return Err(EmbedError::BadTokens {
+                    index,
+                    message: format!("token id {bad} is not below the vocabulary size {}", self.vocab_size),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Pooling mode.
@@ -153,11 +261,65 @@ impl Embedder {
         Ok(batch)
     }
 
-    /// Embeds already tokenised inputs (one forward pass, padded to the longest).
+    /// Embeds already tokenised inputs (checked with [`Embedder::check_ids`] or made by
+    /// [`Embedder::tokenize`]).
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let mut pooled = match &self.encoder {
+            Encoder::Native(bert) => {
+                // Runs of about NATIVE_CHUNK_TOKENS tokens keep the activations in cache.
+                let mut pooled = Vec::with_capacity(ids.len());
+                let mut start = 0;
+                while start < ids.len() {
+                    let mut end = start + 1;
+                    let mut tokens = ids[start].len();
+                    while end < ids.len() && tokens + ids[end].len() <= NATIVE_CHUNK_TOKENS {
+                        tokens += ids[end].len();
+                        end += 1;
+                    }
+                    pooled.extend(self.pool_packed(&bert.forward(&ids[start..end]), &ids[start..end]));
+                    start = end;
+                }
+                pooled
+            }
+            Encoder::Candle(model, device) => self.embed_candle(model, device, ids)?,
+        };
+        if self.normalize {
+            for v in &mut pooled {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        Ok(pooled)
+    }
+
+    /// Pools the packed hidden states of the native encoder.
+    fn pool_packed(&self, hidden: &[f32], ids: &[Vec<u32>]) -> Vec<Vec<f32>> {
+        let h = self.dim;
+        let mut start = 0;
+        ids.iter()
+            .map(|seq| {
+                let rows = &hidden[start * h..(start + seq.len()) * h];
+                start += seq.len();
+                match self.pooling {
+                    Pooling::Mean => {
+                        let mut sum = vec![0f32; h];
+                        rows.chunks_exact(h).for_each(|r| sum.iter_mut().zip(r).for_each(|(s, x)| *s += x));
+                        let n = seq.len().max(1) as f32;
+                        sum.iter_mut().for_each(|s| *s /= n);
+                        sum
+                    }
+                    Pooling::Cls => rows[..h].to_vec(),
+                    Pooling::LastToken => rows[rows.len() - h..].to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    /// One padded forward pass on candle, pooled.
+    fn embed_candle(&self, model: &BertModel, device: &Device, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let b = ids.len();
         let len = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let mut flat = vec![0u32; b * len];
@@ -166,10 +328,10 @@ impl Embedder {
             flat[i * len..i * len + row.len()].copy_from_slice(row);
             mask[i * len..i * len + row.len()].iter_mut().for_each(|m| *m = 1);
         }
-        let input = Tensor::from_vec(flat, (b, len), &self.device)?;
-        let mask_t = Tensor::from_vec(mask, (b, len), &self.device)?;
+        let input = Tensor::from_vec(flat, (b, len), device)?;
+        let mask_t = Tensor::from_vec(mask, (b, len), device)?;
         let types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &types, Some(&mask_t))?; // [b, len, dim]
+        let hidden = model.forward(&input, &types, Some(&mask_t))?; // [b, len, dim]
         let pooled = match self.pooling {
             Pooling::Mean => {
                 let m = mask_t.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -186,12 +348,6 @@ impl Embedder {
                     .collect::<candle_core::Result<_>>()?;
                 Tensor::stack(&rows, 0)?
             }
-        };
-        let pooled = if self.normalize {
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-            pooled.broadcast_div(&norm)?
-        } else {
-            pooled
         };
         Ok(pooled.to_vec2::<f32>()?)
     }

@@ -15,6 +15,14 @@ pub enum EmbedError {
     /// The tensor computation failed.
     #[error("model: {0}")]
     Model(String),
+    /// Caller-supplied token ids are unusable.
+    #[error("input {index}: {message}")]
+    BadTokens {
+        /// Which input.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// An input is longer than the model accepts and truncation is off.
     #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}")]
     TooLong {

@@ -9,9 +9,10 @@
 mod embedder;
 mod error;
 mod import;
+pub mod native;
 mod servable;
 
-pub use embedder::{Embedder, Pooling, TokenizedBatch};
+pub use embedder::{Backend, Embedder, Pooling, TokenizedBatch};
 pub use error::EmbedError;
 pub use import::import_hf;
 pub use servable::{embedding_signature, EmbeddingLoader, EmbeddingModel, EMBEDDING_KIND, PLATFORM};

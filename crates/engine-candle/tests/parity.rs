@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lathe_engine_candle::Embedder;
+use lathe_engine_candle::native::bf16_kernel;
+use lathe_engine_candle::{Backend, Embedder};
 use serde_json::Value;
 
 fn model_dir() -> PathBuf {
@@ -22,13 +23,29 @@ fn cosine(a: &[f32], b: &[f64]) -> f64 {
     dot / (na * nb)
 }
 
+/// Every backend this CPU runs.
+fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::NativeF32, Backend::Candle];
+    if bf16_kernel::supported() {
+        all.push(Backend::NativeBf16);
+    }
+    all
+}
+
 #[test]
 fn token_ids_and_embeddings_match_sentence_transformers() {
+    for backend in backends() {
+        parity(backend);
+    }
+}
+
+fn parity(backend: Backend) {
     let dir = model_dir();
     let reference: Value =
         serde_json::from_slice(&std::fs::read(dir.join("reference-embeddings.json")).unwrap()).unwrap();
     let sentences: Vec<&str> = reference["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    let embedder = Embedder::load(&dir).unwrap();
+    let embedder = Embedder::load_with(&dir, backend).unwrap();
+    assert_eq!(embedder.backend(), backend);
     assert_eq!((embedder.dim(), embedder.max_tokens()), (384, 256));
     let batch = embedder.tokenize(&sentences, true).unwrap();
     for (i, want) in reference["input_ids"].as_array().unwrap().iter().enumerate() {
@@ -42,7 +59,7 @@ fn token_ids_and_embeddings_match_sentence_transformers() {
         let alone = embedder.embed(&[sentences[i]]).unwrap().remove(0);
         for (how, got) in [("batched", &together[i]), ("alone", &alone)] {
             let c = cosine(got, &want);
-            assert!(c >= 0.9999, "sentence {i} ({:?}) {how}: cosine {c}", sentences[i]);
+            assert!(c >= 0.9999, "{backend}: sentence {i} ({:?}) {how}: cosine {c}", sentences[i]);
             let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "L2-normalised: {norm}");
         }
