@@ -1,10 +1,11 @@
-//! Lathe's transformer engine on candle: sentence-embedding encoders.
+//! Lathe's transformer engine: sentence-embedding encoders.
 //!
 //! An [`Embedder`] is a Hugging Face sentence-transformers folder (BERT-family `config.json`,
 //! `model.safetensors`, `tokenizer.json`, pooling and normalisation modules) loaded for
 //! inference on the CPU: texts are tokenised (truncated to the model's `max_seq_length`),
-//! padded per batch, run through the encoder, pooled (mean, CLS or last token, as the
-//! pooling config says) and, when the model has a Normalize module, L2-normalised.
+//! run through the encoder, pooled (mean, CLS or last token, as the pooling config says)
+//! and, when the model has a Normalize module, L2-normalised. The encoder is Lathe's own
+//! ([`native`]: packed sequences, bfloat16 or f32 products) or candle's BERT ([`Backend`]).
 
 mod embedder;
 mod error;
@@ -15,4 +16,4 @@ mod servable;
 pub use embedder::{Backend, Embedder, Pooling, TokenizedBatch};
 pub use error::EmbedError;
 pub use import::import_hf;
-pub use servable::{embedding_signature, EmbeddingLoader, EmbeddingModel, EMBEDDING_KIND, PLATFORM};
+pub use servable::{embedding_signature, platform_of, EmbeddingLoader, EmbeddingModel, EMBEDDING_KIND};

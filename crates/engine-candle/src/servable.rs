@@ -8,12 +8,18 @@ use lathe_formats::Manifest;
 use lathe_runtime::{Loader, Servable};
 use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
 
-use crate::{EmbedError, Embedder};
+use crate::{Backend, EmbedError, Embedder};
 
 /// Kind of model (in the manifest) served by [`EmbeddingLoader`].
 pub const EMBEDDING_KIND: &str = "sentence-embedding";
-/// Platform name reported in model metadata.
-pub const PLATFORM: &str = "lathe_candle";
+/// Platform name reported in model metadata, by backend.
+pub fn platform_of(backend: Backend) -> &'static str {
+    match backend {
+        Backend::NativeBf16 => "lathe_encoder_bf16",
+        Backend::NativeF32 | Backend::Auto => "lathe_encoder_f32",
+        Backend::Candle => "lathe_candle",
+    }
+}
 
 /// The signature every embedding version has.
 pub fn embedding_signature(dim: usize) -> Signature {
@@ -141,12 +147,15 @@ impl Servable for EmbeddingModel {
     }
 
     fn platform(&self) -> &str {
-        PLATFORM
+        platform_of(self.embedder.backend())
     }
 }
 
-/// Loads `sentence-embedding` versions (an imported Hugging Face folder).
-pub struct EmbeddingLoader;
+/// Loads `sentence-embedding` versions (an imported Hugging Face folder) on a backend.
+pub struct EmbeddingLoader {
+    /// Backend for every version it loads.
+    pub backend: Backend,
+}
 
 impl Loader for EmbeddingLoader {
     fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
@@ -159,6 +168,8 @@ impl Loader for EmbeddingLoader {
                 return Err(format!("{file}: sha256 {sha} does not match the manifest ({})", entry.sha256));
             }
         }
-        Ok(Arc::new(EmbeddingModel::new(Embedder::load(dir).map_err(|e| e.to_string())?)))
+        let embedder = Embedder::load_with(dir, self.backend).map_err(|e| e.to_string())?;
+        tracing::info!(dir = %dir.display(), backend = %embedder.backend(), "embedding model loaded");
+        Ok(Arc::new(EmbeddingModel::new(embedder)))
     }
 }

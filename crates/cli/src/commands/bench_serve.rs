@@ -92,8 +92,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 
     // Both servers run side by side; each case alternates between them `rounds` times and
     // reports medians, so background noise hits both alike.
-    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size)?;
-    let off = BenchServer::start(&cli.repo, args.http_threads, 1)?;
+    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size, lathe_engine_candle::Backend::Auto)?;
+    let off = BenchServer::start(&cli.repo, args.http_threads, 1, lathe_engine_candle::Backend::Auto)?;
     let target = format!("{}:{}", name, info.version);
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;
@@ -213,11 +213,16 @@ pub(crate) struct BenchServer {
 }
 
 impl BenchServer {
-    pub(crate) fn start(repo: &std::path::Path, threads: usize, max_batch: usize) -> Result<BenchServer> {
+    pub(crate) fn start(
+        repo: &std::path::Path,
+        threads: usize,
+        max_batch: usize,
+        embedding_backend: lathe_engine_candle::Backend,
+    ) -> Result<BenchServer> {
         let defaults = BatchConfig { max_batch_size: max_batch, ..BatchConfig::default() };
         let manager = Manager::new(
             Repository::new(repo),
-            Arc::new(crate::loaders::KindLoader),
+            Arc::new(crate::loaders::KindLoader { embedding_backend }),
             ServeOptions { defaults, ..ServeOptions::default() },
         );
         let watcher = Watcher::start(manager.clone(), Duration::from_secs(60));

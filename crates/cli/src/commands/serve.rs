@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Text models: most padded tokens (rows × longest row) per execution (0: no limit).
     #[arg(long, env = "LATHE_MAX_BATCH_TOKENS", default_value_t = 16384)]
     pub max_batch_tokens: usize,
+    /// Encoder of sentence-embedding models: auto (Lathe's encoder, in bfloat16 on CPUs with
+    /// AVX-512 BF16, else f32), native-bf16, native-f32 or candle.
+    #[arg(long, env = "LATHE_EMBEDDING_BACKEND", default_value = "auto")]
+    pub embedding_backend: lathe_engine_candle::Backend,
     /// Most requests per execution (0: no limit).
     #[arg(long, env = "LATHE_MAX_BATCH_REQUESTS", default_value_t = 0)]
     pub max_batch_requests: usize,
@@ -103,7 +107,11 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         max_batch_requests: args.max_batch_requests,
     };
     let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
-    let manager = Manager::new(Repository::new(repo), Arc::new(crate::loaders::KindLoader), options);
+    let manager = Manager::new(
+        Repository::new(repo),
+        Arc::new(crate::loaders::KindLoader { embedding_backend: args.embedding_backend }),
+        options,
+    );
     let watcher = Watcher::start(manager.clone(), Duration::from_secs_f64(args.poll_seconds.max(0.05)));
     let keys = Arc::new(
         lathe_server::auth::KeyRing::load(args.api_keys_file.clone(), std::env::var("LATHE_API_KEYS").ok().as_deref())

@@ -78,26 +78,60 @@ impl PackedBf16 {
         &self.data[p * self.k * NR..(p + 1) * self.k * NR]
     }
 
-    /// One `MR x NR` tile: rows `a` (`MR` rows of `self.k` bfloat16, row-major) times panel
-    /// `p`, written to `tile` (row-major, `NR` wide).
+    /// One tile: rows `a` (`MR` rows of `self.k` bfloat16, row-major) times panel `p`,
+    /// finished as `dst` says.
+    ///
+    /// # Safety
+    /// `dst` must describe writable memory of `dst.rows` rows (stride `dst.stride`) of at least
+    /// `dst.cols` values, no other thread may touch it, and a residual must be readable in the
+    /// same layout.
     ///
     /// # Panics
     /// When the CPU lacks AVX-512 BF16 or `a` is shorter than `MR * k`.
-    pub fn tile(&self, a: &[u16], p: usize, tile: &mut [f32; MR * NR]) {
+    pub unsafe fn tile(&self, a: &[u16], p: usize, dst: &TileOut) {
         assert!(supported(), "AVX-512 BF16 is not available");
-        assert!(a.len() >= MR * self.k);
+        assert!(a.len() >= MR * self.k && dst.rows <= MR && dst.cols <= NR && dst.bias.len() >= dst.cols);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU features were checked above; `a` holds MR rows of k values and the
-        // panel holds k/2 pairs of NR columns, which is all the kernel reads.
-        unsafe {
-            tile_avx512(a.as_ptr(), self.k, self.panel(p).as_ptr(), tile)
-        }
+        tile_avx512(a.as_ptr(), self.k, self.panel(p).as_ptr(), dst)
     }
+}
+
+/// The step after a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    Identity,
+    /// GELU (exact).
+    Gelu,
+    /// GELU (tanh approximation).
+    GeluTanh,
+    /// ReLU.
+    Relu,
+}
+
+/// Where a tile's results go: `out[r * stride + c] = act(acc + bias[c] (+ residual[r * stride + c]))`
+/// for `r < rows`, `c < cols`.
+pub struct TileOut<'a> {
+    /// First element of the tile in the output.
+    pub out: *mut f32,
+    /// Row stride of the output (and the residual).
+    pub stride: usize,
+    /// Valid rows.
+    pub rows: usize,
+    /// Valid columns.
+    pub cols: usize,
+    /// Bias of the tile's columns.
+    pub bias: &'a [f32],
+    /// First element of the residual, when one is added.
+    pub residual: Option<*const f32>,
+    /// Applied last.
+    pub activation: Activation,
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile_avx512(a: *const u16, k: usize, b: *const u16, tile: &mut [f32; MR * NR]) {
+unsafe fn tile_avx512(a: *const u16, k: usize, b: *const u16, dst: &TileOut) {
+    use super::avx512;
     let mut acc = [[_mm512_setzero_ps(); 3]; MR];
     for kp in 0..k / 2 {
         let bp = b.add(kp * NR * 2) as *const __m512i;
@@ -112,9 +146,24 @@ unsafe fn tile_avx512(a: *const u16, k: usize, b: *const u16, tile: &mut [f32; M
             row[2] = _mm512_dpbf16_ps(row[2], av, b2);
         }
     }
+    let masks = [0, 1, 2].map(|j| avx512::mask(dst.cols.saturating_sub(16 * j)));
+    let bias = [0, 1, 2].map(|j| _mm512_maskz_loadu_ps(masks[j], dst.bias.as_ptr().add(16 * j)));
     for (r, row) in acc.iter().enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            _mm512_storeu_ps(tile.as_mut_ptr().add(r * NR + j * 16), *v);
+        if r >= dst.rows {
+            break;
+        }
+        for j in 0..3 {
+            let mut v = _mm512_add_ps(row[j], bias[j]);
+            if let Some(res) = dst.residual {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(masks[j], res.add(r * dst.stride + 16 * j)));
+            }
+            v = match dst.activation {
+                Activation::Identity => v,
+                Activation::Gelu => avx512::gelu(v),
+                Activation::GeluTanh => avx512::gelu_tanh(v),
+                Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
+            };
+            _mm512_mask_storeu_ps(dst.out.add(r * dst.stride + 16 * j), masks[j], v);
         }
     }
 }
@@ -146,9 +195,20 @@ mod tests {
                 a[r * packed.k + c] = to_bf16(x[r * k + c]);
             }
         }
+        let zeros = [0f32; NR];
         for p in 0..packed.panels() {
             let mut tile = [0f32; MR * NR];
-            packed.tile(&a, p, &mut tile);
+            let dst = TileOut {
+                out: tile.as_mut_ptr(),
+                stride: NR,
+                rows: MR,
+                cols: NR,
+                bias: &zeros,
+                residual: None,
+                activation: Activation::Identity,
+            };
+            // SAFETY: the tile buffer holds MR rows of NR values.
+            unsafe { packed.tile(&a, p, &dst) };
             for r in 0..MR {
                 for c in 0..NR {
                     let col = p * NR + c;

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::bf16_kernel::{self, PackedBf16, MR, NR};
+use super::bf16_kernel::{self, Activation, PackedBf16, TileOut, MR, NR};
 use super::math;
 use super::SharedOut;
 
@@ -44,6 +44,13 @@ pub struct Linear {
     n: usize,
     k: usize,
 }
+
+/// Read-only input shared by the worker threads.
+#[derive(Clone, Copy)]
+struct SharedIn(*const f32);
+// SAFETY: only read while the caller's borrow lives.
+unsafe impl Send for SharedIn {}
+unsafe impl Sync for SharedIn {}
 
 impl Linear {
     /// Takes `w` `[n, k]` and `b` `[n]`.
@@ -85,19 +92,32 @@ impl Linear {
         }
         let out_ptr = SharedOut::new(out);
         let tasks = packed.panels() * m_pad.div_ceil(64 * MR);
+        let (residual, activation) = match epilogue {
+            Epilogue::Plain => (None, Activation::Identity),
+            Epilogue::Gelu => (None, Activation::Gelu),
+            Epilogue::GeluTanh => (None, Activation::GeluTanh),
+            Epilogue::Relu => (None, Activation::Relu),
+            Epilogue::Residual(r) => (Some(SharedIn(r.as_ptr())), Activation::Identity),
+        };
         (0..tasks).into_par_iter().for_each(|task| {
             let (p, chunk) = (task % packed.panels(), task / packed.panels());
-            let mut tile = [0f32; MR * NR];
             let col0 = p * NR;
             let cols = NR.min(self.n - col0);
             for mb in (chunk * 64..((chunk + 1) * 64).min(m_pad / MR)).map(|b| b * MR) {
-                packed.tile(&a[mb * kp..(mb + MR) * kp], p, &mut tile);
-                for r in 0..MR.min(m - mb) {
-                    let row = mb + r;
-                    // SAFETY: this task alone writes columns col0..col0+cols of these rows.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(row * self.n + col0), cols) };
-                    let src = &tile[r * NR..r * NR + cols];
-                    self.finish(dst, src, col0, row, epilogue);
+                let offset = mb * self.n + col0;
+                // SAFETY: this task alone writes columns col0..col0+cols of rows mb..mb+rows,
+                // all inside `out`; the residual has the output's shape.
+                unsafe {
+                    let dst = TileOut {
+                        out: out_ptr.at(offset),
+                        stride: self.n,
+                        rows: MR.min(m - mb),
+                        cols,
+                        bias: &self.bias[col0..col0 + cols],
+                        residual: residual.map(|r| r.0.add(offset)),
+                        activation,
+                    };
+                    packed.tile(&a[mb * kp..(mb + MR) * kp], p, &dst);
                 }
             }
         });

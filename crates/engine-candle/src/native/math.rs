@@ -77,9 +77,19 @@ pub fn layer_norm(x: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps:
 }
 }
 
-multiversion! {
 /// Softmax of `row * scale`, in place.
 pub fn softmax(row: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::avx512() {
+        // SAFETY: AVX-512 was detected.
+        return unsafe { super::avx512::softmax(row, scale) };
+    }
+    softmax_scalar(row, scale)
+}
+
+multiversion! {
+/// Softmax of `row * scale`, in place, in portable code.
+pub fn softmax_scalar(row: &mut [f32], scale: f32) {
     let max = lane_max(row);
     row.iter_mut().for_each(|v| *v = exp((*v - max) * scale));
     let inv = 1.0 / lane_sum(row, |v| v);

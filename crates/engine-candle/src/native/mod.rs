@@ -4,6 +4,7 @@
 #[macro_use]
 mod simd;
 mod attention;
+mod avx512;
 pub mod bert;
 pub mod bf16_kernel;
 pub mod linear;
