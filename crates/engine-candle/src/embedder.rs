@@ -92,6 +92,22 @@ pub struct TokenizedBatch {
     pub full_lengths: Vec<usize>,
 }
 
+impl TokenizedBatch {
+    /// Adds one input, cut to `max` tokens keeping its last (special) token, as the Hugging
+    /// Face tokenizer truncates.
+    fn push(&mut self, ids: &[u32], max: usize) {
+        self.full_lengths.push(ids.len());
+        self.truncated.push(ids.len() > max);
+        if ids.len() > max {
+            let mut cut = ids[..max - 1].to_vec();
+            cut.push(*ids.last().expect("non-empty"));
+            self.ids.push(cut);
+        } else {
+            self.ids.push(ids.to_vec());
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct PoolingConfig {
     #[serde(default)]
@@ -196,26 +212,6 @@ impl Embedder {
         self.vocab_size
     }
 
-    /// Checks caller-supplied token ids: at least one token per input, ids below the
-    /// vocabulary size, no more than `max_tokens` per input.
-    pub fn check_ids(&self, ids: &[Vec<u32>]) -> Result<(), EmbedError> {
-        for (index, row) in ids.iter().enumerate() {
-            if row.is_empty() {
-                return Err(EmbedError::BadTokens { index, message: "no tokens".into() });
-            }
-            if row.len() > self.max_seq_length {
-                return Err(EmbedError::TooLong { index, tokens: row.len(), limit: self.max_seq_length });
-            }
-            if let Some(bad) = row.iter().find(|&&id| id as usize >= self.vocab_size) {
-                return Err(EmbedError::BadTokens {
-                    index,
-                    message: format!("token id {bad} is not below the vocabulary size {}", self.vocab_size),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Pooling mode.
     pub fn pooling(&self) -> Pooling {
         self.pooling
@@ -248,15 +244,28 @@ impl Embedder {
             if ids.len() > max && !truncate {
                 return Err(EmbedError::TooLong { index, tokens: ids.len(), limit: max });
             }
-            batch.full_lengths.push(ids.len());
-            batch.truncated.push(ids.len() > max);
-            if ids.len() > max {
-                let mut cut = ids[..max - 1].to_vec();
-                cut.push(*ids.last().expect("non-empty"));
-                batch.ids.push(cut);
-            } else {
-                batch.ids.push(ids.to_vec());
+            batch.push(ids, max);
+        }
+        Ok(batch)
+    }
+
+    /// Takes caller-supplied token ids (used as given: special tokens are the caller's to
+    /// add): every sequence non-empty with ids below the vocabulary size; over-long ones are
+    /// cut like tokenised texts (the last token kept).
+    pub fn prepare_ids(&self, ids: &[Vec<i64>]) -> Result<TokenizedBatch, EmbedError> {
+        let mut batch = TokenizedBatch { ids: Vec::new(), truncated: Vec::new(), full_lengths: Vec::new() };
+        for (index, row) in ids.iter().enumerate() {
+            if row.is_empty() {
+                return Err(EmbedError::BadTokens { index, message: "no tokens".into() });
             }
+            if let Some(bad) = row.iter().find(|&&id| id < 0 || id as usize >= self.vocab_size) {
+                return Err(EmbedError::BadTokens {
+                    index,
+                    message: format!("token id {bad} is outside the vocabulary (0 to {})", self.vocab_size - 1),
+                });
+            }
+            let row: Vec<u32> = row.iter().map(|&id| id as u32).collect();
+            batch.push(&row, self.max_seq_length);
         }
         Ok(batch)
     }

@@ -16,7 +16,7 @@ pub enum EmbedError {
     #[error("model: {0}")]
     Model(String),
     /// Caller-supplied token ids are unusable.
-    #[error("input {index}: {message}")]
+    #[error("input[{index}]: {message}")]
     BadTokens {
         /// Which input.
         index: usize,

@@ -8,7 +8,7 @@ use lathe_formats::Manifest;
 use lathe_runtime::{Loader, Servable};
 use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
 
-use crate::{Backend, EmbedError, Embedder};
+use crate::{Backend, EmbedError, Embedder, TokenizedBatch};
 
 /// Kind of model (in the manifest) served by [`EmbeddingLoader`].
 pub const EMBEDDING_KIND: &str = "sentence-embedding";
@@ -48,7 +48,9 @@ impl EmbeddingModel {
 
 fn api_error(e: EmbedError) -> ApiError {
     match e {
-        EmbedError::TooLong { .. } | EmbedError::Tokenizer(_) => ApiError::invalid(e.to_string()),
+        EmbedError::TooLong { .. } | EmbedError::Tokenizer(_) | EmbedError::BadTokens { .. } => {
+            ApiError::invalid(e.to_string())
+        }
         other => ApiError::new(ErrorKind::Internal, other.to_string()),
     }
 }
@@ -125,13 +127,29 @@ impl Servable for EmbeddingModel {
             })
             .collect::<Result<Vec<&str>, _>>()?;
         let batch = self.embedder.tokenize(&texts, true).map_err(api_error)?;
+        Ok(self.token_tensors(&batch))
+    }
+
+    fn preprocess_token_ids(&self, ids: &[Vec<i64>]) -> Option<Result<Vec<Tensor>, ApiError>> {
+        Some(self.embedder.prepare_ids(ids).map(|batch| self.token_tensors(&batch)).map_err(api_error))
+    }
+
+    fn platform(&self) -> &str {
+        platform_of(self.embedder.backend())
+    }
+}
+
+impl EmbeddingModel {
+    /// `ids` `[n, max_tokens]` (zero-padded), `lengths` `[n]` and `full` `[n]` (length
+    /// before truncation): fixed widths, so requests batch together.
+    fn token_tensors(&self, batch: &TokenizedBatch) -> Vec<Tensor> {
         let width = self.embedder.max_tokens();
-        let n = texts.len();
+        let n = batch.ids.len();
         let mut ids = vec![0i64; n * width];
         for (row, t) in ids.chunks_mut(width).zip(&batch.ids) {
             row[..t.len()].iter_mut().zip(t).for_each(|(d, s)| *d = *s as i64);
         }
-        Ok(vec![
+        vec![
             Tensor { name: "ids".into(), shape: vec![n, width], data: TensorData::I64(ids) },
             Tensor {
                 name: "lengths".into(),
@@ -143,11 +161,7 @@ impl Servable for EmbeddingModel {
                 shape: vec![n],
                 data: TensorData::I64(batch.full_lengths.iter().map(|&l| l as i64).collect()),
             },
-        ])
-    }
-
-    fn platform(&self) -> &str {
-        platform_of(self.embedder.backend())
+        ]
     }
 }
 

@@ -44,6 +44,13 @@ pub trait Servable: Send + Sync + 'static {
     fn preprocess(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
         Ok(inputs)
     }
+
+    /// For text models that take token ids in place of texts: turns one id sequence per row
+    /// into what [`Servable::infer`] computes on, like [`Servable::preprocess`] does for texts.
+    /// `None` when the model takes no token ids.
+    fn preprocess_token_ids(&self, _ids: &[Vec<i64>]) -> Option<Result<Vec<Tensor>, ApiError>> {
+        None
+    }
 }
 
 /// Builds servables from version folders; the binary registers one per model kind.

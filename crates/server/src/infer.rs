@@ -42,6 +42,17 @@ pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Ten
             .map_err(|_| ApiError::new(ErrorKind::Internal, "preprocessing failed"))??;
         state.metrics.record_preprocess(&version.name, started.elapsed().as_secs_f64());
     }
+    submit(state, version, inputs, rows).await
+}
+
+/// Queues already preprocessed inputs of `rows` rows (split into batches of at most
+/// `max_batch_size`) and waits for the outputs, within the request timeout.
+pub async fn submit(
+    state: &AppState,
+    version: &Arc<LoadedVersion>,
+    inputs: Vec<Tensor>,
+    rows: usize,
+) -> Result<Vec<Tensor>, ApiError> {
     let max = version.batcher.config().max_batch_size;
     let work = async {
         if rows <= max {

@@ -47,40 +47,85 @@ fn is_embedding_model(v: &LoadedVersion) -> bool {
         && sig.outputs.iter().any(|o| o.name == "tokens")
 }
 
-fn texts(input: Option<&Value>) -> Result<Vec<String>, (ApiError, &'static str)> {
-    let bad = |m: String| (ApiError::invalid(m), "input");
-    match input {
-        None => Err(bad("input: missing; expected a string or a list of strings".into())),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) if items.is_empty() => Err(bad("input: the list is empty".into())),
-        Some(Value::Array(items)) => {
-            if items.len() > MAX_CLIENT_BATCH_SIZE {
-                return Err((
-                    ApiError::invalid(format!(
-                        "input: {} inputs, more than the limit of {MAX_CLIENT_BATCH_SIZE} per request",
-                        items.len()
-                    )),
-                    "input",
-                ));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    Value::Number(_) | Value::Array(_) => {
-                        Err(bad(format!("input[{i}]: token-id inputs are not supported; send the text")))
-                    }
-                    _ => Err(bad(format!("input[{i}]: expected a string"))),
-                })
-                .collect()
+/// What `input` holds: texts, or token-id sequences of the model's own vocabulary.
+enum Inputs {
+    Texts(Vec<String>),
+    TokenIds(Vec<Vec<i64>>),
+}
+
+impl Inputs {
+    fn len(&self) -> usize {
+        match self {
+            Inputs::Texts(t) => t.len(),
+            Inputs::TokenIds(t) => t.len(),
         }
-        Some(_) => Err(bad("input: expected a string or a list of strings".into())),
     }
 }
 
+/// One token-id sequence: a non-empty list of non-negative integers.
+fn token_ids(items: &[Value], at: &str) -> Result<Vec<i64>, ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::invalid(format!("{at}: the token list is empty")));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(j, v)| {
+            v.as_u64()
+                .filter(|&id| id <= u32::MAX as u64)
+                .map(|id| id as i64)
+                .ok_or_else(|| ApiError::invalid(format!("{at}[{j}]: expected a token id (a non-negative integer)")))
+        })
+        .collect()
+}
+
+/// Parses `input`: a string, a list of strings, a list of token ids, or a list of lists of
+/// token ids, at most [`MAX_CLIENT_BATCH_SIZE`] inputs.
+fn parse_inputs(input: Option<&Value>) -> Result<Inputs, ApiError> {
+    const EXPECTED: &str = "a string, a list of strings, a list of token ids or a list of lists of token ids";
+    let items = match input {
+        None => return Err(ApiError::invalid(format!("input: missing; expected {EXPECTED}"))),
+        Some(Value::String(s)) => return Ok(Inputs::Texts(vec![s.clone()])),
+        Some(Value::Array(items)) if items.is_empty() => return Err(ApiError::invalid("input: the list is empty")),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::invalid(format!("input: expected {EXPECTED}"))),
+    };
+    if items[0].is_number() {
+        return Ok(Inputs::TokenIds(vec![token_ids(items, "input")?]));
+    }
+    if !items[0].is_string() && !items[0].is_array() {
+        return Err(ApiError::invalid("input[0]: expected a string, a token id or a list of token ids"));
+    }
+    if items.len() > MAX_CLIENT_BATCH_SIZE {
+        return Err(ApiError::invalid(format!(
+            "input: {} inputs, more than the limit of {MAX_CLIENT_BATCH_SIZE} per request",
+            items.len()
+        )));
+    }
+    if items[0].is_array() {
+        let ids = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Array(inner) => token_ids(inner, &format!("input[{i}]")),
+                _ => Err(ApiError::invalid(format!("input[{i}]: expected a list of token ids like input[0]"))),
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Inputs::TokenIds(ids));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(ApiError::invalid(format!("input[{i}]: expected a string like input[0]"))),
+        })
+        .collect::<Result<_, _>>()
+        .map(Inputs::Texts)
+}
+
 /// `POST /v1/embeddings`.
-#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", summary = "OpenAI embeddings: input (string or list of strings), model, encoding_format (float or base64), dimensions, truncate (default true)", responses((status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, truncated_inputs}`"), (status = 400, description = "Invalid request (OpenAI error envelope)"), (status = 404, description = "Unknown model"), (status = 422, description = "Over a model limit")))]
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", summary = "OpenAI embeddings: input (string, list of strings, token ids or lists of token ids of the model's vocabulary, used as given), model, encoding_format (float or base64), dimensions, truncate (default true)", responses((status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, truncated_inputs}`"), (status = 400, description = "Invalid request (OpenAI error envelope)"), (status = 404, description = "Unknown model"), (status = 422, description = "Over a model limit")))]
 pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
     let started = Instant::now();
     let mut labels =
@@ -97,7 +142,7 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
             }
         }
         let model = req.get("model").and_then(Value::as_str).ok_or((ApiError::invalid("model: expected the model name"), Some("model")))?;
-        let inputs = texts(req.get("input")).map_err(|(e, p)| (e, Some(p)))?;
+        let inputs = parse_inputs(req.get("input")).map_err(|e| (e, Some("input")))?;
         let base64 = match req.get("encoding_format").and_then(Value::as_str) {
             None | Some("float") => false,
             Some("base64") => true,
@@ -120,8 +165,21 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
         };
         let max_tokens = loaded.manifest.spec.get("max_tokens").and_then(Value::as_u64).unwrap_or(u64::MAX) as usize;
         let n = inputs.len();
-        let tensor = Tensor { name: "text".into(), shape: vec![n], data: TensorData::Bytes(inputs.into_iter().map(String::into_bytes).collect()) };
-        let outputs = crate::infer::run(&st, &loaded, vec![tensor]).await.map_err(|e| (e, None))?;
+        let outputs = match inputs {
+            Inputs::Texts(texts) => {
+                let tensor = Tensor { name: "text".into(), shape: vec![n], data: TensorData::Bytes(texts.into_iter().map(String::into_bytes).collect()) };
+                crate::infer::run(&st, &loaded, vec![tensor]).await
+            }
+            Inputs::TokenIds(ids) => match loaded.servable.preprocess_token_ids(&ids) {
+                None => Err(ApiError::invalid(format!("model {model:?} does not take token ids; send texts"))),
+                Some(Err(e)) => Err(e),
+                Some(Ok(tensors)) => crate::infer::submit(&st, &loaded, tensors, n).await,
+            },
+        }
+        .map_err(|e| {
+            let param = (e.kind == ErrorKind::InvalidArgument).then_some("input");
+            (e, param)
+        })?;
         let (Some(TensorData::F32(vectors)), Some(TensorData::I64(tokens))) = (
             outputs.iter().find(|t| t.name == "embedding").map(|t| &t.data),
             outputs.iter().find(|t| t.name == "tokens").map(|t| &t.data),

@@ -58,6 +58,20 @@ fn openai_embeddings_and_v2_match_sentence_transformers() {
         let c = cosine(&got, &floats(want));
         assert!(c >= 0.9999, "sentence {i}: cosine {c}");
     }
+    // Token-id inputs (the model's own ids, used as given) give the same vectors as the texts.
+    let (code, by_ids) = post("/v1/embeddings", &json!({ "model": "minilm", "input": reference["input_ids"] }));
+    assert_eq!(code, 200, "{by_ids}");
+    assert_eq!(by_ids["usage"]["prompt_tokens"], want_tokens);
+    for (i, want) in reference["embeddings"].as_array().unwrap().iter().enumerate() {
+        let c = cosine(&floats(&by_ids["data"][i]["embedding"]), &floats(want));
+        assert!(c >= 0.9999, "token ids of sentence {i}: cosine {c}");
+    }
+    let (code, one) = post("/v1/embeddings", &json!({ "model": "minilm", "input": reference["input_ids"][5] }));
+    assert_eq!(code, 200, "{one}");
+    assert!(cosine(&floats(&one["data"][0]["embedding"]), &floats(&r["data"][5]["embedding"])) > 0.99999);
+    let (code, cut) = post("/v1/embeddings", &json!({ "model": "minilm", "input": [vec![1000; 300]] }));
+    assert_eq!(code, 200, "{cut}");
+    assert_eq!((cut["truncated_inputs"].clone(), cut["usage"]["prompt_tokens"].clone()), (json!([0]), json!(256)));
     // base64 and dimensions.
     let (_, b) = post(
         "/v1/embeddings",
@@ -88,8 +102,22 @@ fn openai_embeddings_and_v2_match_sentence_transformers() {
             422,
             "402 tokens, more than the model's limit of 256",
         ),
-        (json!({ "model": "minilm", "input": ["ok", 3] }), 400, "input[1]: token-id inputs are not supported"),
-        (json!({ "model": "minilm", "input": [{"x": 1}] }), 400, "input[0]: expected a string"),
+        (json!({ "model": "minilm", "input": ["ok", 3] }), 400, "input[1]: expected a string like input[0]"),
+        (json!({ "model": "minilm", "input": [{"x": 1}] }), 400, "input[0]: expected a string, a token id or a list"),
+        (json!({ "model": "minilm", "input": [101, -5, 102] }), 400, "input[1]: expected a token id"),
+        (json!({ "model": "minilm", "input": [101, 2.5] }), 400, "input[1]: expected a token id"),
+        (json!({ "model": "minilm", "input": [[101, 102], []] }), 400, "input[1]: the token list is empty"),
+        (json!({ "model": "minilm", "input": [[101, 102], "x"] }), 400, "input[1]: expected a list of token ids"),
+        (
+            json!({ "model": "minilm", "input": [[101, 102], [101, 30522, 102]] }),
+            400,
+            "input[1]: token id 30522 is outside the vocabulary (0 to 30521)",
+        ),
+        (
+            json!({ "model": "minilm", "input": [vec![1000; 300]], "truncate": false }),
+            422,
+            "300 tokens, more than the model's limit of 256",
+        ),
         (json!({ "model": "nope", "input": "x" }), 404, "model \"nope\" not found"),
         (
             json!({ "model": "minilm", "input": "x", "dimensions": 999 }),
