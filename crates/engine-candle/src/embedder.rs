@@ -235,8 +235,13 @@ impl Embedder {
     /// Tokenises texts; over-long inputs are truncated (the last special token kept, as the
     /// Hugging Face tokenizer does), or refused when `truncate` is off.
     pub fn tokenize(&self, texts: &[&str], truncate: bool) -> Result<TokenizedBatch, EmbedError> {
-        let full =
-            self.full_tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        // One text at a time on the calling thread: `encode_batch` would queue on the rayon
+        // pool, behind the encoder's work, and so serialise tokenisation with inference.
+        let full = texts
+            .iter()
+            .map(|t| self.full_tokenizer.encode(*t, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let max = self.max_seq_length;
         let mut batch = TokenizedBatch { ids: Vec::new(), truncated: Vec::new(), full_lengths: Vec::new() };
         for (index, e) in full.iter().enumerate() {

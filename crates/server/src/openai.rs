@@ -47,6 +47,37 @@ fn is_embedding_model(v: &LoadedVersion) -> bool {
         && sig.outputs.iter().any(|o| o.name == "tokens")
 }
 
+/// The response body, serialised straight from the vectors (no intermediate JSON values).
+#[derive(serde::Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<Item>,
+    model: &'a str,
+    usage: Usage,
+    truncated_inputs: Vec<usize>,
+}
+
+#[derive(serde::Serialize)]
+struct Usage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Item {
+    object: &'static str,
+    index: usize,
+    embedding: Vector,
+}
+
+/// An embedding as floats or as base64 of little-endian f32.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Vector {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
 /// What `input` holds: texts, or token-id sequences of the model's own vocabulary.
 enum Inputs {
     Texts(Vec<String>),
@@ -202,22 +233,22 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
                 v.iter_mut().for_each(|x| *x /= norm);
             }
             let embedding = if base64 {
-                json!(base64::engine::general_purpose::STANDARD.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
+                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
             } else {
-                json!(v)
+                Vector::Float(v)
             };
-            data.push(json!({ "object": "embedding", "index": i, "embedding": embedding }));
+            data.push(Item { object: "embedding", index: i, embedding });
         }
         tokens.iter().for_each(|&t| st.metrics.record_tokens(model, t as f64));
         let used: usize = tokens.iter().map(|&t| (t as usize).min(max_tokens)).sum();
         let truncated: Vec<usize> = tokens.iter().enumerate().filter(|(_, t)| **t as usize > max_tokens).map(|(i, _)| i).collect();
-        Ok(json_ok(&json!({
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": { "prompt_tokens": used, "total_tokens": used },
-            "truncated_inputs": truncated,
-        })))
+        Ok(json_ok(&EmbeddingList {
+            object: "list",
+            data,
+            model,
+            usage: Usage { prompt_tokens: used, total_tokens: used },
+            truncated_inputs: truncated,
+        }))
     }
     .await;
     let response = match result {

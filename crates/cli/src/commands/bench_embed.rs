@@ -29,6 +29,9 @@ pub struct BenchEmbedArgs {
     /// HTTP concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
+    /// Most requests per batch on the HTTP server (as `serve --max-batch-size`).
+    #[arg(long, env = "LATHE_MAX_BATCH_SIZE", default_value_t = 64)]
+    pub max_batch_size: usize,
     /// Only the in-process cases (and the baseline), no HTTP.
     #[arg(long, env = "LATHE_BENCH_NO_HTTP")]
     pub no_http: bool,
@@ -113,7 +116,7 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let server = BenchServer::start(&cli.repo, 2, 32, args.backend)?;
+    let server = BenchServer::start(&cli.repo, 2, args.max_batch_size.max(1), args.backend)?;
     for (label, text) in [("short", SHORT), ("long", long.as_str())] {
         let body = Bytes::from(json!({ "model": info.name, "input": text }).to_string());
         for &c in &args.concurrency {
