@@ -131,8 +131,9 @@ impl Linear {
         (0..n.div_ceil(step)).into_par_iter().for_each(|t| {
             let col0 = t * step;
             let cols = step.min(n - col0);
-            // SAFETY: each task computes the disjoint columns col0..col0+cols; strides describe
-            // x (m x k, row-major), Wᵀ (k x cols, read from w's rows) and out (row stride n).
+            let mut product = vec![0f32; m * cols];
+            // SAFETY: strides describe x (m x k, row-major), Wᵀ (k x cols, read from w's rows
+            // col0..col0+cols) and the task's own m x cols buffer.
             unsafe {
                 matrixmultiply::sgemm(
                     m,
@@ -146,16 +147,15 @@ impl Linear {
                     1,
                     k as isize,
                     0.0,
-                    out_ptr.at(col0),
-                    n as isize,
+                    product.as_mut_ptr(),
+                    cols as isize,
                     1,
                 );
             }
-            for row in 0..m {
-                // SAFETY: as above, only this task's columns.
+            for (row, src) in product.chunks_exact(cols).enumerate() {
+                // SAFETY: this task alone writes columns col0..col0+cols of the output.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(row * n + col0), cols) };
-                let src = dst.to_vec();
-                self.finish(dst, &src, col0, row, epilogue);
+                self.finish(dst, src, col0, row, epilogue);
             }
         });
     }
