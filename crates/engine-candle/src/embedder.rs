@@ -207,11 +207,6 @@ impl Embedder {
         self.backend
     }
 
-    /// Size of the vocabulary: token ids must be below it.
-    pub fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
     /// Pooling mode.
     pub fn pooling(&self) -> Pooling {
         self.pooling
@@ -275,8 +270,8 @@ impl Embedder {
         Ok(batch)
     }
 
-    /// Embeds already tokenised inputs (checked with [`Embedder::check_ids`] or made by
-    /// [`Embedder::tokenize`]).
+    /// Embeds already tokenised inputs (made by [`Embedder::tokenize`] or checked by
+    /// [`Embedder::prepare_ids`]).
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if ids.is_empty() {
             return Ok(Vec::new());

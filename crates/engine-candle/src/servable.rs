@@ -48,9 +48,8 @@ impl EmbeddingModel {
 
 fn api_error(e: EmbedError) -> ApiError {
     match e {
-        EmbedError::TooLong { .. } | EmbedError::Tokenizer(_) | EmbedError::BadTokens { .. } => {
-            ApiError::invalid(e.to_string())
-        }
+        EmbedError::TooLong { .. } => ApiError::new(ErrorKind::OverLimit, e.to_string()),
+        EmbedError::Tokenizer(_) | EmbedError::BadTokens { .. } => ApiError::invalid(e.to_string()),
         other => ApiError::new(ErrorKind::Internal, other.to_string()),
     }
 }

@@ -8,6 +8,7 @@ use lathe_types::{ApiError, ErrorKind};
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::OverLimit => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,

@@ -21,12 +21,7 @@ pub const MAX_CLIENT_BATCH_SIZE: usize = 64;
 
 /// An error in OpenAI's envelope: `{"error": {"message", "type", "param", "code"}}`.
 pub fn openai_error(e: &ApiError, param: Option<&str>) -> Response {
-    let status = if e.message.contains("tokens, more than the model's limit") || e.message.contains("inputs, more than")
-    {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        status_of(e.kind)
-    };
+    let status = status_of(e.kind);
     let kind = match e.kind {
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::ResourceExhausted => "rate_limit_error",
@@ -128,10 +123,10 @@ fn parse_inputs(input: Option<&Value>) -> Result<Inputs, ApiError> {
         return Err(ApiError::invalid("input[0]: expected a string, a token id or a list of token ids"));
     }
     if items.len() > MAX_CLIENT_BATCH_SIZE {
-        return Err(ApiError::invalid(format!(
-            "input: {} inputs, more than the limit of {MAX_CLIENT_BATCH_SIZE} per request",
-            items.len()
-        )));
+        return Err(ApiError::new(
+            ErrorKind::OverLimit,
+            format!("input: {} inputs, more than the limit of {MAX_CLIENT_BATCH_SIZE} per request", items.len()),
+        ));
     }
     if items[0].is_array() {
         let ids = items
@@ -208,7 +203,7 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
             },
         }
         .map_err(|e| {
-            let param = (e.kind == ErrorKind::InvalidArgument).then_some("input");
+            let param = matches!(e.kind, ErrorKind::InvalidArgument | ErrorKind::OverLimit).then_some("input");
             (e, param)
         })?;
         let (Some(TensorData::F32(vectors)), Some(TensorData::I64(tokens))) = (
@@ -220,7 +215,7 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
         if !truncate {
             if let Some((i, t)) = tokens.iter().enumerate().find(|(_, t)| **t as usize > max_tokens) {
                 return Err((
-                    ApiError::invalid(format!("input[{i}] has {t} tokens, more than the model's limit of {max_tokens}; send truncate: true to cut it")),
+                    ApiError::new(ErrorKind::OverLimit, format!("input[{i}] has {t} tokens, more than the model's limit of {max_tokens}; send truncate: true to cut it")),
                     Some("input"),
                 ));
             }

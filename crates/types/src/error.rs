@@ -4,6 +4,8 @@
 pub enum ErrorKind {
     /// The caller sent something invalid.
     InvalidArgument,
+    /// Well-formed, but over a model limit (too many inputs, too many tokens).
+    OverLimit,
     /// Unknown model, version or label.
     NotFound,
     /// The request body is over the limit.

@@ -54,6 +54,8 @@ pub fn attend(qkv: &[f32], spans: &[(usize, usize)], heads: Heads, ctx: &mut [f3
             );
         }
         scores.chunks_exact_mut(len).for_each(|r| math::softmax(r, scale));
+        // SAFETY: reads the len x len scores and `len` rows of this head's values; writes
+        // this sequence's rows of this head's columns in ctx (row stride hidden), no one else's.
         unsafe {
             matrixmultiply::sgemm(
                 len,

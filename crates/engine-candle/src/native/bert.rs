@@ -207,11 +207,6 @@ impl NativeBert {
         })
     }
 
-    /// The architecture.
-    pub fn config(&self) -> &BertConfig {
-        &self.config
-    }
-
     /// Hidden states of the last layer for each sequence, packed: `[Σ len, hidden]`.
     /// Token ids must be below the vocabulary size and sequences no longer than the position
     /// table (callers check).

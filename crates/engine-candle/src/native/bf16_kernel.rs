@@ -53,7 +53,11 @@ pub struct PackedBf16 {
 
 impl PackedBf16 {
     /// Packs `w` (`n` rows of `k`); missing columns and the odd tail of `k` are zeros.
+    ///
+    /// # Panics
+    /// When the CPU lacks AVX-512 BF16: packed weights exist only where the kernel runs.
     pub fn pack(w: &[f32], n: usize, k: usize) -> PackedBf16 {
+        assert!(supported(), "AVX-512 BF16 is not available");
         let k_even = k.div_ceil(2) * 2;
         let panels = n.div_ceil(NR);
         let mut data = vec![0u16; panels * k_even * NR];
@@ -87,10 +91,10 @@ impl PackedBf16 {
     /// same layout.
     ///
     /// # Panics
-    /// When the CPU lacks AVX-512 BF16 or `a` is shorter than `MR * k`.
+    /// When `a` is shorter than `MR * k` or `dst` is larger than a tile.
     pub unsafe fn tile(&self, a: &[u16], p: usize, dst: &TileOut) {
-        assert!(supported(), "AVX-512 BF16 is not available");
         assert!(a.len() >= MR * self.k && dst.rows <= MR && dst.cols <= NR && dst.bias.len() >= dst.cols);
+        // The CPU features were checked when the weights were packed.
         #[cfg(target_arch = "x86_64")]
         tile_avx512(a.as_ptr(), self.k, self.panel(p).as_ptr(), dst)
     }

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use super::bf16_kernel::{self, Activation, PackedBf16, TileOut, MR, NR};
 use super::math;
 use super::SharedOut;
+use lathe_engine_native::gemm::{self, Op};
 
 /// Arithmetic of the matrix products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +46,6 @@ pub struct Linear {
     k: usize,
 }
 
-/// Read-only input shared by the worker threads.
-#[derive(Clone, Copy)]
-struct SharedIn(*const f32);
-// SAFETY: only read while the caller's borrow lives.
-unsafe impl Send for SharedIn {}
-unsafe impl Sync for SharedIn {}
-
 impl Linear {
     /// Takes `w` `[n, k]` and `b` `[n]`.
     pub fn new(w: Vec<f32>, bias: Vec<f32>, n: usize, k: usize, precision: Precision) -> Linear {
@@ -60,11 +54,6 @@ impl Linear {
             Precision::F32 => Weights::F32(w),
         };
         Linear { weights, bias, n, k }
-    }
-
-    /// Output width.
-    pub fn n(&self) -> usize {
-        self.n
     }
 
     /// `out[m, n] = epilogue(x[m, k]·Wᵀ + b)`.
@@ -97,7 +86,7 @@ impl Linear {
             Epilogue::Gelu => (None, Activation::Gelu),
             Epilogue::GeluTanh => (None, Activation::GeluTanh),
             Epilogue::Relu => (None, Activation::Relu),
-            Epilogue::Residual(r) => (Some(SharedIn(r.as_ptr())), Activation::Identity),
+            Epilogue::Residual(r) => (Some(r), Activation::Identity),
         };
         (0..tasks).into_par_iter().for_each(|task| {
             let (p, chunk) = (task % packed.panels(), task / packed.panels());
@@ -114,7 +103,7 @@ impl Linear {
                         rows: MR.min(m - mb),
                         cols,
                         bias: &self.bias[col0..col0 + cols],
-                        residual: residual.map(|r| r.0.add(offset)),
+                        residual: residual.map(|r| r[offset..].as_ptr()),
                         activation,
                     };
                     packed.tile(&a[mb * kp..(mb + MR) * kp], p, &dst);
@@ -132,26 +121,9 @@ impl Linear {
             let col0 = t * step;
             let cols = step.min(n - col0);
             let mut product = vec![0f32; m * cols];
-            // SAFETY: strides describe x (m x k, row-major), Wᵀ (k x cols, read from w's rows
-            // col0..col0+cols) and the task's own m x cols buffer.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    cols,
-                    1.0,
-                    x.as_ptr(),
-                    k as isize,
-                    1,
-                    w.as_ptr().add(col0 * k),
-                    1,
-                    k as isize,
-                    0.0,
-                    product.as_mut_ptr(),
-                    cols as isize,
-                    1,
-                );
-            }
+            // Rows col0..col0+cols of w, transposed: k x cols.
+            let w_cols = &w[col0 * k..(col0 + cols) * k];
+            gemm::sgemm(m, k, cols, 1.0, x, Op::N, w_cols, Op::T, 0.0, &mut product);
             for (row, src) in product.chunks_exact(cols).enumerate() {
                 // SAFETY: this task alone writes columns col0..col0+cols of the output.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(row * n + col0), cols) };
