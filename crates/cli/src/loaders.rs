@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
-use lathe_runtime::{Loader, Servable};
 
 /// Dispatches on `manifest.kind`: native sequential models and sentence embeddings.
 pub struct KindLoader {

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
-use lathe_runtime::{Loader, Servable};
 use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
 
 use crate::{Backend, EmbedError, Embedder, TokenizedBatch};

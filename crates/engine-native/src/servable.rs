@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
-use lathe_runtime::{Loader, Servable};
 use lathe_types::{ApiError, ErrorKind, Signature, Tensor, TensorData};
 
 use crate::NativeModel;

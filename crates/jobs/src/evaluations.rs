@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use lathe_engine_native::NativeModel;
-use lathe_registry::{EvaluationRecord, Repository, Store};
+use lathe_registry::Repository;
+use lathe_store::{EvaluationRecord, MetadataStore};
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_types::{ApiError, ErrorKind, ModelRef};
 
@@ -12,7 +13,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// sha256 over a dataset's file digests (name order): identifies its content.
-pub fn dataset_digest(store: &Store, dataset: &str) -> Result<String, ApiError> {
+pub fn dataset_digest(store: &dyn MetadataStore, dataset: &str) -> Result<String, ApiError> {
     let record = store
         .dataset(dataset)
         .map_err(internal)?
@@ -24,7 +25,7 @@ pub fn dataset_digest(store: &Store, dataset: &str) -> Result<String, ApiError> 
 /// Evaluates `model` (latest version when `version` is `None`) on `dataset`, reusing a stored
 /// result for the same version and dataset content; stores new results. Blocking.
 pub fn evaluate(
-    store: &Store,
+    store: &dyn MetadataStore,
     repo: &Repository,
     datasets_root: &Path,
     model: &str,

@@ -7,7 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use lathe_formats::{JobLineage, WEIGHTS_FILE};
-use lathe_registry::{JobRecord, Repository, Store};
+use lathe_registry::Repository;
+use lathe_store::{JobRecord, MetadataStore};
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::{
     fit, prepare, rfc3339_now, version_files, CheckpointStore, DataSource, Event, FitOptions, TrainError,
@@ -51,7 +52,7 @@ struct Inner {
 
 /// Runs training jobs.
 pub struct JobRunner {
-    store: Arc<Store>,
+    store: Arc<dyn MetadataStore>,
     repo: Repository,
     config: JobsConfig,
     inner: Mutex<Inner>,
@@ -70,7 +71,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 impl JobRunner {
     /// Starts the workers and re-queues jobs a previous run left queued or running (those
     /// resume from their last epoch checkpoint).
-    pub fn start(store: Arc<Store>, repo: Repository, config: JobsConfig) -> Result<Arc<JobRunner>, ApiError> {
+    pub fn start(
+        store: Arc<dyn MetadataStore>,
+        repo: Repository,
+        config: JobsConfig,
+    ) -> Result<Arc<JobRunner>, ApiError> {
         let mut pending = store.jobs(&["queued", "running"]).map_err(internal)?;
         pending.reverse(); // oldest first
         let runner = Arc::new(JobRunner {

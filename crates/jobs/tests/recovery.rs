@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use lathe_jobs::{JobRunner, JobsConfig};
-use lathe_registry::{JobRecord, Repository, Store};
+use lathe_registry::Repository;
+use lathe_store::{JobRecord, MetadataStore, SqliteStore};
 
 #[test]
 fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("lathe.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("lathe.db")).unwrap());
     let repo = Repository::new(dir.path().join("models"));
     // A version whose manifest names job "job-1", published just before the crash.
     let manifest_json = serde_json::json!({

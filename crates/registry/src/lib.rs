@@ -11,11 +11,9 @@
 mod error;
 mod labels;
 mod repository;
-mod store;
 mod traffic;
 
 pub use error::RegistryError;
 pub use labels::{validate_label, CONFIG_FILE, LABELS_FILE};
 pub use repository::{read_manifest, Published, Repository, VersionInfo};
-pub use store::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord, Store, StoreError};
 pub use traffic::{target_version, Route, Shadow, Traffic, TRAFFIC_FILE};

@@ -18,7 +18,7 @@ use lathe_types::{ApiError, ErrorKind, Tensor};
 use tokio::sync::oneshot;
 
 use crate::stats::VersionStats;
-use crate::Servable;
+use lathe_engine::Servable;
 
 /// Batching settings of one model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,7 +1,7 @@
 //! Lathe runtime: what sits between the protocol adapters and the engines.
 //!
-//! - [`Servable`] and [`Loader`]: the engine contract. A loaded version is immutable and
-//!   shared; engines never see HTTP.
+//! - The engine contract (`Servable`, `Loader`) lives in `lathe-engine`; a loaded version is
+//!   immutable and shared, and engines never see HTTP.
 //! - [`Batcher`]: per-version bounded queue and dedicated compute threads with dynamic
 //!   batching; the async side only submits and awaits a oneshot reply.
 //! - [`Manager`]: the version router (policies, labels, default routes) and the load/unload
@@ -10,7 +10,6 @@
 mod batcher;
 mod config;
 mod manager;
-mod servable;
 pub mod stats;
 mod watcher;
 
@@ -19,5 +18,4 @@ pub use config::{ModelConfig, VersionPolicy};
 pub use manager::{
     IndexEntry, LoadState, LoadedVersion, Manager, ModelView, Routed, Selector, ServeOptions, VersionView,
 };
-pub use servable::{Loader, Servable};
 pub use watcher::Watcher;

@@ -17,7 +17,8 @@ use lathe_registry::Repository;
 use lathe_types::{ApiError, ErrorKind, Tensor, TensorData};
 
 use crate::stats::VersionStats;
-use crate::{BatchConfig, Batcher, Loader, ModelConfig, Servable};
+use crate::{BatchConfig, Batcher, ModelConfig};
+use lathe_engine::{Loader, Servable};
 
 /// Load states, in Triton's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

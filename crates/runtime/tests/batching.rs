@@ -3,8 +3,9 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use lathe_engine::Servable;
 use lathe_runtime::stats::VersionStats;
-use lathe_runtime::{BatchConfig, Batcher, Servable};
+use lathe_runtime::{BatchConfig, Batcher};
 use lathe_types::{ApiError, DType, Signature, Tensor, TensorData, TensorSignature};
 
 /// Each row's value is its token length; the first execution waits for a signal so that

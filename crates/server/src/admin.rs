@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http_body_util::BodyExt;
 use lathe_jobs::{JobRequest, JobRunner};
-use lathe_registry::{DatasetFile, DatasetRecord, Store};
+use lathe_store::{DatasetFile, DatasetRecord, MetadataStore};
 use lathe_types::{ApiError, ErrorKind, ModelRef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ pub const DATASET_FILES: [&str; 9] = [
 /// What the lifecycle API works with.
 pub struct Admin {
     /// Metadata store.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn MetadataStore>,
     /// Training jobs.
     pub jobs: Arc<JobRunner>,
     /// One folder per dataset.
@@ -303,12 +303,12 @@ async fn run_evaluation(
     model: String,
     version: Option<u64>,
     dataset: String,
-) -> Result<lathe_registry::EvaluationRecord, ApiError> {
+) -> Result<lathe_store::EvaluationRecord, ApiError> {
     let a = admin(st)?;
     ModelRef::validate_name(&model).map_err(|e| ApiError::invalid(format!("model: {e}")))?;
     check_dataset_name(&dataset)?;
     let (store, repo, root) = (a.store.clone(), st.manager.repository().clone(), a.datasets_root.clone());
-    tokio::task::spawn_blocking(move || lathe_jobs::evaluate(&store, &repo, &root, &model, version, &dataset))
+    tokio::task::spawn_blocking(move || lathe_jobs::evaluate(&*store, &repo, &root, &model, version, &dataset))
         .await
         .map_err(internal)?
 }

@@ -144,8 +144,7 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 }
 
 fn compute_floor(info: &lathe_registry::VersionInfo, row: &[f32], seconds: f64) -> Result<Measured> {
-    let servable =
-        lathe_runtime::Loader::load(&NativeLoader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
+    let servable = lathe_engine::Loader::load(&NativeLoader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
     let mut shape = vec![1usize];
     shape.extend(info.manifest.signature.inputs[0].shape.iter().skip(1).map(|&d| d.max(1) as usize));
     let input = vec![Tensor {

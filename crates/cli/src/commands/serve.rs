@@ -139,7 +139,7 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
     let store = Arc::new(
-        lathe_registry::Store::open(&args.state_dir.join("lathe.db"))
+        lathe_store::SqliteStore::open(&args.state_dir.join("lathe.db"))
             .map_err(anyhow::Error::msg)
             .context("opening the metadata store")?,
     );

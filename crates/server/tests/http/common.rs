@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use lathe_engine::Loader;
 use lathe_engine_native::NativeLoader;
 use lathe_formats::WEIGHTS_FILE;
 use lathe_registry::Repository;
-use lathe_runtime::{BatchConfig, Loader, Manager, ServeOptions, Watcher};
+use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
 use lathe_server::{AppState, Limits, ServerMetrics};
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::{fit, prepare, version_files, DataSource, FitOptions};

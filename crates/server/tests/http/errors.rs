@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lathe_runtime::{BatchConfig, Loader, Servable};
+use lathe_engine::{Loader, Servable};
+use lathe_runtime::BatchConfig;
 use lathe_server::Limits;
 use lathe_types::{ApiError, DType, Signature, Tensor, TensorData, TensorSignature};
 use serde_json::json;

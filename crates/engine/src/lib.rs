@@ -1,4 +1,12 @@
-//! The contract between the runtime and the engines.
+//! The contract between Lathe's runtime and its engines, and nothing else: a synchronous
+//! [`Servable`] (a loaded, immutable model version that computes a batch) and a [`Loader`]
+//! (builds servables from version folders). Engines depend on this crate, the runtime calls
+//! it from its compute threads; neither side sees the other's types.
+//!
+//! Modelled on TEI's `backends/core`: small, synchronous, no async runtime, no I/O of its own.
+//! Inputs and outputs are [`lathe_types::Tensor`]s whose first dimension is the batch.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::sync::Arc;

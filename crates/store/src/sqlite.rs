@@ -1,17 +1,11 @@
-//! The metadata store: datasets, training jobs and the audit log in SQLite (WAL mode,
-//! versioned migrations). Version folders stay the source of truth for weights and
-//! manifests; the store records what happened around them.
+//! The SQLite metadata store (WAL mode, versioned migrations), the embedded default.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[error("metadata store: {0}")]
-pub struct StoreError(String);
+use crate::{AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, MetadataStore, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -64,93 +58,8 @@ const MIGRATIONS: [&str; 2] = [
 ",
 ];
 
-/// A file of an uploaded dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetFile {
-    /// File name.
-    pub name: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Hex sha256.
-    pub sha256: String,
-}
-
-/// An uploaded dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetRecord {
-    /// Name (also its folder).
-    pub name: String,
-    /// Its files.
-    pub files: Vec<DatasetFile>,
-    /// Description computed from the data (rows, columns, class balance), once read.
-    pub summary: Option<serde_json::Value>,
-    /// Creation time, RFC 3339.
-    pub created_at: String,
-    /// Last upload, RFC 3339.
-    pub updated_at: String,
-}
-
-/// A training job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// Job id.
-    pub id: String,
-    /// The submitted request (model name, spec, dataset, seed, promotion rule).
-    pub request: serde_json::Value,
-    /// `queued`, `running`, `succeeded`, `failed`, `cancelled`.
-    pub state: String,
-    /// Published version, once succeeded.
-    pub version: Option<u64>,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Latest progress (epoch, loss, accuracy, …).
-    pub progress: Option<serde_json::Value>,
-    /// Submission time.
-    pub created_at: String,
-    /// Start of the latest run.
-    pub started_at: Option<String>,
-    /// End time.
-    pub finished_at: Option<String>,
-}
-
-/// A stored evaluation of a version on a dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvaluationRecord {
-    /// Id.
-    pub id: String,
-    /// Model name.
-    pub model: String,
-    /// Version.
-    pub version: u64,
-    /// Dataset name.
-    pub dataset: String,
-    /// sha256 over the dataset's file digests when evaluated.
-    pub dataset_sha256: String,
-    /// The evaluation.
-    pub metrics: serde_json::Value,
-    /// When, RFC 3339.
-    pub created_at: String,
-}
-
-/// An audit-log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Sequence number.
-    pub id: i64,
-    /// When, RFC 3339.
-    pub at: String,
-    /// Key name of who did it.
-    pub actor: String,
-    /// What (`dataset.upload`, `job.submit`, …).
-    pub action: String,
-    /// On what.
-    pub target: String,
-    /// Details (never secrets).
-    pub detail: String,
-}
-
 /// The SQLite-backed store; one connection behind a mutex (writes are small and rare).
-pub struct Store {
+pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
@@ -162,9 +71,9 @@ fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating and migrating) the store at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
         }
@@ -187,15 +96,31 @@ impl Store {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().expect("store lock")
     }
 
+    fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {
+        Ok(JobRecord {
+            id: r.get(0)?,
+            request: parse_json(r.get(1)?).unwrap_or_default(),
+            state: r.get(2)?,
+            version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+            error: r.get(4)?,
+            progress: parse_json(r.get(5)?),
+            created_at: r.get(6)?,
+            started_at: r.get(7)?,
+            finished_at: r.get(8)?,
+        })
+    }
+}
+
+impl MetadataStore for SqliteStore {
     /// Inserts or replaces a dataset record.
-    pub fn put_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
+    fn put_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO datasets (name, files, summary, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(name) DO UPDATE SET files = excluded.files, summary = excluded.summary, updated_at = excluded.updated_at",
@@ -205,7 +130,7 @@ impl Store {
     }
 
     /// A dataset by name.
-    pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+    fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -225,7 +150,7 @@ impl Store {
     }
 
     /// Every dataset, by name.
-    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+    fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
         let names: Vec<String> = {
             let conn = self.conn();
             let mut stmt = conn.prepare("SELECT name FROM datasets ORDER BY name")?;
@@ -236,12 +161,12 @@ impl Store {
     }
 
     /// Deletes a dataset record; true when it existed.
-    pub fn delete_dataset(&self, name: &str) -> Result<bool, StoreError> {
+    fn delete_dataset(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.conn().execute("DELETE FROM datasets WHERE name = ?1", [name])? > 0)
     }
 
     /// Inserts or replaces a job record.
-    pub fn put_job(&self, j: &JobRecord) -> Result<(), StoreError> {
+    fn put_job(&self, j: &JobRecord) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO jobs (id, request, state, version, error, progress, created_at, started_at, finished_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -262,22 +187,8 @@ impl Store {
         Ok(())
     }
 
-    fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<JobRecord> {
-        Ok(JobRecord {
-            id: r.get(0)?,
-            request: parse_json(r.get(1)?).unwrap_or_default(),
-            state: r.get(2)?,
-            version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
-            error: r.get(4)?,
-            progress: parse_json(r.get(5)?),
-            created_at: r.get(6)?,
-            started_at: r.get(7)?,
-            finished_at: r.get(8)?,
-        })
-    }
-
     /// A job by id.
-    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         Ok(self
             .conn()
             .query_row(
@@ -289,7 +200,7 @@ impl Store {
     }
 
     /// Jobs, newest first, optionally only those in `states`.
-    pub fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError> {
+    fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs ORDER BY created_at DESC, id DESC",
@@ -300,7 +211,7 @@ impl Store {
     }
 
     /// Stores an evaluation.
-    pub fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
+    fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO evaluations (id, model, version, dataset, dataset_sha256, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![e.id, e.model, e.version as i64, e.dataset, e.dataset_sha256, e.metrics.to_string(), e.created_at],
@@ -309,7 +220,7 @@ impl Store {
     }
 
     /// Evaluations, newest first, optionally of one model (and version).
-    pub fn evaluations(&self, model: Option<&str>, version: Option<u64>) -> Result<Vec<EvaluationRecord>, StoreError> {
+    fn evaluations(&self, model: Option<&str>, version: Option<u64>) -> Result<Vec<EvaluationRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, model, version, dataset, dataset_sha256, metrics, created_at FROM evaluations
@@ -330,7 +241,7 @@ impl Store {
     }
 
     /// Appends to the audit log.
-    pub fn audit(&self, at: &str, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
+    fn audit(&self, at: &str, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![at, actor, action, target, detail],
@@ -339,7 +250,7 @@ impl Store {
     }
 
     /// The latest `limit` audit entries, newest first.
-    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
@@ -360,13 +271,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DatasetFile, MetadataStore};
 
     #[test]
     fn records_survive_reopening_and_migrations_run_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lathe.db");
         {
-            let s = Store::open(&path).unwrap();
+            let s = SqliteStore::open(&path).unwrap();
             s.put_dataset(&DatasetRecord {
                 name: "mnist".into(),
                 files: vec![DatasetFile { name: "a".into(), bytes: 3, sha256: "x".into() }],
@@ -392,7 +304,7 @@ mod tests {
             s.put_job(&job).unwrap();
             s.audit("t2", "ops", "job.submit", "j1", "{}").unwrap();
         }
-        let s = Store::open(&path).unwrap();
+        let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.dataset("mnist").unwrap().unwrap().files[0].bytes, 3);
         let j = s.job("j1").unwrap().unwrap();
         assert_eq!((j.state.as_str(), j.version), ("succeeded", Some(4)));

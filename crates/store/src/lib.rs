@@ -1,0 +1,57 @@
+//! Lathe's metadata store: datasets, training jobs, evaluations and the audit log.
+//!
+//! Version folders in the model repository stay the source of truth for weights and
+//! manifests; the store records what happened around them. [`MetadataStore`] is the contract;
+//! [`SqliteStore`] is the embedded default (one file, no setup), and a server database such as
+//! Postgres can implement the same trait when one machine is not enough. Publishing a version
+//! needs no store.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod records;
+mod sqlite;
+
+pub use records::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord};
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where datasets, jobs, evaluations and the audit log are kept. Implementations are shared
+/// between threads; each call is one atomic operation.
+pub trait MetadataStore: Send + Sync {
+    /// Inserts or replaces a dataset record.
+    fn put_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError>;
+
+    /// A dataset by name.
+    fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError>;
+
+    /// Every dataset, by name.
+    fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError>;
+
+    /// Deletes a dataset record; true when it existed.
+    fn delete_dataset(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Inserts or replaces a job record.
+    fn put_job(&self, j: &JobRecord) -> Result<(), StoreError>;
+
+    /// A job by id.
+    fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Jobs, newest first, optionally only those in `states`.
+    fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Stores an evaluation.
+    fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError>;
+
+    /// Evaluations, newest first, optionally of one model (and version).
+    fn evaluations(&self, model: Option<&str>, version: Option<u64>) -> Result<Vec<EvaluationRecord>, StoreError>;
+
+    /// Appends to the audit log.
+    fn audit(&self, at: &str, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), StoreError>;
+
+    /// The latest `limit` audit entries, newest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
