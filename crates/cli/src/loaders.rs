@@ -9,15 +9,15 @@ use lathe_formats::Manifest;
 /// Dispatches on `manifest.kind`: native sequential models and sentence embeddings.
 pub struct KindLoader {
     /// Encoder backend for sentence-embedding models.
-    pub embedding_backend: lathe_engine_candle::Backend,
+    pub embedding_backend: lathe_embedding::Backend,
 }
 
 impl Loader for KindLoader {
     fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
         match manifest.kind.as_str() {
-            lathe_engine_native::NATIVE_KIND => lathe_engine_native::NativeLoader.load(dir, manifest),
-            lathe_engine_candle::EMBEDDING_KIND => {
-                lathe_engine_candle::EmbeddingLoader { backend: self.embedding_backend }.load(dir, manifest)
+            lathe_sequential::SEQUENTIAL_KIND => lathe_sequential::SequentialLoader.load(dir, manifest),
+            lathe_embedding::EMBEDDING_KIND => {
+                lathe_embedding::EmbeddingLoader { backend: self.embedding_backend }.load(dir, manifest)
             }
             other => Err(format!("no engine serves model kind {other:?}")),
         }

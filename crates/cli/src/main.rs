@@ -100,6 +100,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = lathe_kernels::cpu::env_cap_checked() {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    tracing::debug!(level = %lathe_kernels::cpu::level(), "CPU code path");
     let result = match &cli.command {
         Command::Quickstart(a) => commands::quickstart::run(&cli, a),
         Command::Train(a) => commands::train::run(&cli, a),

@@ -6,6 +6,8 @@
 //! metrics, lineage and the sha256 of every other file. This crate owns those types, the
 //! strict spec parser, the weight files and the atomic file-writing primitives the registry
 //! publishes with. It knows nothing of training or serving.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod atomic;
 mod manifest;

@@ -64,8 +64,7 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<NamedTensor>, WeightsError> {
 
 /// Views f32 values as little-endian bytes (every supported target is little-endian).
 fn bytemuck_f32(values: &[f32]) -> &[u8] {
-    // SAFETY: f32 has no padding and any byte pattern is a valid u8; the length is scaled by 4.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+    bytemuck::cast_slice(values)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use lathe_engine_native::NativeModel;
 use lathe_registry::Repository;
+use lathe_sequential::SequentialModel;
 use lathe_store::{EvaluationRecord, MetadataStore};
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_types::{ApiError, ErrorKind, ModelRef};
@@ -43,7 +43,7 @@ pub fn evaluate(
     {
         return Ok(hit);
     }
-    let loaded = NativeModel::load(&info.path)
+    let loaded = SequentialModel::load(&info.path)
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("loading {model}:{}: {e}", info.version)))?;
     let dir = datasets_root.join(dataset);
     let path = lathe_train::data::dataset_path(&dir);

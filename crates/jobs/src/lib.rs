@@ -4,6 +4,8 @@
 //! Every state change is written to the metadata store first, so a restarted server finds
 //! its jobs: queued ones run, interrupted ones resume from their last checkpoint. Progress
 //! goes to subscribers (the SSE stream) through a broadcast channel per job.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod evaluations;
 mod request;

@@ -7,6 +7,8 @@
 //! killed publisher leaves a hidden temporary folder that listing ignores and the next
 //! publish of that model removes. Two concurrent publishers never get the same number:
 //! renaming onto an existing, non-empty version folder fails, and the loser takes the next.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod labels;

@@ -6,6 +6,8 @@
 //!   batching; the async side only submits and awaits a oneshot reply.
 //! - [`Manager`]: the version router (policies, labels, default routes) and the load/unload
 //!   state machine (Triton's states), fed by [`Watcher`] (file notifications plus polling).
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod batcher;
 mod config;

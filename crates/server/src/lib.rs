@@ -5,6 +5,8 @@
 //! This crate is the only place where error kinds become status codes ([`error`]); handlers
 //! decode the protocol, hand tensors to the runtime, and encode the answer. Compute never
 //! runs here: requests wait on the runtime's compute threads through a oneshot channel.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;

@@ -1,5 +1,5 @@
-use lathe_engine_native::EngineError;
 use lathe_formats::SpecError;
+use lathe_sequential::EngineError;
 
 /// Why training, evaluation or data loading failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! Evaluating a published version on a labelled data set.
 
-use lathe_engine_native::NativeModel;
 use lathe_formats::spec::Activation;
 use lathe_formats::Evaluation;
+use lathe_sequential::SequentialModel;
 
 use crate::data::{encode_labels, Dataset};
 use crate::error::{data_err, TrainError};
@@ -11,7 +11,7 @@ use crate::Loss;
 
 /// Scores `model` on `data`: its test split when it has one (IDX folders), else every row.
 /// Labels must be among the model's classes; the version's own preprocessing is applied.
-pub fn evaluate_version(model: &NativeModel, data: Dataset) -> Result<Evaluation, TrainError> {
+pub fn evaluate_version(model: &SequentialModel, data: Dataset) -> Result<Evaluation, TrainError> {
     if data.features() != model.input_len() {
         return Err(data_err(format!(
             "samples have {} values ({:?}), the model expects {}",

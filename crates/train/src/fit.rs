@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, RwLock};
 use std::time::Instant;
 
-use lathe_engine_native::{Gradients, Network, Rng};
 use lathe_formats::spec::{Activation, EarlyStoppingSpec, Monitor, Spec};
 use lathe_formats::{EpochRecord, Evaluation, NamedTensor, TrainingInfo};
+use lathe_sequential::{Gradients, Network, Rng};
 
 use crate::checkpoint::{CheckpointState, CheckpointStore};
 use crate::error::TrainError;

@@ -4,6 +4,8 @@
 //! training jobs: [`data`] decodes files into raw samples, [`prepare()`] splits them and fits
 //! the preprocessing, [`fit()`] runs the loop, [`metrics`] scores predictions. Publishing the
 //! result is the registry's job, not this crate's.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod checkpoint;
 pub mod data;
@@ -26,4 +28,4 @@ pub use fit::{auto_threads, fit, FitOptions, FitResult, PhaseTimes};
 pub use loss::{class_probabilities, predicted_class, Loss};
 pub use optim::{learning_rate, Optimizer};
 pub use prepare::{prepare, Prepared, Split};
-pub use version::{rfc3339_now, version_files, DataSource, NATIVE_KIND};
+pub use version::{rfc3339_now, version_files, DataSource, SEQUENTIAL_KIND};

@@ -1,7 +1,7 @@
 //! Classification metrics: accuracy, per-class and macro precision/recall/F1, confusion matrix.
 
-use lathe_engine_native::{Network, Rng, Workspace};
 use lathe_formats::{ClassMetrics, Evaluation};
+use lathe_sequential::{Network, Rng, Workspace};
 
 use crate::loss::{predicted_class, Loss};
 

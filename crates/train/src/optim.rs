@@ -1,8 +1,8 @@
 //! Optimizers (SGD with momentum/Nesterov, Adam, AdamW) with Keras' update rules, and
 //! learning-rate schedules.
 
-use lathe_engine_native::{Gradients, Network};
 use lathe_formats::spec::{LrSchedule, OptimizerSpec};
+use lathe_sequential::{Gradients, Network};
 
 /// An optimizer and its per-parameter state.
 pub struct Optimizer {
@@ -109,8 +109,8 @@ pub fn learning_rate(base: f64, schedule: Option<&LrSchedule>, epoch: usize, ste
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lathe_engine_native::Rng;
     use lathe_formats::Spec;
+    use lathe_sequential::Rng;
 
     /// A one-weight model (dense 1 -> 1, no activation) with kernel `w` and bias 0.
     fn one_weight(optimizer: &str, w: f32) -> (Network, OptimizerSpec) {

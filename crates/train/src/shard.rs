@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::RwLock;
 use std::time::Instant;
 
-use lathe_engine_native::{Gradients, Network, Rng, Workspace};
+use lathe_sequential::{Gradients, Network, Rng, Workspace};
 
 use crate::fit::PhaseTimes;
 use crate::loss::{BatchLoss, Loss};

@@ -7,7 +7,7 @@ use lathe_types::{DType, Signature, TensorSignature};
 use crate::fit::FitResult;
 use crate::prepare::Prepared;
 
-pub use lathe_engine_native::NATIVE_KIND;
+pub use lathe_sequential::SEQUENTIAL_KIND;
 
 /// What the user pointed training at.
 pub struct DataSource<'a> {
@@ -37,7 +37,7 @@ pub fn version_files(
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         name: name.to_string(),
-        kind: NATIVE_KIND.to_string(),
+        kind: SEQUENTIAL_KIND.to_string(),
         created_at: rfc3339_now(),
         lathe_version: env!("CARGO_PKG_VERSION").to_string(),
         spec: spec.to_json(),

@@ -4,6 +4,8 @@
 //! to model versions, and the error kinds every surface maps to its status codes. The crate
 //! stays tiny on purpose (serde and thiserror only) so that the engines, the registry and the
 //! server can all depend on it without pulling each other in.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod dtype;
 mod error;

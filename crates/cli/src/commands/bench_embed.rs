@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use lathe_engine_candle::{Backend, Embedder};
+use lathe_embedding::{Backend, Embedder};
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
 use serde_json::json;
@@ -38,7 +38,8 @@ pub struct BenchEmbedArgs {
     /// In-process batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "1,8,16,32")]
     pub batches: Vec<usize>,
-    /// Encoder backend: auto, native-bf16, native-f32 or candle.
+    /// Encoder backend: auto, encoder-bf16, encoder-f32 or candle (the earlier names
+    /// native-bf16 and native-f32 are still accepted).
     #[arg(long, env = "LATHE_EMBEDDING_BACKEND", default_value = "auto")]
     pub backend: Backend,
     /// A Python with torch and sentence-transformers: runs the in-process cases on the same

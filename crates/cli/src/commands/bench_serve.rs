@@ -12,9 +12,9 @@ use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use lathe_engine_native::NativeLoader;
 use lathe_registry::Repository;
 use lathe_runtime::{BatchConfig, Manager, Selector, ServeOptions, Watcher};
+use lathe_sequential::SequentialLoader;
 use lathe_server::{AppState, Limits, ServerMetrics};
 use lathe_types::ModelRef;
 use lathe_types::{Tensor, TensorData};
@@ -92,8 +92,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 
     // Both servers run side by side; each case alternates between them `rounds` times and
     // reports medians, so background noise hits both alike.
-    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size, lathe_engine_candle::Backend::Auto)?;
-    let off = BenchServer::start(&cli.repo, args.http_threads, 1, lathe_engine_candle::Backend::Auto)?;
+    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size, lathe_embedding::Backend::Auto)?;
+    let off = BenchServer::start(&cli.repo, args.http_threads, 1, lathe_embedding::Backend::Auto)?;
     let target = format!("{}:{}", name, info.version);
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;
@@ -144,7 +144,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 }
 
 fn compute_floor(info: &lathe_registry::VersionInfo, row: &[f32], seconds: f64) -> Result<Measured> {
-    let servable = lathe_engine::Loader::load(&NativeLoader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
+    let servable =
+        lathe_engine::Loader::load(&SequentialLoader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
     let mut shape = vec![1usize];
     shape.extend(info.manifest.signature.inputs[0].shape.iter().skip(1).map(|&d| d.max(1) as usize));
     let input = vec![Tensor {
@@ -216,7 +217,7 @@ impl BenchServer {
         repo: &std::path::Path,
         threads: usize,
         max_batch: usize,
-        embedding_backend: lathe_engine_candle::Backend,
+        embedding_backend: lathe_embedding::Backend,
     ) -> Result<BenchServer> {
         let defaults = BatchConfig { max_batch_size: max_batch, ..BatchConfig::default() };
         let manager = Manager::new(

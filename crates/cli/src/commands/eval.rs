@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lathe_engine_native::NativeModel;
 use lathe_registry::Repository;
+use lathe_sequential::SequentialModel;
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::evaluate_version;
 use lathe_types::ModelRef;
@@ -33,7 +33,7 @@ pub struct EvalArgs {
 
 pub fn run(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
-    let model = NativeModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
+    let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
     let data = Dataset::load(&args.data, &LoadOptions { label_column: args.label_column.clone() })?;
     let evaluation = evaluate_version(&model, data).with_context(|| args.data.display().to_string())?;
     if cli.json {

@@ -28,7 +28,7 @@ pub enum ImportCommand {
 pub fn run(cli: &Cli, cmd: &ImportCommand) -> Result<()> {
     let ImportCommand::Hf { dir, name } = cmd;
     ModelRef::validate_name(name)?;
-    let (files, manifest) = lathe_engine_candle::import_hf(dir, name, &lathe_train::rfc3339_now())
+    let (files, manifest) = lathe_embedding::import_hf(dir, name, &lathe_train::rfc3339_now())
         .with_context(|| format!("importing {}", dir.display()))?;
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
     let published = Repository::new(&cli.repo).publish(name, &refs, manifest)?;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lathe_engine_native::NativeModel;
 use lathe_registry::Repository;
+use lathe_sequential::SequentialModel;
 use lathe_train::class_probabilities;
 use lathe_train::data::read_inputs;
 use lathe_types::ModelRef;
@@ -34,7 +34,7 @@ pub struct PredictArgs {
 
 pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
-    let model = NativeModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
+    let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
     let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.manifest.feature_names)?;
     let out = model.predict(&raw, n);
     let classes = &model.manifest.class_names;

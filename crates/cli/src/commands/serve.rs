@@ -38,9 +38,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LATHE_MAX_BATCH_TOKENS", default_value_t = 16384)]
     pub max_batch_tokens: usize,
     /// Encoder of sentence-embedding models: auto (Lathe's encoder, in bfloat16 on CPUs with
-    /// AVX-512 BF16, else f32), native-bf16, native-f32 or candle.
+    /// AVX-512 BF16, else f32), encoder-bf16, encoder-f32 or candle (the earlier names
+    /// native-bf16 and native-f32 are still accepted).
     #[arg(long, env = "LATHE_EMBEDDING_BACKEND", default_value = "auto")]
-    pub embedding_backend: lathe_engine_candle::Backend,
+    pub embedding_backend: lathe_embedding::Backend,
     /// Most requests per execution (0: no limit).
     #[arg(long, env = "LATHE_MAX_BATCH_REQUESTS", default_value_t = 0)]
     pub max_batch_requests: usize,

@@ -83,3 +83,14 @@ fn corrupt_data_bad_specs_and_missing_paths() {
     fails_with(cwd, &["train", "--spec", s, "--data", d, "--name", "../m"], "invalid model name");
     fails_with(cwd, &["eval", "m:3", "--data", d], "model \"m\" not found");
 }
+
+#[test]
+fn a_mistyped_cpu_cap_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = command(tmp.path(), &["models", "list"]).env("LATHE_CPU", "sse9").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim(), "error: LATHE_CPU=\"sse9\": expected generic, avx2 or avx512");
+    let out = command(tmp.path(), &["models", "list"]).env("LATHE_CPU", "generic").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -5,10 +5,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lathe_engine::Loader;
-use lathe_engine_native::NativeLoader;
 use lathe_formats::WEIGHTS_FILE;
 use lathe_registry::Repository;
 use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
+use lathe_sequential::SequentialLoader;
 use lathe_server::{AppState, Limits, ServerMetrics};
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::{fit, prepare, version_files, DataSource, FitOptions};
@@ -98,7 +98,7 @@ impl Default for Setup {
         Setup {
             defaults: BatchConfig::default(),
             limits: Limits::default(),
-            loader: Arc::new(NativeLoader),
+            loader: Arc::new(SequentialLoader),
             poll: Duration::from_millis(100),
             keys: Arc::new(lathe_server::auth::KeyRing::open()),
         }

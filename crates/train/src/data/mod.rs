@@ -7,7 +7,7 @@ mod inputs;
 
 use std::path::Path;
 
-use lathe_engine_native::Rng;
+use lathe_sequential::Rng;
 use sha2::{Digest, Sha256};
 
 pub use csv_table::read_csv;

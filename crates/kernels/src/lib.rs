@@ -1,0 +1,30 @@
+//! Lathe's compute kernels: every `unsafe` of the library crates lives here, behind safe
+//! functions with checked bounds.
+//!
+//! - [`cpu`]: what the CPU has, capped by `LATHE_CPU=generic|avx2|avx512` (or [`cpu::set_cap`]
+//!   from tests) so that the portable path can be forced and tested on any machine.
+//! - [`gemm`]: f32 matrix products (`matrixmultiply`, plus a row-by-row path for small batches).
+//! - [`bf16`] and [`linear`]: bfloat16 products on AVX-512 BF16 with f32 accumulation and fused
+//!   bias/activation/residual epilogues; dense layers that split their columns over threads.
+//! - [`math`]: `e^x`, erf, GELU, layer norm, softmax, compiled once per code path.
+//! - [`attention`]: scaled dot-product attention over packed sequences.
+//! - [`mmap`]: read-only memory maps of immutable files.
+//!
+//! Why one crate: soundness arguments stay in one place that can be reviewed as a whole, and
+//! engines stay `#![forbid(unsafe_code)]`. The layout follows tract's `linalg`: kernels know
+//! nothing of models, only of slices and shapes.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[macro_use]
+mod multiversion;
+pub mod attention;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod bf16;
+pub mod cpu;
+pub mod gemm;
+pub mod linear;
+pub mod math;
+pub mod mmap;
+mod shared;
