@@ -14,7 +14,7 @@ pub struct KindLoader {
 
 impl Loader for KindLoader {
     fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
-        match manifest.kind.as_str() {
+        match manifest.kind() {
             lathe_sequential::SEQUENTIAL_KIND => lathe_sequential::SequentialLoader.load(dir, manifest),
             lathe_embedding::EMBEDDING_KIND => {
                 lathe_embedding::EmbeddingLoader { backend: self.embedding_backend }.load(dir, manifest)

@@ -60,16 +60,7 @@ enum Encoder {
     Candle(Box<BertModel>, Device),
 }
 
-/// How token states become one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// Mean over the tokens (attention mask respected).
-    Mean,
-    /// The first ([CLS]) token.
-    Cls,
-    /// The last real token.
-    LastToken,
-}
+pub use lathe_formats::Pooling;
 
 /// A loaded sentence-embedding model.
 pub struct Embedder {

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lathe_formats::Manifest;
-use serde_json::json;
+use lathe_formats::{EmbeddingSection, EmbeddingSpec, Manifest, ModelSection};
 
-use crate::{embedding_signature, EmbedError, Embedder, Pooling, EMBEDDING_KIND};
+use crate::{embedding_signature, EmbedError, Embedder};
 
 /// Files copied from the folder when present (paths inside the version).
 const FILES: [&str; 8] = [
@@ -43,35 +42,22 @@ pub fn import_hf(dir: &Path, name: &str, created_at: &str) -> Result<(VersionFil
             files.push((f.to_string(), bytes));
         }
     }
-    let pooling = match embedder.pooling() {
-        Pooling::Mean => "mean",
-        Pooling::Cls => "cls",
-        Pooling::LastToken => "last_token",
-    };
     let manifest = Manifest {
         format: lathe_formats::MANIFEST_FORMAT,
         name: name.to_string(),
-        kind: EMBEDDING_KIND.to_string(),
         created_at: created_at.to_string(),
         lathe_version: env!("CARGO_PKG_VERSION").to_string(),
-        spec: json!({
-            "source": dir.display().to_string(),
-            "architecture": "bert",
-            "dim": embedder.dim(),
-            "max_tokens": embedder.max_tokens(),
-            "pooling": pooling,
-            "normalize": embedder.normalizes(),
-        }),
         signature: embedding_signature(embedder.dim()),
-        preprocessing: lathe_formats::Preprocessing::None,
-        class_names: Vec::new(),
-        feature_names: Vec::new(),
-        metrics: Default::default(),
-        history: Vec::new(),
-        data: Default::default(),
-        seed: 0,
-        training: Default::default(),
-        job: None,
+        model: ModelSection::SentenceEmbedding(EmbeddingSection {
+            spec: EmbeddingSpec {
+                source: dir.display().to_string(),
+                architecture: "bert".into(),
+                dim: embedder.dim(),
+                max_tokens: embedder.max_tokens(),
+                pooling: embedder.pooling(),
+                normalize: embedder.normalizes(),
+            },
+        }),
         files: BTreeMap::new(),
     };
     Ok((files, manifest))

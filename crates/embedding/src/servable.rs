@@ -11,7 +11,7 @@ use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, Ten
 use crate::{Backend, EmbedError, Embedder, TokenizedBatch};
 
 /// Kind of model (in the manifest) served by [`EmbeddingLoader`].
-pub const EMBEDDING_KIND: &str = "sentence-embedding";
+pub use lathe_formats::EMBEDDING_KIND;
 /// Platform name reported in model metadata, by backend.
 pub fn platform_of(backend: Backend) -> &'static str {
     match backend {
@@ -172,8 +172,8 @@ pub struct EmbeddingLoader {
 
 impl Loader for EmbeddingLoader {
     fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
-        if manifest.kind != EMBEDDING_KIND {
-            return Err(format!("model kind {:?} is not served by the candle engine", manifest.kind));
+        if manifest.kind() != EMBEDDING_KIND {
+            return Err(format!("model kind {:?} is not served by the embedding engine", manifest.kind()));
         }
         for (file, entry) in &manifest.files {
             let (sha, _) = lathe_formats::atomic::sha256_file(&dir.join(file)).map_err(|e| format!("{file}: {e}"))?;

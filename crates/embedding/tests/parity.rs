@@ -3,8 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use lathe_embedding::{Backend, Embedder};
+use lathe_embedding::{Backend, Embedder, EmbeddingLoader};
+use lathe_engine::Loader;
+use lathe_formats::Manifest;
 use lathe_kernels::{bf16, cpu};
+use lathe_types::{Tensor, TensorData};
 use serde_json::Value;
 
 fn model_dir() -> PathBuf {
@@ -85,4 +88,23 @@ fn over_long_inputs_are_truncated_or_refused() {
     assert_eq!(hf.encode(long.as_str(), true).unwrap().get_ids(), batch.ids[0].as_slice());
     let e = embedder.tokenize(&["short", &long], false).unwrap_err().to_string();
     assert!(e.starts_with("input 1 has 402 tokens, more than the model's limit of 256"), "{e}");
+}
+
+#[test]
+fn a_version_published_before_the_typed_manifest_loads_and_embeds() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../formats/tests/fixtures/manifest-sentence-embedding.json");
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    // A version folder as `lathe import hf` wrote it: the model's files (linked in place) and
+    // that manifest, whose digests are those of the shared model.
+    let version = tempfile::tempdir().unwrap();
+    for file in manifest.files.keys() {
+        let to = version.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(model_dir().join(file), &to).unwrap();
+    }
+    let servable = EmbeddingLoader { backend: Backend::Auto }.load(version.path(), &manifest).unwrap();
+    let text = Tensor { name: "text".into(), shape: vec![1], data: TensorData::Bytes(vec![b"hello".to_vec()]) };
+    let outputs = servable.infer(&[text]).unwrap();
+    assert_eq!(outputs[0].shape, vec![1, 384]);
 }

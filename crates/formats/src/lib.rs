@@ -16,8 +16,9 @@ pub mod spec;
 mod weights;
 
 pub use manifest::{
-    ClassMetrics, DataLineage, EpochRecord, Evaluation, FileEntry, JobLineage, Manifest, TrainingInfo, MANIFEST_FILE,
-    MANIFEST_FORMAT, WEIGHTS_FILE,
+    ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation, FileEntry, JobLineage,
+    Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT,
+    SEQUENTIAL_KIND, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

@@ -1,3 +1,6 @@
+//! The manifest of a version: what every kind shares, and a typed section per kind, tagged
+//! by `kind` on disk.
+
 use std::collections::BTreeMap;
 
 use lathe_types::Signature;
@@ -125,23 +128,55 @@ pub struct FileEntry {
     pub bytes: u64,
 }
 
+/// Kind tag of Keras-like sequential models trained by Lathe.
+pub const SEQUENTIAL_KIND: &str = "native-sequential";
+/// Kind tag of sentence-embedding models imported from Hugging Face.
+pub const EMBEDDING_KIND: &str = "sentence-embedding";
+
 /// The manifest of one model version. The version number is the name of the folder.
+///
+/// On disk it is one JSON object: the shared fields, `kind`, and the fields of that kind's
+/// section side by side (`#[serde(flatten)]`), exactly as versions have always been written,
+/// so every published version stays readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Schema version of this document.
     pub format: u32,
     /// Model name.
     pub name: String,
-    /// Kind of model, which decides the engine (`native-sequential`).
-    pub kind: String,
     /// Creation time, RFC 3339 UTC.
     pub created_at: String,
     /// Version of Lathe that wrote it.
     pub lathe_version: String,
-    /// The spec, in canonical form.
-    pub spec: serde_json::Value,
     /// Input and output tensors.
     pub signature: Signature,
+    /// What kind of model this is (decides the engine), with what only that kind has.
+    #[serde(flatten)]
+    pub model: ModelSection,
+    /// Every other file of the version with its digest.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// The part of a manifest that depends on the kind of model, tagged by `kind` on disk.
+/// Text generation (`causal-lm`) and ONNX (`onnx`) models will add their own variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+// One manifest per version in memory: boxing the larger section would save nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum ModelSection {
+    /// A Keras-like sequential model trained by Lathe (`native-sequential`).
+    #[serde(rename = "native-sequential")]
+    Sequential(SequentialSection),
+    /// A sentence-embedding encoder (`sentence-embedding`).
+    #[serde(rename = "sentence-embedding")]
+    SentenceEmbedding(EmbeddingSection),
+}
+
+/// What a trained sequential model records: how to rebuild it, and how it was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequentialSection {
+    /// The spec, in canonical form.
+    pub spec: serde_json::Value,
     /// Preprocessing applied to raw inputs.
     pub preprocessing: Preprocessing,
     /// Class names, indexed by output unit.
@@ -149,7 +184,7 @@ pub struct Manifest {
     /// Names of the input features of tabular models, in input order (empty for images).
     #[serde(default)]
     pub feature_names: Vec<String>,
-    /// Evaluation on the test split (empty for imported models).
+    /// Evaluation on the test split.
     #[serde(default)]
     pub metrics: Evaluation,
     /// Per-epoch training history.
@@ -167,6 +202,151 @@ pub struct Manifest {
     /// The training job, when a job trained it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobLineage>,
-    /// Every other file of the version with its digest.
-    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// What a sentence-embedding version records (under `spec` on disk). Versions written
+/// before the manifest was typed also carry empty training fields, which are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingSection {
+    /// The encoder and its pooling.
+    pub spec: EmbeddingSpec,
+}
+
+/// How a sentence-embedding model turns text into a vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingSpec {
+    /// The folder it was imported from.
+    pub source: String,
+    /// Encoder architecture (`bert`).
+    pub architecture: String,
+    /// Width of the embedding.
+    pub dim: usize,
+    /// Longest input in tokens; longer inputs are truncated or refused.
+    pub max_tokens: usize,
+    /// How token states become one vector.
+    pub pooling: Pooling,
+    /// Whether embeddings are L2-normalised.
+    pub normalize: bool,
+}
+
+/// How token states are pooled into one embedding (sentence-transformers' pooling modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the tokens (attention mask respected).
+    Mean,
+    /// The first ([CLS]) token.
+    Cls,
+    /// The last real token.
+    LastToken,
+}
+
+impl Pooling {
+    /// The name on disk and in model metadata (`mean`, `cls`, `last_token`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::LastToken => "last_token",
+        }
+    }
+}
+
+impl Manifest {
+    /// The kind tag (`native-sequential`, `sentence-embedding`).
+    pub fn kind(&self) -> &'static str {
+        match self.model {
+            ModelSection::Sequential(_) => SEQUENTIAL_KIND,
+            ModelSection::SentenceEmbedding(_) => EMBEDDING_KIND,
+        }
+    }
+
+    /// The section of a sequential model; `None` for other kinds.
+    pub fn sequential(&self) -> Option<&SequentialSection> {
+        match &self.model {
+            ModelSection::Sequential(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The section of a sequential model, mutably; `None` for other kinds.
+    pub fn sequential_mut(&mut self) -> Option<&mut SequentialSection> {
+        match &mut self.model {
+            ModelSection::Sequential(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The embedding spec of a sentence-embedding model; `None` for other kinds.
+    pub fn embedding(&self) -> Option<&EmbeddingSpec> {
+        match &self.model {
+            ModelSection::SentenceEmbedding(e) => Some(&e.spec),
+            _ => None,
+        }
+    }
+
+    /// Test-split evaluation, for kinds that are trained here.
+    pub fn metrics(&self) -> Option<&Evaluation> {
+        self.sequential().map(|s| &s.metrics)
+    }
+
+    /// The job that trained this version, if any.
+    pub fn job(&self) -> Option<&JobLineage> {
+        self.sequential().and_then(|s| s.job.as_ref())
+    }
+
+    /// Names of the input features of tabular models, in input order (empty otherwise).
+    pub fn feature_names(&self) -> &[String] {
+        self.sequential().map_or(&[], |s| &s.feature_names)
+    }
+
+    /// Class names indexed by output unit (empty for kinds without classes).
+    pub fn class_names(&self) -> &[String] {
+        self.sequential().map_or(&[], |s| &s.class_names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Manifests as versions published before the typed manifest wrote them.
+    const SEQUENTIAL_FIXTURE: &str = include_str!("../tests/fixtures/manifest-native-sequential.json");
+    const EMBEDDING_FIXTURE: &str = include_str!("../tests/fixtures/manifest-sentence-embedding.json");
+
+    #[test]
+    fn a_sequential_manifest_from_before_the_typed_manifest_loads() {
+        let m: Manifest = serde_json::from_str(SEQUENTIAL_FIXTURE).unwrap();
+        assert_eq!(m.kind(), SEQUENTIAL_KIND);
+        let s = m.sequential().unwrap();
+        assert_eq!(s.class_names.len(), 10);
+        assert_eq!(s.preprocessing, Preprocessing::Rescale { divisor: 255.0 });
+        assert!(s.metrics.accuracy > 0.9);
+        assert_eq!(s.history.len(), 1);
+        assert_eq!(m.signature.inputs[0].shape, vec![-1, 28, 28]);
+        assert!(m.files.contains_key(WEIGHTS_FILE));
+        let again: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(again, m, "writing and reading back changes nothing");
+        let old: serde_json::Value = serde_json::from_str(SEQUENTIAL_FIXTURE).unwrap();
+        assert_eq!(serde_json::to_value(&m).unwrap(), old, "the on-disk shape is unchanged");
+    }
+
+    #[test]
+    fn an_embedding_manifest_from_before_the_typed_manifest_loads() {
+        let m: Manifest = serde_json::from_str(EMBEDDING_FIXTURE).unwrap();
+        assert_eq!(m.kind(), EMBEDDING_KIND);
+        let e = m.embedding().unwrap();
+        assert_eq!((e.dim, e.max_tokens, e.pooling, e.normalize), (384, 256, Pooling::Mean, true));
+        assert!(m.metrics().is_none() && m.class_names().is_empty());
+        let again: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused_with_its_name() {
+        let mut v: serde_json::Value = serde_json::from_str(EMBEDDING_FIXTURE).unwrap();
+        v["kind"] = "hologram".into();
+        let err = serde_json::from_value::<Manifest>(v).unwrap_err().to_string();
+        assert!(err.contains("hologram"), "{err}");
+    }
 }

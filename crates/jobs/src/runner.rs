@@ -123,7 +123,7 @@ impl JobRunner {
         self.repo.versions(name).ok()?.into_iter().rev().find(|v| {
             self.repo
                 .resolve(&lathe_types::ModelRef { name: name.to_string(), version: Some(*v) })
-                .is_ok_and(|info| info.manifest.job.as_ref().is_some_and(|j| j.job == job.id))
+                .is_ok_and(|info| info.manifest.job().is_some_and(|j| j.job == job.id))
         })
     }
 
@@ -348,7 +348,10 @@ impl JobRunner {
             .map_err(|e| TrainError::Data(e.to_string()))?;
         let parent = self.repo.versions(&req.name).ok().and_then(|v| v.last().copied());
         let digests: String = dataset.files.iter().map(|f| format!("{}:{}\n", f.name, f.sha256)).collect();
-        manifest.job = Some(JobLineage {
+        let Some(section) = manifest.sequential_mut() else {
+            return Err(TrainError::Data("training produced a manifest of another kind".into()));
+        };
+        section.job = Some(JobLineage {
             job: id.to_string(),
             dataset: req.dataset.clone(),
             dataset_sha256: lathe_formats::atomic::sha256_hex(digests.as_bytes()),
@@ -387,7 +390,8 @@ impl JobRunner {
                 .resolve(&lathe_types::ModelRef { name: name.to_string(), version: Some(v) })
                 .ok()?
                 .manifest
-                .metrics;
+                .metrics()
+                .cloned()?;
             Some(if rule.metric == "macro_f1" { m.macro_f1 } else { m.accuracy })
         };
         let current = self.repo.labels(name)?.get(&rule.label).copied();

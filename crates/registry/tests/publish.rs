@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use lathe_formats::{DataLineage, Evaluation, Manifest, TrainingInfo, MANIFEST_FILE};
+use lathe_formats::{DataLineage, Evaluation, Manifest, ModelSection, SequentialSection, TrainingInfo, MANIFEST_FILE};
 use lathe_registry::{RegistryError, Repository};
 use lathe_types::{DType, ModelRef, Signature, TensorSignature};
 
@@ -10,39 +10,46 @@ fn manifest(name: &str) -> Manifest {
     Manifest {
         format: 1,
         name: name.into(),
-        kind: "native-sequential".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
         lathe_version: "test".into(),
-        spec: serde_json::json!({}),
         signature: Signature {
             inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: vec![-1, 2] }],
             outputs: vec![TensorSignature { name: "probabilities".into(), datatype: DType::F32, shape: vec![-1, 2] }],
         },
-        preprocessing: lathe_formats::Preprocessing::None,
-        class_names: vec!["a".into(), "b".into()],
-        feature_names: vec![],
-        metrics: Evaluation {
-            samples: 0,
-            loss: 0.0,
-            accuracy: 0.5,
-            macro_precision: 0.0,
-            macro_recall: 0.0,
-            macro_f1: 0.0,
-            per_class: vec![],
-            confusion: vec![],
-        },
-        history: vec![],
-        data: DataLineage {
-            source: "x".into(),
-            format: "csv".into(),
-            fingerprint: "f".into(),
-            train_samples: 0,
-            validation_samples: 0,
-            test_samples: 0,
-        },
-        seed: 1,
-        training: TrainingInfo { epochs_run: 1, stopped_early: false, best_epoch: 1, fit_seconds: 0.0, resumed: false },
-        job: None,
+        model: ModelSection::Sequential(SequentialSection {
+            spec: serde_json::json!({}),
+            preprocessing: lathe_formats::Preprocessing::None,
+            class_names: vec!["a".into(), "b".into()],
+            feature_names: vec![],
+            metrics: Evaluation {
+                samples: 0,
+                loss: 0.0,
+                accuracy: 0.5,
+                macro_precision: 0.0,
+                macro_recall: 0.0,
+                macro_f1: 0.0,
+                per_class: vec![],
+                confusion: vec![],
+            },
+            history: vec![],
+            data: DataLineage {
+                source: "x".into(),
+                format: "csv".into(),
+                fingerprint: "f".into(),
+                train_samples: 0,
+                validation_samples: 0,
+                test_samples: 0,
+            },
+            seed: 1,
+            training: TrainingInfo {
+                epochs_run: 1,
+                stopped_early: false,
+                best_epoch: 1,
+                fit_seconds: 0.0,
+                resumed: false,
+            },
+            job: None,
+        }),
         files: Default::default(),
     }
 }

@@ -28,4 +28,4 @@ pub use rng::Rng;
 pub use servable::{SequentialLoader, PLATFORM};
 
 /// Kind of model (in the manifest) this engine builds.
-pub const SEQUENTIAL_KIND: &str = "native-sequential";
+pub use lathe_formats::SEQUENTIAL_KIND;

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use lathe_formats::atomic::sha256_file;
-use lathe_formats::{read_weights, Manifest, Preprocessing, Spec, MANIFEST_FILE, WEIGHTS_FILE};
+use lathe_formats::{
+    read_weights, Manifest, ModelSection, Preprocessing, SequentialSection, Spec, MANIFEST_FILE, WEIGHTS_FILE,
+};
 
 use crate::{EngineError, Network, Rng, Workspace};
 
@@ -12,8 +14,8 @@ const PREDICT_CHUNK: usize = 256;
 
 /// A loaded, verified, immutable model version: preprocessing plus network.
 pub struct SequentialModel {
-    /// The version's manifest.
-    pub manifest: Manifest,
+    /// The version's manifest (always of kind `native-sequential`, checked at load).
+    manifest: Manifest,
     /// The parsed spec.
     pub spec: Spec,
     network: Network,
@@ -54,24 +56,44 @@ impl SequentialModel {
         manifest: Manifest,
         tensors: &[lathe_formats::NamedTensor],
     ) -> Result<SequentialModel, EngineError> {
-        let spec = Spec::from_value(&manifest.spec).map_err(EngineError::Spec)?;
+        let Some(section) = manifest.sequential() else {
+            return Err(EngineError::Manifest(format!("model kind {:?} is not a sequential model", manifest.kind())));
+        };
+        let spec = Spec::from_value(&section.spec).map_err(EngineError::Spec)?;
         let mut network = Network::from_spec(&spec, &mut Rng::new(0))?;
         network.load_tensors(tensors)?;
-        if network.output_len() != manifest.class_names.len()
-            && !(network.output_len() == 1 && manifest.class_names.len() == 2)
-        {
+        let classes = section.class_names.len();
+        if network.output_len() != classes && !(network.output_len() == 1 && classes == 2) {
             return Err(EngineError::Manifest(format!(
-                "the model has {} outputs but the manifest names {} classes",
+                "the model has {} outputs but the manifest names {classes} classes",
                 network.output_len(),
-                manifest.class_names.len()
             )));
         }
         Ok(SequentialModel { manifest, spec, network, workspaces: Default::default() })
     }
 
+    /// The version's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The sequential section of the manifest: spec, preprocessing, classes, training record.
+    pub fn section(&self) -> &SequentialSection {
+        match &self.manifest.model {
+            ModelSection::Sequential(section) => section,
+            // `from_parts` refuses every other kind, and the manifest is private.
+            _ => unreachable!("a SequentialModel always holds a sequential manifest"),
+        }
+    }
+
     /// The preprocessing applied to raw inputs.
     pub fn preprocessing(&self) -> &Preprocessing {
-        &self.manifest.preprocessing
+        &self.section().preprocessing
+    }
+
+    /// Class names, indexed by output unit.
+    pub fn class_names(&self) -> &[String] {
+        &self.section().class_names
     }
 
     /// Values per raw input sample.
@@ -101,11 +123,39 @@ impl SequentialModel {
         for chunk in raw.chunks(PREDICT_CHUNK * len) {
             buf.clear();
             buf.extend_from_slice(chunk);
-            self.manifest.preprocessing.apply(&mut buf, len);
+            self.section().preprocessing.apply(&mut buf, len);
             let m = chunk.len() / len;
             out.extend_from_slice(self.network.forward(&buf, m, &mut ws, false, &mut rng));
         }
         self.workspaces.lock().expect("workspace pool").push(ws);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEQUENTIAL: &str = include_str!("../../formats/tests/fixtures/manifest-native-sequential.json");
+    const EMBEDDING: &str = include_str!("../../formats/tests/fixtures/manifest-sentence-embedding.json");
+
+    #[test]
+    fn a_version_published_before_the_typed_manifest_loads_and_predicts() {
+        let manifest: Manifest = serde_json::from_str(SEQUENTIAL).unwrap();
+        let spec = Spec::from_value(&manifest.sequential().unwrap().spec).unwrap();
+        let weights = Network::from_spec(&spec, &mut Rng::new(1)).unwrap().tensors();
+        let model = SequentialModel::from_parts(manifest, &weights).unwrap();
+        assert_eq!(model.class_names().len(), 10);
+        assert_eq!(model.preprocessing(), &Preprocessing::Rescale { divisor: 255.0 });
+        let probabilities = model.predict(&vec![128.0; 784], 1);
+        assert_eq!(probabilities.len(), 10);
+        assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax output");
+    }
+
+    #[test]
+    fn another_kind_is_refused_naming_it() {
+        let manifest: Manifest = serde_json::from_str(EMBEDDING).unwrap();
+        let err = SequentialModel::from_parts(manifest, &[]).err().expect("refused").to_string();
+        assert!(err.contains("\"sentence-embedding\" is not a sequential model"), "{err}");
     }
 }

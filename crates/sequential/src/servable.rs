@@ -14,7 +14,7 @@ pub const PLATFORM: &str = "lathe_native";
 
 impl Servable for SequentialModel {
     fn signature(&self) -> &Signature {
-        &self.manifest.signature
+        &self.manifest().signature
     }
 
     fn infer(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ApiError> {
@@ -37,7 +37,8 @@ impl Servable for SequentialModel {
             )));
         }
         let out = self.predict(&values, n);
-        let name = self.manifest.signature.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "outputs".into());
+        let name =
+            self.manifest().signature.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "outputs".into());
         if out.len() != n * self.output_len() {
             return Err(ApiError::new(ErrorKind::Internal, "the model produced the wrong number of outputs"));
         }
@@ -45,7 +46,7 @@ impl Servable for SequentialModel {
     }
 
     fn class_names(&self) -> &[String] {
-        &self.manifest.class_names
+        SequentialModel::class_names(self)
     }
 
     fn platform(&self) -> &str {
@@ -58,8 +59,8 @@ pub struct SequentialLoader;
 
 impl Loader for SequentialLoader {
     fn load(&self, dir: &Path, manifest: &Manifest) -> Result<Arc<dyn Servable>, String> {
-        if manifest.kind != crate::SEQUENTIAL_KIND {
-            return Err(format!("model kind {:?} is not served by the native engine", manifest.kind));
+        if manifest.kind() != crate::SEQUENTIAL_KIND {
+            return Err(format!("model kind {:?} is not served by the sequential engine", manifest.kind()));
         }
         Ok(Arc::new(SequentialModel::load(dir).map_err(|e| e.to_string())?))
     }

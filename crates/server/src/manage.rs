@@ -173,11 +173,11 @@ pub async fn list_models(State(st): State<AppState>) -> HttpResult<Response> {
             versions.push(json!({
                 "version": v,
                 "created_at": info.manifest.created_at,
-                "accuracy": info.manifest.metrics.accuracy,
-                "macro_f1": info.manifest.metrics.macro_f1,
+                "accuracy": info.manifest.metrics().map_or(0.0, |m| m.accuracy),
+                "macro_f1": info.manifest.metrics().map_or(0.0, |m| m.macro_f1),
                 "state": state.as_ref().map_or("UNKNOWN", |s| s.0),
                 "reason": state.map(|s| s.1).unwrap_or_default(),
-                "job": info.manifest.job,
+                "job": info.manifest.job(),
             }));
         }
         models.push(json!({

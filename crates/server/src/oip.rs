@@ -73,10 +73,11 @@ fn metadata(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Resp
 fn properties(loaded: &LoadedVersion) -> serde_json::Map<String, Value> {
     let mut p = serde_json::Map::new();
     p.insert("class_names".into(), json!(loaded.servable.class_names().join(",")));
-    for key in ["max_tokens", "dim", "pooling", "normalize"] {
-        if let Some(v) = loaded.manifest.spec.get(key).filter(|v| !v.is_object() && !v.is_array()) {
-            p.insert(key.into(), json!(v.to_string().trim_matches('"')));
-        }
+    if let Some(e) = loaded.manifest.embedding() {
+        p.insert("max_tokens".into(), json!(e.max_tokens.to_string()));
+        p.insert("dim".into(), json!(e.dim.to_string()));
+        p.insert("pooling".into(), json!(e.pooling.name()));
+        p.insert("normalize".into(), json!(e.normalize.to_string()));
     }
     if loaded.servable.signature().inputs.first().is_some_and(|i| i.datatype == lathe_types::DType::Bytes) {
         p.insert("max_client_batch_size".into(), json!(crate::openai::MAX_CLIENT_BATCH_SIZE.to_string()));

@@ -189,7 +189,7 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
                 _ => return Err((ApiError::invalid(format!("dimensions: expected an integer from 1 to {dim}")), Some("dimensions"))),
             },
         };
-        let max_tokens = loaded.manifest.spec.get("max_tokens").and_then(Value::as_u64).unwrap_or(u64::MAX) as usize;
+        let max_tokens = loaded.manifest.embedding().map_or(usize::MAX, |e| e.max_tokens);
         let n = inputs.len();
         let outputs = match inputs {
             Inputs::Texts(texts) => {

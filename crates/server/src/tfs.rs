@@ -220,7 +220,7 @@ pub async fn post(
                 if loaded.servable.class_names().is_empty() {
                     return Err(ApiError::invalid(format!("model {:?} is not a classifier", t.name)));
                 }
-                let inputs = decode_classify(&bytes, loaded.servable.signature(), &loaded.manifest.feature_names)?;
+                let inputs = decode_classify(&bytes, loaded.servable.signature(), loaded.manifest.feature_names())?;
                 crate::infer::mirror(&st, shadow, &inputs, "tfserving");
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
                 Ok(encode_classify(&outputs[0], loaded.servable.class_names()))

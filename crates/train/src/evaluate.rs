@@ -22,9 +22,9 @@ pub fn evaluate_version(model: &SequentialModel, data: Dataset) -> Result<Evalua
     }
     let features = data.features();
     let split = data.test.unwrap_or(data.train);
-    let labels = encode_labels(&split.labels, &model.manifest.class_names)?;
+    let labels = encode_labels(&split.labels, model.class_names())?;
     let mut x = split.x;
     model.preprocessing().apply(&mut x, features);
     let loss = Loss::new(model.spec.compile.loss, model.network().final_activation().unwrap_or(Activation::Linear));
-    Ok(evaluate(model.network(), &x, &labels, &loss, &model.manifest.class_names))
+    Ok(evaluate(model.network(), &x, &labels, &loss, model.class_names()))
 }

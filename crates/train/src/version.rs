@@ -1,7 +1,9 @@
 //! Turns a finished fit into the files of a model version: weights and manifest.
 
 use lathe_formats::spec::{Activation, Spec};
-use lathe_formats::{write_weights, DataLineage, Manifest, WeightsError, MANIFEST_FORMAT};
+use lathe_formats::{
+    write_weights, DataLineage, Manifest, ModelSection, SequentialSection, WeightsError, MANIFEST_FORMAT,
+};
 use lathe_types::{DType, Signature, TensorSignature};
 
 use crate::fit::FitResult;
@@ -37,10 +39,8 @@ pub fn version_files(
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         name: name.to_string(),
-        kind: SEQUENTIAL_KIND.to_string(),
         created_at: rfc3339_now(),
         lathe_version: env!("CARGO_PKG_VERSION").to_string(),
-        spec: spec.to_json(),
         signature: Signature {
             inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: input_shape }],
             outputs: vec![TensorSignature {
@@ -49,22 +49,25 @@ pub fn version_files(
                 shape: vec![-1, result.network.output_len() as i64],
             }],
         },
-        preprocessing: data.preprocessing.clone(),
-        class_names: data.class_names.clone(),
-        feature_names: source.feature_names.to_vec(),
-        metrics: result.test.clone(),
-        history: result.history.clone(),
-        data: DataLineage {
-            source: source.source.to_string(),
-            format: source.format.to_string(),
-            fingerprint: data.fingerprint.clone(),
-            train_samples: data.train.len() as u64,
-            validation_samples: data.validation.len() as u64,
-            test_samples: data.test.len() as u64,
-        },
-        seed: spec.fit.seed,
-        training: result.info.clone(),
-        job: None,
+        model: ModelSection::Sequential(SequentialSection {
+            spec: spec.to_json(),
+            preprocessing: data.preprocessing.clone(),
+            class_names: data.class_names.clone(),
+            feature_names: source.feature_names.to_vec(),
+            metrics: result.test.clone(),
+            history: result.history.clone(),
+            data: DataLineage {
+                source: source.source.to_string(),
+                format: source.format.to_string(),
+                fingerprint: data.fingerprint.clone(),
+                train_samples: data.train.len() as u64,
+                validation_samples: data.validation.len() as u64,
+                test_samples: data.test.len() as u64,
+            },
+            seed: spec.fit.seed,
+            training: result.info.clone(),
+            job: None,
+        }),
         files: Default::default(),
     };
     Ok((weights, manifest))

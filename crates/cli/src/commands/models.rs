@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
+use lathe_formats::{EmbeddingSpec, ModelSection, SequentialSection};
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
 
@@ -137,7 +138,7 @@ fn list(cli: &Cli, repo: &Repository) -> Result<()> {
                     "name": name,
                     "versions": versions,
                     "latest": latest.version,
-                    "accuracy": latest.manifest.metrics.accuracy,
+                    "accuracy": latest.manifest.metrics().map_or(0.0, |m| m.accuracy),
                     "created_at": latest.manifest.created_at,
                 })
             })
@@ -156,7 +157,7 @@ fn list(cli: &Cli, repo: &Repository) -> Result<()> {
             name,
             versions.len(),
             latest.version,
-            latest.manifest.metrics.accuracy,
+            latest.manifest.metrics().map_or(0.0, |m| m.accuracy),
             latest.manifest.created_at
         );
     }
@@ -174,7 +175,7 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
         return Ok(());
     }
     println!("{}:{}  ({})", info.name, info.version, info.path.display());
-    println!("kind        {}", m.kind);
+    println!("kind        {}", m.kind());
     println!("created     {}  by lathe {}", m.created_at, m.lathe_version);
     for t in &m.signature.inputs {
         println!("input       {} {} {:?}", t.name, t.datatype, t.shape);
@@ -182,6 +183,22 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
     for t in &m.signature.outputs {
         println!("output      {} {} {:?}", t.name, t.datatype, t.shape);
     }
+    match &m.model {
+        ModelSection::Sequential(s) => show_sequential(s),
+        ModelSection::SentenceEmbedding(e) => show_embedding(&e.spec),
+    }
+    for (file, e) in &m.files {
+        println!("file        {file}  {} bytes  sha256 {}", e.bytes, e.sha256);
+    }
+    if let Some(metrics) = m.metrics() {
+        println!();
+        print_evaluation(metrics);
+    }
+    Ok(())
+}
+
+/// The training record of a sequential model.
+fn show_sequential(m: &SequentialSection) {
     println!("classes     {}", m.class_names.join(", "));
     println!("data        {} ({}) sha256 {}", m.data.source, m.data.format, m.data.fingerprint);
     println!(
@@ -198,10 +215,16 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
     for r in &m.history {
         println!("  epoch {:>3}  loss {:.4}  acc {:.4}", r.epoch, r.loss, r.accuracy);
     }
-    for (file, e) in &m.files {
-        println!("file        {file}  {} bytes  sha256 {}", e.bytes, e.sha256);
-    }
-    println!();
-    print_evaluation(&m.metrics);
-    Ok(())
+}
+
+/// What a sentence-embedding model computes.
+fn show_embedding(e: &EmbeddingSpec) {
+    println!("encoder     {} from {}", e.architecture, e.source);
+    println!(
+        "embedding   {} dims, {} pooling{}",
+        e.dim,
+        e.pooling.name(),
+        if e.normalize { ", L2-normalised" } else { "" }
+    );
+    println!("max tokens  {}", e.max_tokens);
 }

@@ -35,9 +35,9 @@ pub struct PredictArgs {
 pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
     let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
-    let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.manifest.feature_names)?;
+    let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.section().feature_names)?;
     let out = model.predict(&raw, n);
-    let classes = &model.manifest.class_names;
+    let classes = model.class_names();
     let mut predictions = Vec::with_capacity(n);
     for row in out.chunks_exact(model.output_len()) {
         let probs = class_probabilities(row);
