@@ -78,30 +78,43 @@ pub fn mask(n: usize) -> __mmask16 {
     }
 }
 
+/// The 16-lane group of `row` that starts at `i`, lanes past the end zero.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load(row: &[f32], i: usize) -> __m512 {
+    assert!(i < row.len());
+    // SAFETY: i is inside the row and the mask limits the load to the row.len() - i values left.
+    unsafe { _mm512_maskz_loadu_ps(mask(row.len() - i), row.as_ptr().add(i)) }
+}
+
+/// Stores the lanes of `v` that fall inside `row`, from `i` on.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store(row: &mut [f32], i: usize, v: __m512) {
+    assert!(i < row.len());
+    // SAFETY: i is inside the row and the mask limits the store to the row.len() - i values left.
+    unsafe { _mm512_mask_storeu_ps(row.as_mut_ptr().add(i), mask(row.len() - i), v) }
+}
+
 /// Softmax of `row * scale`, in place.
 #[target_feature(enable = "avx512f")]
 pub fn softmax(row: &mut [f32], scale: f32) {
     let n = row.len();
-    let p = row.as_mut_ptr();
     let mut max = splat(f32::NEG_INFINITY);
-    // SAFETY (all blocks below): i < n, so p + i is inside the row, and the masks limit the
-    // loads and stores to the n - i values left.
     for i in (0..n).step_by(16) {
-        max = _mm512_mask_max_ps(max, mask(n - i), max, unsafe { _mm512_maskz_loadu_ps(mask(n - i), p.add(i)) });
+        max = _mm512_mask_max_ps(max, mask(n - i), max, load(row, i));
     }
     let max = splat(_mm512_reduce_max_ps(max));
     let scale = splat(scale);
     let mut sum = _mm512_setzero_ps();
     for i in (0..n).step_by(16) {
-        let m = mask(n - i);
-        let v = exp(_mm512_mul_ps(_mm512_sub_ps(unsafe { _mm512_maskz_loadu_ps(m, p.add(i)) }, max), scale));
-        sum = _mm512_mask_add_ps(sum, m, sum, v);
-        unsafe { _mm512_mask_storeu_ps(p.add(i), m, v) };
+        let v = exp(_mm512_mul_ps(_mm512_sub_ps(load(row, i), max), scale));
+        sum = _mm512_mask_add_ps(sum, mask(n - i), sum, v);
+        store(row, i, v);
     }
     let inv = splat(1.0 / _mm512_reduce_add_ps(sum));
     for i in (0..n).step_by(16) {
-        let m = mask(n - i);
-        unsafe { _mm512_mask_storeu_ps(p.add(i), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(i)), inv)) };
+        store(row, i, _mm512_mul_ps(load(row, i), inv));
     }
 }
 
