@@ -14,7 +14,10 @@ pub enum Op {
 /// `c = alpha · op(a) · op(b) + beta · c` for row-major matrices, where `op(a)` is `m × k`,
 /// `op(b)` is `k × n` and `c` is `m × n`. `a` is stored as `m × k` (`Op::N`) or `k × m`
 /// (`Op::T`); likewise `b`.
+// Inlined into the engines' layers, as when this lived beside them: a batch-1 dense layer is a
+// few microseconds, and the cross-crate call cost 15 % of it.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn sgemm(
     m: usize,
     k: usize,
@@ -74,6 +77,7 @@ const SMALL_M: usize = 4;
 /// `c = alpha · a · b + beta · c` one row at a time: each output row accumulates rows of `b`
 /// scaled by the row of `a` (contiguous, vectorisable axpy updates).
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn small_m(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     for i in 0..m {
         let row = &mut c[i * n..(i + 1) * n];
