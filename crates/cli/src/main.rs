@@ -126,9 +126,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let interrupted = e
-                .downcast_ref::<lathe_train::TrainError>()
-                .is_some_and(|t| matches!(t, lathe_train::TrainError::Interrupted));
+            let interrupted = e.downcast_ref::<lathe_jobs::VersionError>().is_some_and(|v| v.is_interrupted())
+                || matches!(e.downcast_ref::<lathe_train::TrainError>(), Some(lathe_train::TrainError::Interrupted));
             let msg = format!("{e:#}").replace('\n', " ");
             if cli.json {
                 println!("{}", serde_json::json!({ "error": msg }));

@@ -40,3 +40,13 @@ impl From<candle_core::Error> for EmbedError {
         EmbedError::Model(e.to_string())
     }
 }
+
+impl lathe_types::HasErrorKind for EmbedError {
+    fn error_kind(&self) -> lathe_types::ErrorKind {
+        match self {
+            EmbedError::TooLong { .. } => lathe_types::ErrorKind::OverLimit,
+            EmbedError::Tokenizer(_) | EmbedError::BadTokens { .. } => lathe_types::ErrorKind::InvalidArgument,
+            EmbedError::File { .. } | EmbedError::Model(_) => lathe_types::ErrorKind::Internal,
+        }
+    }
+}

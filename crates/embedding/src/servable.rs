@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
-use lathe_types::{ApiError, DType, ErrorKind, Signature, Tensor, TensorData, TensorSignature};
+use lathe_types::{ApiError, DType, ErrorKind, HasErrorKind, Signature, Tensor, TensorData, TensorSignature};
 
 use crate::{Backend, EmbedError, Embedder, TokenizedBatch};
 
@@ -47,11 +47,7 @@ impl EmbeddingModel {
 }
 
 fn api_error(e: EmbedError) -> ApiError {
-    match e {
-        EmbedError::TooLong { .. } => ApiError::new(ErrorKind::OverLimit, e.to_string()),
-        EmbedError::Tokenizer(_) | EmbedError::BadTokens { .. } => ApiError::invalid(e.to_string()),
-        other => ApiError::new(ErrorKind::Internal, other.to_string()),
-    }
+    e.to_api_error()
 }
 
 impl Servable for EmbeddingModel {

@@ -10,7 +10,9 @@
 mod evaluations;
 mod request;
 mod runner;
+mod train_version;
 
 pub use evaluations::{dataset_digest, evaluate};
 pub use request::{AutoPromote, JobRequest};
 pub use runner::{JobEvent, JobRunner, JobsConfig};
+pub use train_version::{train_version, JobOrigin, TrainObserver, TrainRun, TrainedVersion, VersionError};

@@ -6,18 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use lathe_formats::{JobLineage, WEIGHTS_FILE};
 use lathe_registry::Repository;
-use lathe_store::{JobRecord, MetadataStore};
-use lathe_train::data::{Dataset, LoadOptions};
-use lathe_train::{
-    fit, prepare, rfc3339_now, version_files, CheckpointStore, DataSource, Event, FitOptions, TrainError,
-};
+use lathe_store::{JobRecord, JobState, MetadataStore};
+use lathe_train::{rfc3339_now, CheckpointStore, Event};
 use lathe_types::{ApiError, ErrorKind};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use crate::train_version::{train_version, JobOrigin, TrainObserver, TrainRun, VersionError};
 use crate::JobRequest;
 
 /// Settings of the job runner.
@@ -62,8 +59,6 @@ pub struct JobRunner {
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-const FINISHED: [&str; 3] = ["succeeded", "failed", "cancelled"];
-
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::Internal, e.to_string())
 }
@@ -76,7 +71,7 @@ impl JobRunner {
         repo: Repository,
         config: JobsConfig,
     ) -> Result<Arc<JobRunner>, ApiError> {
-        let mut pending = store.jobs(&["queued", "running"]).map_err(internal)?;
+        let mut pending = store.jobs(&[JobState::Queued, JobState::Running]).map_err(internal)?;
         pending.reverse(); // oldest first
         let runner = Arc::new(JobRunner {
             store,
@@ -92,15 +87,15 @@ impl JobRunner {
             // A crash between publishing and recording leaves a version that names this job:
             // the files are the truth, so the job succeeded.
             if let Some(version) = runner.published_by(&job) {
-                job.state = "succeeded".into();
+                job.state = JobState::Succeeded;
                 job.version = Some(version);
                 job.finished_at = Some(rfc3339_now());
                 runner.store.put_job(&job).map_err(internal)?;
                 tracing::info!(job = %job.id, version, "recorded a version published before a restart");
                 continue;
             }
-            if job.state == "running" {
-                job.state = "queued".into();
+            if job.state == JobState::Running {
+                job.state = JobState::Queued;
                 runner.store.put_job(&job).map_err(internal)?;
                 tracing::info!(job = %job.id, "re-queued after a restart; it resumes from its last checkpoint");
             }
@@ -159,7 +154,7 @@ impl JobRunner {
         let job = JobRecord {
             id: format!("job-{:x}{:x}", nanos, n),
             request: serde_json::to_value(&req).expect("request serialises"),
-            state: "queued".into(),
+            state: JobState::Queued,
             version: None,
             error: None,
             progress: None,
@@ -171,7 +166,7 @@ impl JobRunner {
         inner.queue.push_back(job.id.clone());
         drop(inner);
         self.wake.notify_one();
-        self.emit(&job.id, "state", json!({ "state": "queued" }));
+        self.emit(&job.id, "state", json!({ "state": JobState::Queued }));
         Ok(job)
     }
 
@@ -188,17 +183,17 @@ impl JobRunner {
     /// Cancels a queued or running job (a running fit stops at its next batch boundary).
     pub fn cancel(&self, id: &str) -> Result<JobRecord, ApiError> {
         let mut job = self.get(id)?;
-        if FINISHED.contains(&job.state.as_str()) {
+        if job.state.is_finished() {
             return Err(ApiError::new(ErrorKind::Conflict, format!("job {id:?} already {}", job.state)));
         }
         let mut inner = self.inner.lock().expect("jobs lock");
         if let Some(pos) = inner.queue.iter().position(|j| j == id) {
             inner.queue.remove(pos);
             drop(inner);
-            job.state = "cancelled".into();
+            job.state = JobState::Cancelled;
             job.finished_at = Some(rfc3339_now());
             self.store.put_job(&job).map_err(internal)?;
-            self.emit(id, "state", json!({ "state": "cancelled" }));
+            self.emit(id, "state", json!({ "state": JobState::Cancelled }));
         } else if let Some(flag) = inner.cancel.get(id) {
             flag.store(true, Ordering::SeqCst);
         }
@@ -208,7 +203,7 @@ impl JobRunner {
     /// Whether a queued or running job trains on `dataset`.
     pub fn dataset_in_use(&self, dataset: &str) -> bool {
         self.store
-            .jobs(&["queued", "running"])
+            .jobs(&[JobState::Queued, JobState::Running])
             .map(|jobs| jobs.iter().any(|j| j.request.get("dataset").and_then(Value::as_str) == Some(dataset)))
             .unwrap_or(true)
     }
@@ -252,17 +247,17 @@ impl JobRunner {
 
     fn run(&self, id: &str, stop: &AtomicBool) {
         let Ok(Some(mut job)) = self.store.job(id) else { return };
-        job.state = "running".into();
+        job.state = JobState::Running;
         job.started_at = Some(rfc3339_now());
         let _ = self.store.put_job(&job);
-        self.emit(id, "state", json!({ "state": "running" }));
+        self.emit(id, "state", json!({ "state": JobState::Running }));
         let started = Instant::now();
         let outcome = self.train(id, &job, stop, started);
         let shutting_down = self.inner.lock().expect("jobs lock").shutting_down;
         job.progress = self.store.job(id).ok().flatten().and_then(|j| j.progress).or(job.progress);
         match outcome {
             Ok((version, promoted)) => {
-                job.state = "succeeded".into();
+                job.state = JobState::Succeeded;
                 job.version = Some(version);
                 let mut p = job.progress.take().unwrap_or_else(|| json!({}));
                 if let Some(obj) = p.as_object_mut() {
@@ -270,14 +265,14 @@ impl JobRunner {
                 }
                 job.progress = Some(p);
             }
-            Err(TrainError::Interrupted) if shutting_down => {
-                job.state = "queued".into();
+            Err(e) if e.is_interrupted() && shutting_down => {
+                job.state = JobState::Queued;
                 let _ = self.store.put_job(&job);
                 return;
             }
-            Err(TrainError::Interrupted) => job.state = "cancelled".into(),
+            Err(e) if e.is_interrupted() => job.state = JobState::Cancelled,
             Err(e) => {
-                job.state = "failed".into();
+                job.state = JobState::Failed;
                 job.error = Some(e.to_string());
             }
         }
@@ -294,87 +289,45 @@ impl JobRunner {
     }
 
     /// Runs the fit and publishes; returns the version and whether a label moved.
-    fn train(&self, id: &str, job: &JobRecord, stop: &AtomicBool, started: Instant) -> Result<(u64, bool), TrainError> {
+    fn train(&self, id: &str, job: &JobRecord, stop: &AtomicBool, started: Instant) -> Result<(u64, bool), JobFailure> {
         let req: JobRequest = serde_json::from_value(job.request.clone())
-            .map_err(|e| TrainError::Data(format!("stored request: {e}")))?;
-        let spec = req.validate().map_err(|e| TrainError::Data(e.message))?;
+            .map_err(|e| JobFailure::Request(format!("stored request: {e}")))?;
+        let spec = req.validate().map_err(|e| JobFailure::Request(e.message))?;
         let dataset = self
             .store
             .dataset(&req.dataset)
             .ok()
             .flatten()
-            .ok_or_else(|| TrainError::Data(format!("dataset {:?} is gone", req.dataset)))?;
-        let dir = self.config.datasets_root.join(&req.dataset);
-        let path = lathe_train::data::dataset_path(&dir);
-        let data = Dataset::load(&path, &LoadOptions { label_column: req.label_column.clone() })?;
-        let (format, feature_names) = (data.format, data.feature_names.clone());
-        let prepared = prepare(&spec, data, 0.2, spec.fit.seed)?;
-        let checkpoints = CheckpointStore::new(self.repo.root().join(".checkpoints").join(id));
-        let mut last_progress = Instant::now();
-        let mut on_event = |e: &Event| {
-            let (kind, data) = match e {
-                Event::EpochEnd(r) => ("epoch", serde_json::to_value(r).expect("record serialises")),
-                Event::Progress { .. } if last_progress.elapsed().as_millis() < 200 => return,
-                other => ("progress", serde_json::to_value(other).expect("event serialises")),
-            };
-            last_progress = Instant::now();
-            if kind == "epoch" {
-                if let Ok(Some(mut j)) = self.store.job(id) {
-                    j.progress = Some(data.clone());
-                    let _ = self.store.put_job(&j);
-                }
-            }
-            self.emit(id, kind, data);
-        };
-        let threads = if self.config.threads_per_job == 0 {
-            lathe_train::auto_threads(&spec)
-        } else {
-            self.config.threads_per_job
-        };
-        let result = fit(
-            &spec,
-            &prepared,
-            FitOptions {
-                seed: spec.fit.seed,
-                threads,
-                stop: Some(stop),
-                checkpoints: Some(&checkpoints),
-                resume: true,
-                on_event: &mut on_event,
-            },
-        )?;
-        let source = DataSource { source: &req.dataset, format, feature_names: &feature_names };
-        let (weights, mut manifest) = version_files(&req.name, &spec, &prepared, &source, &result)
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        let parent = self.repo.versions(&req.name).ok().and_then(|v| v.last().copied());
+            .ok_or_else(|| JobFailure::Request(format!("dataset {:?} is gone", req.dataset)))?;
+        let path = lathe_train::data::dataset_path(&self.config.datasets_root.join(&req.dataset));
         let digests: String = dataset.files.iter().map(|f| format!("{}:{}\n", f.name, f.sha256)).collect();
-        let Some(section) = manifest.sequential_mut() else {
-            return Err(TrainError::Data("training produced a manifest of another kind".into()));
+        let run = TrainRun {
+            repo: &self.repo,
+            name: &req.name,
+            spec,
+            data: &path,
+            source: &req.dataset,
+            label_column: req.label_column.clone(),
+            test_fraction: 0.2,
+            threads: self.config.threads_per_job,
+            checkpoints: CheckpointStore::new(self.repo.root().join(".checkpoints").join(id)),
+            resume: true,
+            stop: Some(stop),
+            job: Some(JobOrigin {
+                id: id.to_string(),
+                dataset: req.dataset.clone(),
+                dataset_sha256: lathe_formats::atomic::sha256_hex(digests.as_bytes()),
+                started,
+            }),
         };
-        section.job = Some(JobLineage {
-            job: id.to_string(),
-            dataset: req.dataset.clone(),
-            dataset_sha256: lathe_formats::atomic::sha256_hex(digests.as_bytes()),
-            parent_version: parent,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        });
-        let published = self
-            .repo
-            .publish(&req.name, &[(WEIGHTS_FILE, &weights)], manifest)
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        let _ = checkpoints.remove();
+        let trained = train_version(run, &mut JobObserver { runner: self, id, last_progress: Instant::now() })?;
+        let version = trained.published.version;
         let promoted = match &req.auto_promote {
-            Some(rule) => {
-                self.promote(&req.name, published.version, rule).map_err(|e| TrainError::Data(e.to_string()))?
-            }
+            Some(rule) => self.promote(&req.name, version, rule).map_err(JobFailure::Promote)?,
             None => false,
         };
-        self.emit(
-            id,
-            "log",
-            json!({ "message": format!("published {}:{}", req.name, published.version), "promoted": promoted }),
-        );
-        Ok((published.version, promoted))
+        self.emit(id, "log", json!({ "message": format!("published {}:{version}", req.name), "promoted": promoted }));
+        Ok((version, promoted))
     }
 
     /// Moves the rule's label to `version` when its metric is at least the labelled version's.
@@ -410,5 +363,51 @@ impl JobRunner {
             );
         }
         Ok(better)
+    }
+}
+
+/// Why a job published nothing.
+#[derive(Debug, thiserror::Error)]
+enum JobFailure {
+    /// The stored request or its dataset is unusable.
+    #[error("{0}")]
+    Request(String),
+    /// Training or publishing failed, or the job was stopped.
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    /// The version was published but its label could not be moved.
+    #[error("auto-promotion: {0}")]
+    Promote(lathe_registry::RegistryError),
+}
+
+impl JobFailure {
+    /// Whether the run stopped at a batch boundary (cancelled, or the server shutting down).
+    fn is_interrupted(&self) -> bool {
+        matches!(self, JobFailure::Version(v) if v.is_interrupted())
+    }
+}
+
+/// Forwards a job's fit events to its subscribers and its stored progress.
+struct JobObserver<'a> {
+    runner: &'a JobRunner,
+    id: &'a str,
+    last_progress: Instant,
+}
+
+impl TrainObserver for JobObserver<'_> {
+    fn event(&mut self, e: &Event) {
+        let (kind, data) = match e {
+            Event::EpochEnd(r) => ("epoch", serde_json::to_value(r).expect("record serialises")),
+            Event::Progress { .. } if self.last_progress.elapsed().as_millis() < 200 => return,
+            other => ("progress", serde_json::to_value(other).expect("event serialises")),
+        };
+        self.last_progress = Instant::now();
+        if kind == "epoch" {
+            if let Ok(Some(mut j)) = self.runner.store.job(self.id) {
+                j.progress = Some(data.clone());
+                let _ = self.runner.store.put_job(&j);
+            }
+        }
+        self.runner.emit(self.id, kind, data);
     }
 }

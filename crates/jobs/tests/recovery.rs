@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lathe_jobs::{JobRunner, JobsConfig};
 use lathe_registry::Repository;
-use lathe_store::{JobRecord, MetadataStore, SqliteStore};
+use lathe_store::{JobRecord, JobState, MetadataStore, SqliteStore};
 
 #[test]
 fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
@@ -27,7 +27,7 @@ fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
         .put_job(&JobRecord {
             id: "job-1".into(),
             request: serde_json::json!({"name": "m", "dataset": "d", "spec": {}}),
-            state: "running".into(),
+            state: JobState::Running,
             version: None,
             error: None,
             progress: None,

@@ -48,3 +48,25 @@ impl RegistryError {
         move |source| RegistryError::Io { path: path.display().to_string(), source }
     }
 }
+
+impl lathe_types::HasErrorKind for RegistryError {
+    fn error_kind(&self) -> lathe_types::ErrorKind {
+        use lathe_types::ErrorKind;
+        match self {
+            RegistryError::ModelNotFound { .. } | RegistryError::VersionNotFound { .. } => ErrorKind::NotFound,
+            RegistryError::InUse(_) => ErrorKind::Conflict,
+            RegistryError::InvalidName(_) | RegistryError::Manifest { .. } => ErrorKind::InvalidArgument,
+            RegistryError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    fn to_api_error(&self) -> lathe_types::ApiError {
+        match self {
+            // Callers of the API name the file; "invalid manifest" would mislead for traffic
+            // and label files.
+            RegistryError::Manifest { path, message } => lathe_types::ApiError::invalid(format!("{path}: {message}")),
+            RegistryError::InUse(message) => lathe_types::ApiError::new(self.error_kind(), message.clone()),
+            other => lathe_types::ApiError::new(other.error_kind(), other.to_string()),
+        }
+    }
+}

@@ -24,3 +24,14 @@ pub enum EngineError {
         source: std::io::Error,
     },
 }
+
+impl lathe_types::HasErrorKind for EngineError {
+    fn error_kind(&self) -> lathe_types::ErrorKind {
+        match self {
+            EngineError::Spec(_) | EngineError::Shape(_) => lathe_types::ErrorKind::InvalidArgument,
+            EngineError::Weights(_) | EngineError::Manifest(_) | EngineError::Io { .. } => {
+                lathe_types::ErrorKind::Internal
+            }
+        }
+    }
+}

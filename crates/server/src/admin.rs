@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http_body_util::BodyExt;
 use lathe_jobs::{JobRequest, JobRunner};
-use lathe_store::{DatasetFile, DatasetRecord, MetadataStore};
+use lathe_store::{DatasetFile, DatasetRecord, JobState, MetadataStore};
 use lathe_types::{ApiError, ErrorKind, ModelRef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -122,7 +122,7 @@ pub async fn upload(
     out.sync_all().map_err(internal)?;
     drop(out);
     std::fs::rename(&part, dir.join(&file)).map_err(internal)?;
-    let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = hex::encode(hasher.finalize());
     let now = lathe_train::rfc3339_now();
     let mut record = a.store.dataset(&name).map_err(internal)?.unwrap_or(DatasetRecord {
         name: name.clone(),
@@ -255,7 +255,7 @@ pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> H
     let a = admin(&st)?;
     let rx = a.jobs.subscribe(&id);
     let snapshot = a.jobs.get(&id)?;
-    let finished = ["succeeded", "failed", "cancelled"].contains(&snapshot.state.as_str());
+    let finished = snapshot.state.is_finished();
     let first = SseEvent::default().event("job").json_data(&snapshot).map_err(internal)?;
     let state = (Some(first), if finished { None } else { Some(rx) });
     let stream = futures_util::stream::unfold(state, |(first, rx)| async move {
@@ -271,7 +271,8 @@ pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> H
                             .data
                             .get("state")
                             .and_then(Value::as_str)
-                            .is_some_and(|s| ["succeeded", "failed", "cancelled"].contains(&s));
+                            .and_then(JobState::parse)
+                            .is_some_and(JobState::is_finished);
                     let sse = SseEvent::default().event(ev.kind).json_data(&ev.data).unwrap_or_default();
                     return Some((Ok(sse), (None, if done { None } else { Some(rx) })));
                 }

@@ -11,12 +11,13 @@ use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lathe_types::{ApiError, ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::HttpError;
 use crate::state::AppState;
@@ -93,27 +94,18 @@ pub struct KeyRing {
 
 /// Hex sha256 of a key.
 pub fn hash_key(key: &str) -> String {
-    hex_encode(&Sha256::digest(key.as_bytes()))
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_digest(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
+fn decode_digest(digest: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(digest, &mut out).ok()?;
     Some(out)
 }
 
 /// Equality that takes the same time wherever the inputs differ.
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Parses `LATHE_API_KEYS`: comma-separated `name:scope[+scope]:key` entries.
@@ -238,10 +230,7 @@ fn grants(held: &[Scope], needed: Scope) -> bool {
 }
 
 fn unauthorized(message: &str) -> Response {
-    let mut r = HttpError(ApiError::new(ErrorKind::InvalidArgument, message)).into_response();
-    *r.status_mut() = StatusCode::UNAUTHORIZED;
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
+    HttpError(ApiError::new(ErrorKind::Unauthenticated, message)).into_response()
 }
 
 /// Middleware: checks the bearer key against the route's scope.
@@ -265,20 +254,16 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
     };
     match st.keys.check(token) {
         None => unauthorized("invalid, revoked or expired API key"),
-        Some((name, scopes)) if !grants(&scopes, needed) => {
-            let mut r = HttpError(ApiError::new(
-                ErrorKind::InvalidArgument,
-                format!(
-                    "the key {name:?} lacks the {} scope needed for {} {}",
-                    needed.name(),
-                    req.method(),
-                    req.uri().path()
-                ),
-            ))
-            .into_response();
-            *r.status_mut() = StatusCode::FORBIDDEN;
-            r
-        }
+        Some((name, scopes)) if !grants(&scopes, needed) => HttpError(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "the key {name:?} lacks the {} scope needed for {} {}",
+                needed.name(),
+                req.method(),
+                req.uri().path()
+            ),
+        ))
+        .into_response(),
         Some((name, _)) => {
             req.extensions_mut().insert(Actor(name));
             next.run(req).await

@@ -9,14 +9,25 @@ use lathe_types::{ApiError, ErrorKind};
 /// Reads a whole body; over `limit` bytes is a 413 that names the limit.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
-        if too_large {
+        if is_length_limit(&e) {
             ApiError::new(ErrorKind::PayloadTooLarge, format!("request body is larger than the limit of {limit} bytes"))
         } else {
             ApiError::invalid(format!("cannot read the request body: {e}"))
         }
     })
+}
+
+/// Whether reading stopped at the body size limit (`http_body_util::LengthLimitError`
+/// somewhere in the error's source chain).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A JSON response with status 200.

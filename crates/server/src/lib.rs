@@ -34,7 +34,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use lathe_types::ApiError;
+use lathe_types::{ApiError, ErrorKind};
 use serde_json::json;
 
 pub use metrics::ServerMetrics;
@@ -111,10 +111,8 @@ async fn not_found(req: Request) -> Response {
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    let mut r = HttpError(ApiError::invalid(format!("method {} is not allowed on {}", req.method(), req.uri().path())))
-        .into_response();
-    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    r
+    let message = format!("method {} is not allowed on {}", req.method(), req.uri().path());
+    HttpError(ApiError::new(ErrorKind::MethodNotAllowed, message)).into_response()
 }
 
 /// One structured log line per request (target `lathe::access`, level info).

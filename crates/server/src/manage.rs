@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use lathe_registry::{RegistryError, Route, Traffic};
-use lathe_types::{ApiError, ErrorKind, ModelRef};
+use lathe_types::{ApiError, HasErrorKind, ModelRef};
 use serde_json::{json, Value};
 
 use crate::auth::Actor;
@@ -15,15 +15,7 @@ use crate::error::{HttpError, HttpResult};
 use crate::state::AppState;
 
 fn registry_error(e: RegistryError) -> ApiError {
-    match e {
-        RegistryError::ModelNotFound { .. } | RegistryError::VersionNotFound { .. } => {
-            ApiError::not_found(e.to_string())
-        }
-        RegistryError::InUse(m) => ApiError::new(ErrorKind::Conflict, m),
-        RegistryError::InvalidName(_) => ApiError::invalid(e.to_string()),
-        RegistryError::Manifest { path, message } => ApiError::invalid(format!("{path}: {message}")),
-        RegistryError::Io { .. } => ApiError::new(ErrorKind::Internal, e.to_string()),
-    }
+    e.to_api_error()
 }
 
 fn audit(st: &AppState, actor: &Actor, action: &str, target: &str, detail: Value) {

@@ -12,7 +12,7 @@ use lathe_types::{ApiError, DType, ErrorKind, Tensor, TensorData};
 use serde_json::{json, Value};
 
 use crate::body::{json_ok, read_body};
-use crate::error::status_of;
+use crate::error::{openai_type_of, status_of};
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 
@@ -22,12 +22,7 @@ pub const MAX_CLIENT_BATCH_SIZE: usize = 64;
 /// An error in OpenAI's envelope: `{"error": {"message", "type", "param", "code"}}`.
 pub fn openai_error(e: &ApiError, param: Option<&str>) -> Response {
     let status = status_of(e.kind);
-    let kind = match e.kind {
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::ResourceExhausted => "rate_limit_error",
-        ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => "server_error",
-        _ => "invalid_request_error",
-    };
+    let kind = openai_type_of(e.kind);
     let body = json!({ "error": { "message": e.message, "type": kind, "param": param, "code": status.as_u16() } });
     let mut r = (status, serde_json::to_vec(&body).expect("json")).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

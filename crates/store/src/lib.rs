@@ -11,7 +11,7 @@
 mod records;
 mod sqlite;
 
-pub use records::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord};
+pub use records::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord, JobState};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -41,7 +41,7 @@ pub trait MetadataStore: Send + Sync {
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 
     /// Jobs, newest first, optionally only those in `states`.
-    fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError>;
+    fn jobs(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError>;
 
     /// Stores an evaluation.
     fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError>;
@@ -54,4 +54,11 @@ pub trait MetadataStore: Send + Sync {
 
     /// The latest `limit` audit entries, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+impl lathe_types::HasErrorKind for StoreError {
+    /// A store failure is ours, never the caller's.
+    fn error_kind(&self) -> lathe_types::ErrorKind {
+        lathe_types::ErrorKind::Internal
+    }
 }

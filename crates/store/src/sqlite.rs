@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, MetadataStore, StoreError};
+use crate::{AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, JobState, MetadataStore, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -107,7 +107,16 @@ impl SqliteStore {
         Ok(JobRecord {
             id: r.get(0)?,
             request: parse_json(r.get(1)?).unwrap_or_default(),
-            state: r.get(2)?,
+            state: {
+                let name: String = r.get(2)?;
+                JobState::parse(&name).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        format!("job state {name:?}").into(),
+                    )
+                })?
+            },
             version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
             error: r.get(4)?,
             progress: parse_json(r.get(5)?),
@@ -175,7 +184,7 @@ impl MetadataStore for SqliteStore {
             params![
                 j.id,
                 j.request.to_string(),
-                j.state,
+                j.state.as_str(),
                 j.version.map(|v| v as i64),
                 j.error,
                 json_col(&j.progress),
@@ -200,14 +209,14 @@ impl MetadataStore for SqliteStore {
     }
 
     /// Jobs, newest first, optionally only those in `states`.
-    fn jobs(&self, states: &[&str]) -> Result<Vec<JobRecord>, StoreError> {
+    fn jobs(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs ORDER BY created_at DESC, id DESC",
         )?;
         let rows = stmt.query_map([], Self::job_from_row)?;
         let all: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
-        Ok(all.into_iter().filter(|j| states.is_empty() || states.contains(&j.state.as_str())).collect())
+        Ok(all.into_iter().filter(|j| states.is_empty() || states.contains(&j.state)).collect())
     }
 
     /// Stores an evaluation.
@@ -290,7 +299,7 @@ mod tests {
             let mut job = JobRecord {
                 id: "j1".into(),
                 request: serde_json::json!({"name": "m"}),
-                state: "queued".into(),
+                state: JobState::Queued,
                 version: None,
                 error: None,
                 progress: None,
@@ -299,7 +308,7 @@ mod tests {
                 finished_at: None,
             };
             s.put_job(&job).unwrap();
-            job.state = "succeeded".into();
+            job.state = JobState::Succeeded;
             job.version = Some(4);
             s.put_job(&job).unwrap();
             s.audit("t2", "ops", "job.submit", "j1", "{}").unwrap();
@@ -308,7 +317,7 @@ mod tests {
         assert_eq!(s.dataset("mnist").unwrap().unwrap().files[0].bytes, 3);
         let j = s.job("j1").unwrap().unwrap();
         assert_eq!((j.state.as_str(), j.version), ("succeeded", Some(4)));
-        assert_eq!(s.jobs(&["queued"]).unwrap().len(), 0);
+        assert_eq!(s.jobs(&[JobState::Queued]).unwrap().len(), 0);
         assert_eq!(s.audit_log(10).unwrap()[0].action, "job.submit");
         assert!(s.delete_dataset("mnist").unwrap());
         assert!(s.dataset("mnist").unwrap().is_none());

@@ -19,6 +19,21 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A training thread died (a bug, not the data's fault).
+    #[error("{0}")]
+    Thread(String),
+}
+
+impl lathe_types::HasErrorKind for TrainError {
+    fn error_kind(&self) -> lathe_types::ErrorKind {
+        use lathe_types::ErrorKind;
+        match self {
+            TrainError::Data(_) | TrainError::Spec(_) => ErrorKind::InvalidArgument,
+            TrainError::Engine(e) => e.error_kind(),
+            TrainError::Interrupted => ErrorKind::Conflict,
+            TrainError::Checkpoint(_) | TrainError::Thread(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Shorthand for data errors.

@@ -291,7 +291,7 @@ struct Helper {
 }
 
 fn helper_failed() -> TrainError {
-    TrainError::Data("a training thread stopped unexpectedly".into())
+    TrainError::Thread("a training thread stopped unexpectedly".into())
 }
 
 impl Best {

@@ -4,6 +4,14 @@
 pub enum ErrorKind {
     /// The caller sent something invalid.
     InvalidArgument,
+    /// No credentials, or credentials that are not valid (HTTP 401).
+    Unauthenticated,
+    /// Valid credentials without the permission the operation needs (HTTP 403).
+    PermissionDenied,
+    /// The route exists but not for this method (HTTP 405).
+    MethodNotAllowed,
+    /// The body's media type is not one the route reads (HTTP 415).
+    UnsupportedMediaType,
     /// Well-formed, but over a model limit (too many inputs, too many tokens).
     OverLimit,
     /// Unknown model, version or label.
@@ -22,6 +30,60 @@ pub enum ErrorKind {
     Conflict,
     /// Our fault.
     Internal,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::OverLimit,
+        ErrorKind::NotFound,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::ResourceExhausted,
+        ErrorKind::Unavailable,
+        ErrorKind::DeadlineExceeded,
+        ErrorKind::Unimplemented,
+        ErrorKind::Conflict,
+        ErrorKind::Internal,
+    ];
+
+    /// A stable snake_case name of the kind (`invalid_argument`, `not_found`, …), for logs and
+    /// machine-readable error codes.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::OverLimit => "over_limit",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::ResourceExhausted => "resource_exhausted",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::Unimplemented => "unimplemented",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A domain error that knows what kind of failure it is. Libraries implement it for their
+/// `thiserror` enums; the server turns any of them into a response through the one status
+/// table, so no caller matches on variants or message text to pick a status.
+pub trait HasErrorKind: std::error::Error {
+    /// What kind of failure this is.
+    fn error_kind(&self) -> ErrorKind;
+
+    /// The error as a caller sees it: its kind and its message.
+    fn to_api_error(&self) -> ApiError {
+        ApiError::new(self.error_kind(), self.to_string())
+    }
 }
 
 /// An error with its kind and a message for the caller.
@@ -48,5 +110,33 @@ impl ApiError {
     /// A not-found error.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::NotFound, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_codes_are_distinct_snake_case_names() {
+        let codes: std::collections::HashSet<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        assert!(codes.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("model {0:?} not found")]
+    struct Missing(&'static str);
+
+    impl HasErrorKind for Missing {
+        fn error_kind(&self) -> ErrorKind {
+            ErrorKind::NotFound
+        }
+    }
+
+    #[test]
+    fn a_domain_error_becomes_an_api_error_of_its_kind() {
+        let e = Missing("mnist").to_api_error();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "model \"mnist\" not found"));
     }
 }

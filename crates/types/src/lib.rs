@@ -14,7 +14,7 @@ mod signature;
 mod tensor;
 
 pub use dtype::{DType, ALL_DTYPES};
-pub use error::{ApiError, ErrorKind};
+pub use error::{ApiError, ErrorKind, HasErrorKind};
 pub use model_ref::{ModelRef, ModelRefError};
 pub use signature::{Signature, TensorSignature};
 pub use tensor::{Tensor, TensorData};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use lathe_formats::Spec;
+use lathe_store::JobState;
 use serde_json::{json, Value};
 
 use crate::progress::Reporter;
@@ -132,8 +133,8 @@ fn follow(cli: &Cli, remote: &crate::remote::Remote, id: &str) -> Result<()> {
             job["version"].as_u64().map(|v| format!(", published version {v}")).unwrap_or_default()
         );
     }
-    match job["state"].as_str() {
-        Some("succeeded") => Ok(()),
+    match job["state"].as_str().and_then(JobState::parse) {
+        Some(JobState::Succeeded) => Ok(()),
         Some(s) => bail!("job {id} {s}{}", job["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()),
         None => bail!("job {id}: no state"),
     }

@@ -45,7 +45,7 @@ pub fn run(cli: &Cli, cmd: &KeysCommand) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mut raw = [0u8; 24];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut raw)).context("reading /dev/urandom")?;
-    let key = format!("lathe_{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let key = format!("lathe_{}", hex::encode(raw));
     let mut file: KeysFile = match std::fs::read(&args.file) {
         Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("reading {}", args.file.display()))?,
         Err(_) => KeysFile::default(),

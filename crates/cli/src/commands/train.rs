@@ -3,14 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use lathe_formats::{Spec, WEIGHTS_FILE};
+use lathe_formats::Spec;
+use lathe_jobs::{train_version, TrainObserver, TrainRun, TrainedVersion};
 use lathe_registry::Repository;
-use lathe_train::data::{Dataset, LoadOptions};
-use lathe_train::{auto_threads, fit, prepare, version_files, CheckpointStore, DataSource, FitOptions, FitResult};
+use lathe_train::{CheckpointStore, Prepared};
 use lathe_types::ModelRef;
 use serde_json::json;
 
@@ -96,41 +95,56 @@ pub fn train_and_publish(
         spec.fit.seed = seed;
     }
     let repo = Repository::new(&cli.repo);
-    let load_start = Instant::now();
-    let dataset = Dataset::load(data_path, &LoadOptions { label_column: common.label_column.clone() })?;
-    let (format, feature_names) = (dataset.format, dataset.feature_names.clone());
-    let prepared = prepare(&spec, dataset, common.test_fraction, spec.fit.seed)?;
-    let load_seconds = load_start.elapsed().as_secs_f64();
-    if !cli.json {
-        eprintln!(
-            "data: {} training, {} validation, {} test samples, {} classes (loaded in {load_seconds:.2}s)",
-            prepared.train.len(),
-            prepared.validation.len(),
-            prepared.test.len(),
-            prepared.class_names.len()
-        );
-    }
-    let store = CheckpointStore::new(repo.checkpoint_dir(name));
     let stop = stop_flag();
-    let mut reporter = Reporter::new(cli.json);
-    let mut on_event = |e: &lathe_train::Event| reporter.event(e);
-    let result: FitResult = fit(
-        &spec,
-        &prepared,
-        FitOptions {
-            seed: spec.fit.seed,
-            threads: if common.threads == 0 { auto_threads(&spec) } else { common.threads },
-            stop: Some(&stop),
-            checkpoints: Some(&store),
-            resume: common.resume,
-            on_event: &mut on_event,
-        },
-    )?;
-    let source = DataSource { source: &data_path.display().to_string(), format, feature_names: &feature_names };
-    let (weights, manifest) = version_files(name, &spec, &prepared, &source, &result)?;
-    let published = repo.publish(name, &[(WEIGHTS_FILE, &weights)], manifest)?;
-    store.remove().with_context(|| format!("removing the checkpoint {}", store.dir().display()))?;
-    let samples_per_sec = (prepared.train.len() * result.info.epochs_run) as f64 / result.info.fit_seconds.max(1e-9);
+    let source = data_path.display().to_string();
+    let run = TrainRun {
+        repo: &repo,
+        name,
+        spec,
+        data: data_path,
+        source: &source,
+        label_column: common.label_column.clone(),
+        test_fraction: common.test_fraction,
+        threads: common.threads,
+        checkpoints: CheckpointStore::new(repo.checkpoint_dir(name)),
+        resume: common.resume,
+        stop: Some(stop.as_ref()),
+        job: None,
+    };
+    let mut observer = CliObserver { json: cli.json, reporter: Reporter::new(cli.json) };
+    let trained = train_version(run, &mut observer)?;
+    print_published(cli, name, &trained);
+    Ok(())
+}
+
+/// Prints the data summary and the fit's progress (a bar, or JSON lines).
+struct CliObserver {
+    json: bool,
+    reporter: Reporter,
+}
+
+impl TrainObserver for CliObserver {
+    fn prepared(&mut self, prepared: &Prepared, load_seconds: f64) {
+        if !self.json {
+            eprintln!(
+                "data: {} training, {} validation, {} test samples, {} classes (loaded in {load_seconds:.2}s)",
+                prepared.train.len(),
+                prepared.validation.len(),
+                prepared.test.len(),
+                prepared.class_names.len()
+            );
+        }
+    }
+
+    fn event(&mut self, event: &lathe_train::Event) {
+        self.reporter.event(event);
+    }
+}
+
+/// Reports the published version and its test evaluation.
+fn print_published(cli: &Cli, name: &str, trained: &TrainedVersion) {
+    let (published, result) = (&trained.published, &trained.result);
+    let samples_per_sec = (trained.train_samples * result.info.epochs_run) as f64 / result.info.fit_seconds.max(1e-9);
     if cli.json {
         println!(
             "{}",
@@ -156,5 +170,4 @@ pub fn train_and_publish(
         println!("test evaluation:");
         print_evaluation(&result.test);
     }
-    Ok(())
 }

@@ -1,0 +1,167 @@
+//! The one way a spec and a data set become a published model version: load, prepare,
+//! fit (with checkpoints), evaluate on the test split, write the version's files and publish
+//! them. `lathe train` and training jobs both call [`train_version`].
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use lathe_formats::{JobLineage, Spec, WeightsError, WEIGHTS_FILE};
+use lathe_registry::{Published, RegistryError, Repository};
+use lathe_train::data::{Dataset, LoadOptions};
+use lathe_train::{auto_threads, fit, prepare, version_files, CheckpointStore, DataSource, Event, FitOptions};
+use lathe_train::{FitResult, Prepared, TrainError};
+use lathe_types::{ApiError, ErrorKind, HasErrorKind};
+
+/// Everything one training run needs.
+pub struct TrainRun<'a> {
+    /// Where the version is published.
+    pub repo: &'a Repository,
+    /// Model name.
+    pub name: &'a str,
+    /// The spec, its seed already chosen.
+    pub spec: Spec,
+    /// The data set: an IDX folder or a CSV file.
+    pub data: &'a Path,
+    /// How the data set is named in the version's lineage (the path given, or the dataset).
+    pub source: &'a str,
+    /// Label column of CSV data (default: the last).
+    pub label_column: Option<String>,
+    /// Fraction held out for the test evaluation, in [0, 1).
+    pub test_fraction: f64,
+    /// Threads per step (0: chosen from the step size).
+    pub threads: usize,
+    /// Where epoch checkpoints go; removed once the version is published.
+    pub checkpoints: CheckpointStore,
+    /// Continue from the checkpoint, if one matches.
+    pub resume: bool,
+    /// Set to stop at the next batch boundary; nothing is published then.
+    pub stop: Option<&'a AtomicBool>,
+    /// The training job, recorded in the manifest, when a job runs this.
+    pub job: Option<JobOrigin>,
+}
+
+/// Where a version trained by a job came from.
+pub struct JobOrigin {
+    /// The job id.
+    pub id: String,
+    /// The dataset name.
+    pub dataset: String,
+    /// sha256 over the dataset's file digests (name order).
+    pub dataset_sha256: String,
+    /// When the job started running (the lineage records the duration).
+    pub started: Instant,
+}
+
+/// What [`train_version`] reports while it runs.
+pub trait TrainObserver {
+    /// The data is loaded and split (before the fit starts).
+    fn prepared(&mut self, _prepared: &Prepared, _load_seconds: f64) {}
+    /// A fit event (progress, epoch end, …).
+    fn event(&mut self, event: &Event);
+}
+
+/// A published version and the fit that made it.
+pub struct TrainedVersion {
+    /// The version as published.
+    pub published: Published,
+    /// The fit's result (history, test evaluation, timings).
+    pub result: FitResult,
+    /// Samples in the training split.
+    pub train_samples: usize,
+}
+
+/// Why a training run published nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    /// `test_fraction` is outside [0, 1).
+    #[error("test fraction: expected a number in [0, 1), got {0}")]
+    TestFraction(f64),
+    /// Loading, preparing or fitting failed (or the run was interrupted).
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The weights could not be serialised.
+    #[error("writing the weights: {0}")]
+    Weights(#[from] WeightsError),
+    /// The version could not be published.
+    #[error("publishing: {0}")]
+    Publish(#[from] RegistryError),
+    /// The checkpoint of a published run could not be removed.
+    #[error("removing the checkpoint {path}: {source}")]
+    Checkpoint {
+        /// The checkpoint folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl VersionError {
+    /// Whether the run stopped at a batch boundary because its stop flag was set.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, VersionError::Train(TrainError::Interrupted))
+    }
+}
+
+impl HasErrorKind for VersionError {
+    fn error_kind(&self) -> ErrorKind {
+        match self {
+            VersionError::TestFraction(_) => ErrorKind::InvalidArgument,
+            VersionError::Train(e) => e.error_kind(),
+            VersionError::Publish(e) => e.error_kind(),
+            VersionError::Weights(_) | VersionError::Checkpoint { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<VersionError> for ApiError {
+    fn from(e: VersionError) -> ApiError {
+        e.to_api_error()
+    }
+}
+
+/// Loads the data, fits `run.spec`, evaluates on the test split and publishes the next
+/// version of `run.name` (files first, manifest last; see `Repository::publish`).
+///
+/// # Errors
+/// [`VersionError`] says which step failed; nothing is published then, and the checkpoint
+/// stays for `resume`.
+pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<TrainedVersion, VersionError> {
+    if !(0.0..1.0).contains(&run.test_fraction) {
+        return Err(VersionError::TestFraction(run.test_fraction));
+    }
+    let load_start = Instant::now();
+    let dataset = Dataset::load(run.data, &LoadOptions { label_column: run.label_column.clone() })?;
+    let (format, feature_names) = (dataset.format, dataset.feature_names.clone());
+    let prepared = prepare(&run.spec, dataset, run.test_fraction, run.spec.fit.seed)?;
+    observer.prepared(&prepared, load_start.elapsed().as_secs_f64());
+    let threads = if run.threads == 0 { auto_threads(&run.spec) } else { run.threads };
+    let result = fit(
+        &run.spec,
+        &prepared,
+        FitOptions {
+            seed: run.spec.fit.seed,
+            threads,
+            stop: run.stop,
+            checkpoints: Some(&run.checkpoints),
+            resume: run.resume,
+            on_event: &mut |e| observer.event(e),
+        },
+    )?;
+    let source = DataSource { source: run.source, format, feature_names: &feature_names };
+    let (weights, mut manifest) = version_files(run.name, &run.spec, &prepared, &source, &result)?;
+    if let (Some(job), Some(section)) = (run.job, manifest.sequential_mut()) {
+        section.job = Some(JobLineage {
+            job: job.id,
+            dataset: job.dataset,
+            dataset_sha256: job.dataset_sha256,
+            parent_version: run.repo.versions(run.name).ok().and_then(|v| v.last().copied()),
+            duration_seconds: job.started.elapsed().as_secs_f64(),
+        });
+    }
+    let published = run.repo.publish(run.name, &[(WEIGHTS_FILE, &weights)], manifest)?;
+    run.checkpoints
+        .remove()
+        .map_err(|source| VersionError::Checkpoint { path: run.checkpoints.dir().display().to_string(), source })?;
+    Ok(TrainedVersion { published, result, train_samples: prepared.train.len() })
+}
