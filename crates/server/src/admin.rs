@@ -68,7 +68,15 @@ fn check_dataset_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/datasets`.
-#[utoipa::path(get, path = "/v1/datasets", tag = "datasets", summary = "List datasets", responses((status = 200, description = "`{datasets: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/datasets",
+    tag = "datasets",
+    summary = "List datasets",
+    responses(
+        (status = 200, description = "`{datasets: [...]}`"),
+    ),
+)]
 pub async fn list_datasets(State(st): State<AppState>) -> HttpResult<Response> {
     let a = admin(&st)?;
     Ok(json_ok(&json!({ "datasets": a.store.datasets().map_err(internal)? })))
@@ -76,7 +84,22 @@ pub async fn list_datasets(State(st): State<AppState>) -> HttpResult<Response> {
 
 /// `PUT /v1/datasets/{name}/files/{file}`: streams the body to disk under the size limit,
 /// computing its sha256; the file replaces an earlier one of the same name atomically.
-#[utoipa::path(put, path = "/v1/datasets/{name}/files/{file}", tag = "datasets", summary = "Upload one dataset file (IDX file or `data.csv`), streamed and checksummed", params(("name" = String, Path, description = "Dataset name"), ("file" = String, Path, description = "File name")), responses((status = 201, description = "`{dataset, file, bytes, sha256}`"), (status = 400, description = "Bad name"), (status = 409, description = "Used by a job"), (status = 413, description = "Over the upload limit")))]
+#[utoipa::path(
+    put,
+    path = "/v1/datasets/{name}/files/{file}",
+    tag = "datasets",
+    summary = "Upload one dataset file (IDX file or `data.csv`), streamed and checksummed",
+    params(
+        ("name" = String, Path, description = "Dataset name"),
+        ("file" = String, Path, description = "File name"),
+    ),
+    responses(
+        (status = 201, description = "`{dataset, file, bytes, sha256}`"),
+        (status = 400, description = "Bad name"),
+        (status = 409, description = "Used by a job"),
+        (status = 413, description = "Over the upload limit"),
+    ),
+)]
 pub async fn upload(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -146,7 +169,20 @@ pub async fn upload(
 
 /// `GET /v1/datasets/{name}`: the record and a description read from the data (rows,
 /// sample shape, columns, class balance), computed once per upload.
-#[utoipa::path(get, path = "/v1/datasets/{name}", tag = "datasets", summary = "Describe a dataset: files, rows, columns, class balance", params(("name" = String, Path, description = "Dataset name")), responses((status = 200, description = "The record with its summary"), (status = 400, description = "Unreadable data"), (status = 404, description = "Unknown dataset")))]
+#[utoipa::path(
+    get,
+    path = "/v1/datasets/{name}",
+    tag = "datasets",
+    summary = "Describe a dataset: files, rows, columns, class balance",
+    params(
+        ("name" = String, Path, description = "Dataset name"),
+    ),
+    responses(
+        (status = 200, description = "The record with its summary"),
+        (status = 400, description = "Unreadable data"),
+        (status = 404, description = "Unknown dataset"),
+    ),
+)]
 pub async fn describe(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
     let a = admin(&st)?;
     check_dataset_name(&name)?;
@@ -185,7 +221,20 @@ fn summarise(dir: &std::path::Path) -> Result<Value, ApiError> {
 }
 
 /// `DELETE /v1/datasets/{name}`: 409 while a queued or running job uses it.
-#[utoipa::path(delete, path = "/v1/datasets/{name}", tag = "datasets", summary = "Delete a dataset", params(("name" = String, Path, description = "Dataset name")), responses((status = 200, description = "Deleted"), (status = 404, description = "Unknown"), (status = 409, description = "Used by a job")))]
+#[utoipa::path(
+    delete,
+    path = "/v1/datasets/{name}",
+    tag = "datasets",
+    summary = "Delete a dataset",
+    params(
+        ("name" = String, Path, description = "Dataset name"),
+    ),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = 404, description = "Unknown"),
+        (status = 409, description = "Used by a job"),
+    ),
+)]
 pub async fn delete_dataset(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -208,7 +257,18 @@ pub async fn delete_dataset(
 }
 
 /// `POST /v1/jobs`.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", summary = "Queue a training job `{name, spec, dataset, seed?, auto_promote?, label_column?}`", responses((status = 201, description = "The job"), (status = 400, description = "Invalid request or spec"), (status = 404, description = "Unknown dataset"), (status = 429, description = "Too many queued jobs")))]
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    summary = "Queue a training job `{name, spec, dataset, seed?, auto_promote?, label_column?}`",
+    responses(
+        (status = 201, description = "The job"),
+        (status = 400, description = "Invalid request or spec"),
+        (status = 404, description = "Unknown dataset"),
+        (status = 429, description = "Too many queued jobs"),
+    ),
+)]
 pub async fn submit_job(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -224,19 +284,52 @@ pub async fn submit_job(
 }
 
 /// `GET /v1/jobs`.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", summary = "List jobs, newest first", responses((status = 200, description = "`{jobs: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    summary = "List jobs, newest first",
+    responses(
+        (status = 200, description = "`{jobs: [...]}`"),
+    ),
+)]
 pub async fn list_jobs(State(st): State<AppState>) -> HttpResult<Response> {
     Ok(json_ok(&json!({ "jobs": admin(&st)?.jobs.list()? })))
 }
 
 /// `GET /v1/jobs/{id}`.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", summary = "One job", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "The job"), (status = 404, description = "Unknown job")))]
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    summary = "One job",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The job"),
+        (status = 404, description = "Unknown job"),
+    ),
+)]
 pub async fn get_job(State(st): State<AppState>, Path(id): Path<String>) -> HttpResult<Response> {
     Ok(json_ok(&admin(&st)?.jobs.get(&id)?))
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", summary = "Cancel a queued or running job", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "The job"), (status = 404, description = "Unknown job"), (status = 409, description = "Already finished")))]
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    summary = "Cancel a queued or running job",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The job"),
+        (status = 404, description = "Unknown job"),
+        (status = 409, description = "Already finished"),
+    ),
+)]
 pub async fn cancel_job(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -250,7 +343,19 @@ pub async fn cancel_job(
 
 /// `GET /v1/jobs/{id}/events`: server-sent events: the job's current record, then its
 /// `state`, `progress`, `epoch` and `log` events until it finishes.
-#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", summary = "Server-sent events of a job: `job`, `progress`, `epoch`, `log`, `state`", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "`text/event-stream`"), (status = 404, description = "Unknown job")))]
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "jobs",
+    summary = "Server-sent events of a job: `job`, `progress`, `epoch`, `log`, `state`",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`"),
+        (status = 404, description = "Unknown job"),
+    ),
+)]
 pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> HttpResult<Response> {
     let a = admin(&st)?;
     let rx = a.jobs.subscribe(&id);
@@ -285,7 +390,15 @@ pub async fn job_events(State(st): State<AppState>, Path(id): Path<String>) -> H
 }
 
 /// `GET /v1/admin/audit`: the latest 500 admin actions.
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "management", summary = "The latest admin actions", responses((status = 200, description = "`{audit: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    tag = "management",
+    summary = "The latest admin actions",
+    responses(
+        (status = 200, description = "`{audit: [...]}`"),
+    ),
+)]
 pub async fn audit_log(State(st): State<AppState>) -> HttpResult<Response> {
     Ok(json_ok(&json!({ "audit": admin(&st)?.store.audit_log(500).map_err(internal)? })))
 }
@@ -316,7 +429,17 @@ async fn run_evaluation(
 
 /// `POST /v1/evaluations` (`{"model", "version"?, "dataset"}`): evaluates a version on a
 /// dataset (or returns the stored result for the same content).
-#[utoipa::path(post, path = "/v1/evaluations", tag = "evaluations", summary = "Evaluate a version on a dataset `{model, version?, dataset}` (stored)", responses((status = 200, description = "The evaluation"), (status = 400, description = "Invalid"), (status = 404, description = "Unknown model or dataset")))]
+#[utoipa::path(
+    post,
+    path = "/v1/evaluations",
+    tag = "evaluations",
+    summary = "Evaluate a version on a dataset `{model, version?, dataset}` (stored)",
+    responses(
+        (status = 200, description = "The evaluation"),
+        (status = 400, description = "Invalid"),
+        (status = 404, description = "Unknown model or dataset"),
+    ),
+)]
 pub async fn evaluate(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -338,7 +461,15 @@ pub async fn evaluate(
 }
 
 /// `GET /v1/evaluations?model=&version=`: stored evaluations, newest first.
-#[utoipa::path(get, path = "/v1/evaluations", tag = "evaluations", summary = "Stored evaluations (`?model=&version=`)", responses((status = 200, description = "`{evaluations: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/evaluations",
+    tag = "evaluations",
+    summary = "Stored evaluations (`?model=&version=`)",
+    responses(
+        (status = 200, description = "`{evaluations: [...]}`"),
+    ),
+)]
 pub async fn list_evaluations(
     State(st): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
@@ -352,7 +483,17 @@ pub async fn list_evaluations(
 
 /// `GET /v1/evaluations/compare?model=m&a=1&b=2&dataset=d`: two versions side by side on one
 /// dataset (metrics, confusion matrices, and b − a for the headline figures).
-#[utoipa::path(get, path = "/v1/evaluations/compare", tag = "evaluations", summary = "Two versions side by side on one dataset (`?model&a&b&dataset`)", responses((status = 200, description = "`{a, b, delta}`"), (status = 400, description = "Missing parameters"), (status = 404, description = "Unknown")))]
+#[utoipa::path(
+    get,
+    path = "/v1/evaluations/compare",
+    tag = "evaluations",
+    summary = "Two versions side by side on one dataset (`?model&a&b&dataset`)",
+    responses(
+        (status = 200, description = "`{a, b, delta}`"),
+        (status = 400, description = "Missing parameters"),
+        (status = 404, description = "Unknown"),
+    ),
+)]
 pub async fn compare(
     State(st): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,

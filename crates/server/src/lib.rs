@@ -94,12 +94,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[utoipa::path(get, path = "/", tag = "operations", summary = "KServe V1 liveness", responses((status = 200, description = "`{status: alive}`")))]
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    summary = "KServe V1 liveness",
+    responses(
+        (status = 200, description = "`{status: alive}`"),
+    ),
+)]
 async fn alive() -> Response {
     json_ok(&json!({ "status": "alive" }))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics (docs/metrics.md)", responses((status = 200, description = "Text exposition format")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (docs/metrics.md)",
+    responses(
+        (status = 200, description = "Text exposition format"),
+    ),
+)]
 async fn metrics_text(State(st): State<AppState>) -> Response {
     let mut r = st.metrics.render(&st.manager).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

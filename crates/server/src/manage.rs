@@ -47,7 +47,20 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, ApiError> {
 }
 
 /// `PUT /v1/models/{m}/traffic` and `PUT /v1/models/{m}/labels/{l}` (`{"version": N}`).
-#[utoipa::path(put, path = "/v1/models/{rest}", tag = "management", summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`)", params(("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)")), responses((status = 200, description = "The new policy or labels"), (status = 400, description = "Invalid"), (status = 404, description = "Unknown model")))]
+#[utoipa::path(
+    put,
+    path = "/v1/models/{rest}",
+    tag = "management",
+    summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`)",
+    params(
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+    ),
+    responses(
+        (status = 200, description = "The new policy or labels"),
+        (status = 400, description = "Invalid"),
+        (status = 404, description = "Unknown model"),
+    ),
+)]
 pub async fn put(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -86,7 +99,20 @@ pub async fn put(
 
 /// `DELETE /v1/models/{m}/traffic`, `…/labels/{l}` and `…/versions/{v}` (409 while a label or
 /// the traffic policy names the version).
-#[utoipa::path(delete, path = "/v1/models/{rest}", tag = "management", summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while referenced)", params(("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)")), responses((status = 200, description = "Done"), (status = 404, description = "Unknown"), (status = 409, description = "Still referenced")))]
+#[utoipa::path(
+    delete,
+    path = "/v1/models/{rest}",
+    tag = "management",
+    summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while referenced)",
+    params(
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+    ),
+    responses(
+        (status = 200, description = "Done"),
+        (status = 404, description = "Unknown"),
+        (status = 409, description = "Still referenced"),
+    ),
+)]
 pub async fn delete(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -149,7 +175,15 @@ pub fn get_traffic(st: &AppState, name: &str) -> HttpResult<Response> {
 
 /// `GET /v1/admin/models`: every model with its versions, metrics, load states, labels and
 /// traffic policy.
-#[utoipa::path(get, path = "/v1/admin/models", tag = "management", summary = "Models with versions, metrics, load states, labels and traffic", responses((status = 200, description = "`{models: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/models",
+    tag = "management",
+    summary = "Models with versions, metrics, load states, labels and traffic",
+    responses(
+        (status = 200, description = "`{models: [...]}`"),
+    ),
+)]
 pub async fn list_models(State(st): State<AppState>) -> HttpResult<Response> {
     let repo = st.manager.repository();
     let mut models = Vec::new();

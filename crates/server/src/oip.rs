@@ -23,19 +23,44 @@ pub const EXTENSIONS: [&str; 6] =
     ["binary_tensor_data", "classification", "model_repository", "model_configuration", "statistics", "parameters"];
 
 /// `GET /v2`.
-#[utoipa::path(get, path = "/v2", tag = "v2", summary = "Server metadata: name, version and the extensions implemented", responses((status = 200, description = "`{name, version, extensions}`")))]
+#[utoipa::path(
+    get,
+    path = "/v2",
+    tag = "v2",
+    summary = "Server metadata: name, version and the extensions implemented",
+    responses(
+        (status = 200, description = "`{name, version, extensions}`"),
+    ),
+)]
 pub async fn server_metadata() -> Response {
     json_ok(&json!({ "name": "lathe", "version": env!("CARGO_PKG_VERSION"), "extensions": EXTENSIONS }))
 }
 
 /// `GET /v2/health/live`.
-#[utoipa::path(get, path = "/v2/health/live", tag = "health", summary = "Liveness (also `/healthz`, `/livez`, `/ping`)", responses((status = 200, description = "`{live: true}`")))]
+#[utoipa::path(
+    get,
+    path = "/v2/health/live",
+    tag = "health",
+    summary = "Liveness (also `/healthz`, `/livez`, `/ping`)",
+    responses(
+        (status = 200, description = "`{live: true}`"),
+    ),
+)]
 pub async fn live() -> Response {
     json_ok(&json!({ "live": true }))
 }
 
 /// `GET /v2/health/ready`: 200 when every model has a ready version, else 503.
-#[utoipa::path(get, path = "/v2/health/ready", tag = "health", summary = "Readiness: every model has a ready version (also `/readyz`)", responses((status = 200, description = "`{ready: true}`"), (status = 503, description = "Not ready")))]
+#[utoipa::path(
+    get,
+    path = "/v2/health/ready",
+    tag = "health",
+    summary = "Readiness: every model has a ready version (also `/readyz`)",
+    responses(
+        (status = 200, description = "`{ready: true}`"),
+        (status = 503, description = "Not ready"),
+    ),
+)]
 pub async fn ready(State(st): State<AppState>) -> HttpResult<Response> {
     if st.manager.is_ready() {
         Ok(json_ok(&json!({ "ready": true })))
@@ -87,13 +112,39 @@ fn properties(loaded: &LoadedVersion) -> serde_json::Map<String, Value> {
 }
 
 /// `GET /v2/models/{m}`.
-#[utoipa::path(get, path = "/v2/models/{m}", tag = "v2", summary = "Model metadata of the default route", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "`{name, versions, platform, inputs, outputs}`"), (status = 404, description = "Unknown model"), (status = 503, description = "No ready version")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}",
+    tag = "v2",
+    summary = "Model metadata of the default route",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "`{name, versions, platform, inputs, outputs}`"),
+        (status = 404, description = "Unknown model"),
+        (status = 503, description = "No ready version"),
+    ),
+)]
 pub async fn model_metadata(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
     metadata(&st, &name, None)
 }
 
 /// `GET /v2/models/{m}/versions/{v}`.
-#[utoipa::path(get, path = "/v2/models/{m}/versions/{v}", tag = "v2", summary = "Metadata of one version", params(("m" = String, Path, description = "Model name"), ("v" = String, Path, description = "Version number")), responses((status = 200, description = "Metadata"), (status = 404, description = "Unknown model or version")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/versions/{v}",
+    tag = "v2",
+    summary = "Metadata of one version",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "Metadata"),
+        (status = 404, description = "Unknown model or version"),
+    ),
+)]
 pub async fn version_metadata(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,
@@ -107,13 +158,40 @@ fn readiness(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Res
 }
 
 /// `GET /v2/models/{m}/ready`: 200 when a default route is ready, 404/503 otherwise.
-#[utoipa::path(get, path = "/v2/models/{m}/ready", tag = "v2", summary = "Model readiness", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "`{name, ready: true}`"), (status = 404, description = "Unknown model"), (status = 503, description = "Not ready")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/ready",
+    tag = "v2",
+    summary = "Model readiness",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "`{name, ready: true}`"),
+        (status = 404, description = "Unknown model"),
+        (status = 503, description = "Not ready"),
+    ),
+)]
 pub async fn model_ready(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
     readiness(&st, &name, None)
 }
 
 /// `GET /v2/models/{m}/versions/{v}/ready`.
-#[utoipa::path(get, path = "/v2/models/{m}/versions/{v}/ready", tag = "v2", summary = "Version readiness", params(("m" = String, Path, description = "Model name"), ("v" = String, Path, description = "Version number")), responses((status = 200, description = "Ready"), (status = 404, description = "Unknown"), (status = 503, description = "Not ready")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/versions/{v}/ready",
+    tag = "v2",
+    summary = "Version readiness",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "Ready"),
+        (status = 404, description = "Unknown"),
+        (status = 503, description = "Not ready"),
+    ),
+)]
 pub async fn version_ready(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,
@@ -122,7 +200,24 @@ pub async fn version_ready(
 }
 
 /// `POST /v2/models/{m}/infer`.
-#[utoipa::path(post, path = "/v2/models/{m}/infer", tag = "v2", summary = "Inference on the default route (or the traffic policy): JSON, or JSON header + binary tensors with `Inference-Header-Content-Length`", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "Inference response (JSON, or JSON + binary outputs)"), (status = 400, description = "Invalid request"), (status = 404, description = "Unknown model"), (status = 413, description = "Body over the limit"), (status = 429, description = "Queue full (Retry-After)"), (status = 503, description = "No ready version"), (status = 504, description = "Timed out")))]
+#[utoipa::path(
+    post,
+    path = "/v2/models/{m}/infer",
+    tag = "v2",
+    summary = "Inference on the default route (or the traffic policy): JSON, or JSON header + binary tensors with `Inference-Header-Content-Length`",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "Inference response (JSON, or JSON + binary outputs)"),
+        (status = 400, description = "Invalid request"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body over the limit"),
+        (status = 429, description = "Queue full (Retry-After)"),
+        (status = 503, description = "No ready version"),
+        (status = 504, description = "Timed out"),
+    ),
+)]
 pub async fn infer_model(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -133,7 +228,23 @@ pub async fn infer_model(
 }
 
 /// `POST /v2/models/{m}/versions/{v}/infer`.
-#[utoipa::path(post, path = "/v2/models/{m}/versions/{v}/infer", tag = "v2", summary = "Inference on one version", params(("m" = String, Path, description = "Model name"), ("v" = String, Path, description = "Version number")), responses((status = 200, description = "Inference response"), (status = 400, description = "Invalid request"), (status = 404, description = "Unknown model or version"), (status = 429, description = "Queue full"), (status = 504, description = "Timed out")))]
+#[utoipa::path(
+    post,
+    path = "/v2/models/{m}/versions/{v}/infer",
+    tag = "v2",
+    summary = "Inference on one version",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "Inference response"),
+        (status = 400, description = "Invalid request"),
+        (status = 404, description = "Unknown model or version"),
+        (status = 429, description = "Queue full"),
+        (status = 504, description = "Timed out"),
+    ),
+)]
 pub async fn infer_version(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,
@@ -254,13 +365,38 @@ fn triton_type(d: lathe_types::DType) -> &'static str {
 }
 
 /// `GET /v2/models/{m}/config`.
-#[utoipa::path(get, path = "/v2/models/{m}/config", tag = "v2", summary = "Model configuration (Triton shape)", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "Configuration"), (status = 404, description = "Unknown model")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/config",
+    tag = "v2",
+    summary = "Model configuration (Triton shape)",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "Configuration"),
+        (status = 404, description = "Unknown model"),
+    ),
+)]
 pub async fn model_config(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
     config(&st, &name, None)
 }
 
 /// `GET /v2/models/{m}/versions/{v}/config`.
-#[utoipa::path(get, path = "/v2/models/{m}/versions/{v}/config", tag = "v2", summary = "Configuration of one version", params(("m" = String, Path, description = "Model name"), ("v" = String, Path, description = "Version number")), responses((status = 200, description = "Configuration"), (status = 404, description = "Unknown")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/versions/{v}/config",
+    tag = "v2",
+    summary = "Configuration of one version",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "Configuration"),
+        (status = 404, description = "Unknown"),
+    ),
+)]
 pub async fn version_config(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,
@@ -313,19 +449,52 @@ fn stats(st: &AppState, name: Option<&str>, version: Option<&str>) -> HttpResult
 }
 
 /// `GET /v2/models/stats`.
-#[utoipa::path(get, path = "/v2/models/stats", tag = "v2", summary = "Statistics of every served version (Triton shape)", responses((status = 200, description = "`{model_stats: [...]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/stats",
+    tag = "v2",
+    summary = "Statistics of every served version (Triton shape)",
+    responses(
+        (status = 200, description = "`{model_stats: [...]}`"),
+    ),
+)]
 pub async fn all_stats(State(st): State<AppState>) -> HttpResult<Response> {
     stats(&st, None, None)
 }
 
 /// `GET /v2/models/{m}/stats`.
-#[utoipa::path(get, path = "/v2/models/{m}/stats", tag = "v2", summary = "Statistics of a model", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "`{model_stats: [...]}`"), (status = 404, description = "Unknown model")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/stats",
+    tag = "v2",
+    summary = "Statistics of a model",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "`{model_stats: [...]}`"),
+        (status = 404, description = "Unknown model"),
+    ),
+)]
 pub async fn model_stats(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
     stats(&st, Some(&name), None)
 }
 
 /// `GET /v2/models/{m}/versions/{v}/stats`.
-#[utoipa::path(get, path = "/v2/models/{m}/versions/{v}/stats", tag = "v2", summary = "Statistics of a version", params(("m" = String, Path, description = "Model name"), ("v" = String, Path, description = "Version number")), responses((status = 200, description = "`{model_stats: [...]}`"), (status = 404, description = "Unknown")))]
+#[utoipa::path(
+    get,
+    path = "/v2/models/{m}/versions/{v}/stats",
+    tag = "v2",
+    summary = "Statistics of a version",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "`{model_stats: [...]}`"),
+        (status = 404, description = "Unknown"),
+    ),
+)]
 pub async fn version_stats(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,

@@ -146,7 +146,18 @@ fn parse_inputs(input: Option<&Value>) -> Result<Inputs, ApiError> {
 }
 
 /// `POST /v1/embeddings`.
-#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", summary = "OpenAI embeddings: input (string, list of strings, token ids or lists of token ids of the model's vocabulary, used as given), model, encoding_format (float or base64), dimensions, truncate (default true)", responses((status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, truncated_inputs}`"), (status = 400, description = "Invalid request (OpenAI error envelope)"), (status = 404, description = "Unknown model"), (status = 422, description = "Over a model limit")))]
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "openai",
+    summary = "OpenAI embeddings: input (string, list of strings, token ids or lists of token ids of the model's vocabulary, used as given), model, encoding_format (float or base64), dimensions, truncate (default true)",
+    responses(
+        (status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, truncated_inputs}`"),
+        (status = 400, description = "Invalid request (OpenAI error envelope)"),
+        (status = 404, description = "Unknown model"),
+        (status = 422, description = "Over a model limit"),
+    ),
+)]
 pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
     let started = Instant::now();
     let mut labels =

@@ -29,7 +29,15 @@ async fn optional_json(st: &AppState, body: Body) -> Result<Value, ApiError> {
 }
 
 /// `POST /v2/repository/index` (`{"ready": true}` lists only ready versions).
-#[utoipa::path(post, path = "/v2/repository/index", tag = "repository", summary = "Repository index: every model and version with its state and reason; `{ready: true}` for ready ones only", responses((status = 200, description = "`[{name, version, state, reason}]`")))]
+#[utoipa::path(
+    post,
+    path = "/v2/repository/index",
+    tag = "repository",
+    summary = "Repository index: every model and version with its state and reason; `{ready: true}` for ready ones only",
+    responses(
+        (status = 200, description = "`[{name, version, state, reason}]`"),
+    ),
+)]
 pub async fn index(State(st): State<AppState>, body: Body) -> HttpResult<Response> {
     let req = optional_json(&st, body).await?;
     let ready_only = match req.get("ready") {
@@ -54,7 +62,20 @@ pub async fn index(State(st): State<AppState>, body: Body) -> HttpResult<Respons
 
 /// `POST /v2/repository/models/{m}/load`: (re)loads the model's versions per its policy and
 /// answers once they are ready, or with the reasons they failed.
-#[utoipa::path(post, path = "/v2/repository/models/{m}/load", tag = "repository", summary = "Load (or reload) a model; answers when its versions are ready", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "`{name, load: true}`"), (status = 400, description = "Failed to load"), (status = 404, description = "Unknown model")))]
+#[utoipa::path(
+    post,
+    path = "/v2/repository/models/{m}/load",
+    tag = "repository",
+    summary = "Load (or reload) a model; answers when its versions are ready",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "`{name, load: true}`"),
+        (status = 400, description = "Failed to load"),
+        (status = 404, description = "Unknown model"),
+    ),
+)]
 pub async fn load(
     State(st): State<AppState>,
     axum::Extension(actor): axum::Extension<crate::auth::Actor>,
@@ -79,7 +100,19 @@ pub async fn load(
 }
 
 /// `POST /v2/repository/models/{m}/unload`.
-#[utoipa::path(post, path = "/v2/repository/models/{m}/unload", tag = "repository", summary = "Unload a model until loaded again", params(("m" = String, Path, description = "Model name")), responses((status = 200, description = "`{name, unload: true}`"), (status = 404, description = "Unknown model")))]
+#[utoipa::path(
+    post,
+    path = "/v2/repository/models/{m}/unload",
+    tag = "repository",
+    summary = "Unload a model until loaded again",
+    params(
+        ("m" = String, Path, description = "Model name"),
+    ),
+    responses(
+        (status = 200, description = "`{name, unload: true}`"),
+        (status = 404, description = "Unknown model"),
+    ),
+)]
 pub async fn unload(
     State(st): State<AppState>,
     axum::Extension(actor): axum::Extension<crate::auth::Actor>,

@@ -75,7 +75,15 @@ fn lathe_registry_label_check(l: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/models`: KServe V1's model list.
-#[utoipa::path(get, path = "/v1/models", tag = "tfserving", summary = "KServe V1 model list", responses((status = 200, description = "`{models: [names]}`")))]
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "tfserving",
+    summary = "KServe V1 model list",
+    responses(
+        (status = 200, description = "`{models: [names]}`"),
+    ),
+)]
 pub async fn list(State(st): State<AppState>) -> Response {
     let names: Vec<String> =
         st.manager.models().into_iter().filter(|m| !m.versions.is_empty()).map(|m| m.name).collect();
@@ -95,7 +103,20 @@ fn tfs_state(s: LoadState) -> &'static str {
 }
 
 /// `GET /v1/models/{…}`: status or metadata.
-#[utoipa::path(get, path = "/v1/models/{rest}", tag = "tfserving", summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`) or traffic policy (`/traffic`)", params(("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)")), responses((status = 200, description = "Status, metadata or traffic"), (status = 404, description = "Unknown model, version or label"), (status = 503, description = "Not ready")))]
+#[utoipa::path(
+    get,
+    path = "/v1/models/{rest}",
+    tag = "tfserving",
+    summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`) or traffic policy (`/traffic`)",
+    params(
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+    ),
+    responses(
+        (status = 200, description = "Status, metadata or traffic"),
+        (status = 404, description = "Unknown model, version or label"),
+        (status = 503, description = "Not ready"),
+    ),
+)]
 pub async fn get(State(st): State<AppState>, Path(rest): Path<String>) -> HttpResult<Response> {
     if let Some(name) = rest.strip_suffix("/traffic") {
         return crate::manage::get_traffic(&st, name);
@@ -167,7 +188,23 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
 }
 
 /// `POST /v1/models/{…}:{verb}`.
-#[utoipa::path(post, path = "/v1/models/{rest}", tag = "tfserving", summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe `:explain`; `/rollback` (admin)", params(("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)")), responses((status = 200, description = "`{predictions}`, `{outputs}` or `{results}`"), (status = 400, description = "Invalid request"), (status = 404, description = "Unknown model, version or label"), (status = 429, description = "Queue full"), (status = 501, description = "Not implemented"), (status = 504, description = "Timed out")))]
+#[utoipa::path(
+    post,
+    path = "/v1/models/{rest}",
+    tag = "tfserving",
+    summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe `:explain`; `/rollback` (admin)",
+    params(
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+    ),
+    responses(
+        (status = 200, description = "`{predictions}`, `{outputs}` or `{results}`"),
+        (status = 400, description = "Invalid request"),
+        (status = 404, description = "Unknown model, version or label"),
+        (status = 429, description = "Queue full"),
+        (status = 501, description = "Not implemented"),
+        (status = 504, description = "Timed out"),
+    ),
+)]
 pub async fn post(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
