@@ -15,9 +15,17 @@ fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
     let manifest_json = serde_json::json!({
         "format": 1, "name": "m", "kind": "native-sequential", "created_at": "t", "lathe_version": "x", "spec": {},
         "signature": {"inputs": [], "outputs": []}, "preprocessing": {"kind": "none"}, "class_names": [],
-        "metrics": {"samples": 0, "loss": 0.0, "accuracy": 0.0, "macro_precision": 0.0, "macro_recall": 0.0, "macro_f1": 0.0, "per_class": [], "confusion": []},
-        "history": [], "data": {"source": "d", "format": "idx", "fingerprint": "f", "train_samples": 0, "validation_samples": 0, "test_samples": 0},
-        "seed": 1, "training": {"epochs_run": 1, "stopped_early": false, "best_epoch": 1, "fit_seconds": 0.0, "resumed": false},
+        "metrics": {
+            "samples": 0, "loss": 0.0, "accuracy": 0.0, "macro_precision": 0.0, "macro_recall": 0.0, "macro_f1": 0.0,
+            "per_class": [], "confusion": []
+        },
+        "history": [],
+        "data": {
+            "source": "d", "format": "idx", "fingerprint": "f",
+            "train_samples": 0, "validation_samples": 0, "test_samples": 0
+        },
+        "seed": 1,
+        "training": {"epochs_run": 1, "stopped_early": false, "best_epoch": 1, "fit_seconds": 0.0, "resumed": false},
         "job": {"job": "job-1", "dataset": "d", "dataset_sha256": "s", "parent_version": null, "duration_seconds": 1.0},
         "files": {}
     });

@@ -78,7 +78,8 @@ fn dense_with_each_activation() {
 #[test]
 fn flatten_and_activation_layers() {
     check(
-        "  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: activation, activation: tanh}\n  - {type: flatten}\n  - {type: dense, units: 3}\n  - {type: activation, activation: softmax}",
+        "  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: activation, activation: tanh}\n  - {type: flatten}\n  \
+            - {type: dense, units: 3}\n  - {type: activation, activation: softmax}",
         "[4, 4, 1]",
         2,
     );
@@ -91,13 +92,28 @@ fn conv2d_valid_same_and_strided() {
         "[5, 5, 2]",
         2,
     );
-    check("  - {type: conv2d, filters: 2, kernel: [3, 2], stride: 2, padding: same, activation: sigmoid}\n  - {type: conv2d, filters: 2, kernel: 2, padding: same}\n  - {type: flatten}", "[5, 6, 1]", 2);
+    check(
+        "  - {type: conv2d, filters: 2, kernel: [3, 2], stride: 2, padding: same, activation: sigmoid}\n  - \
+        {type: conv2d, filters: 2, kernel: 2, padding: same}\n  - {type: flatten}",
+        "[5, 6, 1]",
+        2,
+    );
 }
 
 #[test]
 fn pools() {
-    check("  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: max_pool2d}\n  - {type: flatten}\n  - {type: dense, units: 2}", "[7, 7, 1]", 2);
-    check("  - {type: conv2d, filters: 2, kernel: 2, padding: same}\n  - {type: avg_pool2d, pool: 3, stride: 2, padding: same}\n  - {type: flatten}\n  - {type: dense, units: 2}", "[5, 5, 1]", 2);
+    check(
+        "  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: max_pool2d}\n  - {type: flatten}\n  - \
+        {type: dense, units: 2}",
+        "[7, 7, 1]",
+        2,
+    );
+    check(
+        "  - {type: conv2d, filters: 2, kernel: 2, padding: same}\n  - \
+        {type: avg_pool2d, pool: 3, stride: 2, padding: same}\n  - {type: flatten}\n  - {type: dense, units: 2}",
+        "[5, 5, 1]",
+        2,
+    );
 }
 
 #[test]
@@ -107,7 +123,12 @@ fn batch_norm_dense_and_conv() {
         "[3]",
         6,
     );
-    check("  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: batch_norm}\n  - {type: flatten}\n  - {type: dense, units: 2}", "[4, 4, 1]", 3);
+    check(
+        "  - {type: conv2d, filters: 2, kernel: 2}\n  - {type: batch_norm}\n  - {type: flatten}\n  - \
+        {type: dense, units: 2}",
+        "[4, 4, 1]",
+        3,
+    );
 }
 
 #[test]

@@ -53,7 +53,8 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, ApiError> {
     tag = "management",
     summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "The new policy or labels"),
@@ -103,9 +104,11 @@ pub async fn put(
     delete,
     path = "/v1/models/{rest}",
     tag = "management",
-    summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while referenced)",
+    summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while \
+        referenced)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Done"),

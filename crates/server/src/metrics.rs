@@ -81,7 +81,8 @@ impl ServerMetrics {
         for (l, n) in self.requests.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
-                "lathe_inference_requests_total{{model=\"{}\",version=\"{}\",protocol=\"{}\",api=\"{}\",code=\"{}\"}} {n}",
+                "lathe_inference_requests_total{{model=\"{}\",version=\"{}\",protocol=\"{}\",api=\"{}\",code=\"{}\"}} \
+                    {n}",
                 esc(&l.model),
                 l.version,
                 l.protocol,

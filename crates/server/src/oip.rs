@@ -204,7 +204,8 @@ pub async fn version_ready(
     post,
     path = "/v2/models/{m}/infer",
     tag = "v2",
-    summary = "Inference on the default route (or the traffic policy): JSON, or JSON header + binary tensors with `Inference-Header-Content-Length`",
+    summary = "Inference on the default route (or the traffic policy): JSON, or JSON header + binary tensors with \
+        `Inference-Header-Content-Length`",
     params(
         ("m" = String, Path, description = "Model name"),
     ),
@@ -333,7 +334,13 @@ fn config(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Respon
     let dims = |shape: &[i64]| shape.iter().skip(1).copied().collect::<Vec<_>>();
     let tensors = |list: &[lathe_types::TensorSignature]| -> Vec<Value> {
         list.iter()
-            .map(|t| json!({ "name": t.name, "data_type": format!("TYPE_{}", triton_type(t.datatype)), "dims": dims(&t.shape) }))
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "data_type": format!("TYPE_{}", triton_type(t.datatype)),
+                    "dims": dims(&t.shape)
+                })
+            })
             .collect()
     };
     let b = &model.config.batching;
@@ -350,7 +357,12 @@ fn config(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Respon
         "max_batch_size": b.max_batch_size,
         "input": tensors(&sig.inputs),
         "output": tensors(&sig.outputs),
-        "dynamic_batching": { "max_queue_delay_microseconds": b.max_queue_delay_us, "default_queue_policy": { "max_queue_size": b.max_queue_size }, "max_batch_tokens": b.max_batch_tokens, "max_batch_requests": b.max_batch_requests },
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": b.max_queue_delay_us,
+            "default_queue_policy": { "max_queue_size": b.max_queue_size },
+            "max_batch_tokens": b.max_batch_tokens,
+            "max_batch_requests": b.max_batch_requests
+        },
         "instance_group": [{ "name": name, "kind": "KIND_CPU", "count": b.instances }],
         "labels": model.labels,
         "config_error": model.config_error,

@@ -150,9 +150,11 @@ fn parse_inputs(input: Option<&Value>) -> Result<Inputs, ApiError> {
     post,
     path = "/v1/embeddings",
     tag = "openai",
-    summary = "OpenAI embeddings: input (string, list of strings, token ids or lists of token ids of the model's vocabulary, used as given), model, encoding_format (float or base64), dimensions, truncate (default true)",
+    summary = "OpenAI embeddings: input (string, list of strings, token ids or lists of token ids of the model's \
+        vocabulary, used as given), model, encoding_format (float or base64), dimensions, truncate (default true)",
     responses(
-        (status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, truncated_inputs}`"),
+        (status = 200, description = "`{object: list, data: [{object: embedding, index, embedding}], model, usage, \
+            truncated_inputs}`"),
         (status = 400, description = "Invalid request (OpenAI error envelope)"),
         (status = 404, description = "Unknown model"),
         (status = 422, description = "Over a model limit"),
@@ -164,7 +166,15 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
         RequestLabels { model: String::new(), version: String::new(), protocol: "openai", api: "embeddings", code: 0 };
     let result: Result<Response, (ApiError, Option<&'static str>)> = async {
         let bytes = read_body(body, st.limits.max_body_bytes).await.map_err(|e| (e, None))?;
-        let req: Value = serde_json::from_slice(&bytes).map_err(|e| (ApiError::invalid(format!("malformed JSON body: {e}")), None))?;
+        let req: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            (
+                ApiError::invalid(format!(
+                    "malformed JSON body: \
+            {e}"
+                )),
+                None,
+            )
+        })?;
         let Value::Object(obj) = &req else {
             return Err((ApiError::invalid("expected a JSON object"), None));
         };
@@ -173,33 +183,71 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
                 return Err((ApiError::invalid(format!("unknown field {k:?}")), None));
             }
         }
-        let model = req.get("model").and_then(Value::as_str).ok_or((ApiError::invalid("model: expected the model name"), Some("model")))?;
+        let model = req.get("model").and_then(Value::as_str).ok_or((
+            ApiError::invalid(
+                "model: expected the model \
+            name",
+            ),
+            Some("model"),
+        ))?;
         let inputs = parse_inputs(req.get("input")).map_err(|e| (e, Some("input")))?;
         let base64 = match req.get("encoding_format").and_then(Value::as_str) {
             None | Some("float") => false,
             Some("base64") => true,
-            Some(other) => return Err((ApiError::invalid(format!("encoding_format: expected float or base64, got {other:?}")), Some("encoding_format"))),
+            Some(other) => {
+                return Err((
+                    ApiError::invalid(format!(
+                        "encoding_format: expected float or base64, got \
+                {other:?}"
+                    )),
+                    Some("encoding_format"),
+                ))
+            }
         };
-        let truncate = req.get("truncate").map(|v| v.as_bool().ok_or(())).transpose().map_err(|_| (ApiError::invalid("truncate: expected true or false"), Some("truncate")))?.unwrap_or(true);
+        let truncate = req
+            .get("truncate")
+            .map(|v| v.as_bool().ok_or(()))
+            .transpose()
+            .map_err(|_| (ApiError::invalid("truncate: expected true or false"), Some("truncate")))?
+            .unwrap_or(true);
         let loaded = st.manager.resolve(model, &Selector::Default).map_err(|e| (e, Some("model")))?;
         if !is_embedding_model(&loaded) {
             return Err((ApiError::invalid(format!("model {model:?} is not an embedding model")), Some("model")));
         }
         labels.model = model.to_string();
         labels.version = loaded.version.to_string();
-        let dim = loaded.servable.signature().outputs.iter().find(|o| o.name == "embedding").and_then(|o| o.shape.get(1).copied()).unwrap_or(0) as usize;
+        let dim = loaded
+            .servable
+            .signature()
+            .outputs
+            .iter()
+            .find(|o| o.name == "embedding")
+            .and_then(|o| o.shape.get(1).copied())
+            .unwrap_or(0) as usize;
         let dimensions = match req.get("dimensions") {
             None => dim,
             Some(v) => match v.as_u64() {
                 Some(d) if d >= 1 && d as usize <= dim => d as usize,
-                _ => return Err((ApiError::invalid(format!("dimensions: expected an integer from 1 to {dim}")), Some("dimensions"))),
+                _ => {
+                    return Err((
+                        ApiError::invalid(format!(
+                            "dimensions: expected an integer from 1 to \
+                    {dim}"
+                        )),
+                        Some("dimensions"),
+                    ))
+                }
             },
         };
         let max_tokens = loaded.manifest.embedding().map_or(usize::MAX, |e| e.max_tokens);
         let n = inputs.len();
         let outputs = match inputs {
             Inputs::Texts(texts) => {
-                let tensor = Tensor { name: "text".into(), shape: vec![n], data: TensorData::Bytes(texts.into_iter().map(String::into_bytes).collect()) };
+                let tensor = Tensor {
+                    name: "text".into(),
+                    shape: vec![n],
+                    data: TensorData::Bytes(texts.into_iter().map(String::into_bytes).collect()),
+                };
                 crate::infer::run(&st, &loaded, vec![tensor]).await
             }
             Inputs::TokenIds(ids) => match loaded.servable.preprocess_token_ids(&ids) {
@@ -221,7 +269,13 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
         if !truncate {
             if let Some((i, t)) = tokens.iter().enumerate().find(|(_, t)| **t as usize > max_tokens) {
                 return Err((
-                    ApiError::new(ErrorKind::OverLimit, format!("input[{i}] has {t} tokens, more than the model's limit of {max_tokens}; send truncate: true to cut it")),
+                    ApiError::new(
+                        ErrorKind::OverLimit,
+                        format!(
+                            "input[{i}] has {t} tokens, more than the model's \
+                        limit of {max_tokens}; send truncate: true to cut it"
+                        ),
+                    ),
                     Some("input"),
                 ));
             }
@@ -234,7 +288,10 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
                 v.iter_mut().for_each(|x| *x /= norm);
             }
             let embedding = if base64 {
-                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
+                Vector::Base64(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+                )
             } else {
                 Vector::Float(v)
             };
@@ -242,7 +299,8 @@ pub async fn embeddings(State(st): State<AppState>, body: Body) -> Response {
         }
         tokens.iter().for_each(|&t| st.metrics.record_tokens(model, t as f64));
         let used: usize = tokens.iter().map(|&t| (t as usize).min(max_tokens)).sum();
-        let truncated: Vec<usize> = tokens.iter().enumerate().filter(|(_, t)| **t as usize > max_tokens).map(|(i, _)| i).collect();
+        let truncated: Vec<usize> =
+            tokens.iter().enumerate().filter(|(_, t)| **t as usize > max_tokens).map(|(i, _)| i).collect();
         Ok(json_ok(&EmbeddingList {
             object: "list",
             data,

@@ -9,7 +9,9 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "Lathe",
-        description = "Train, version and serve models: TF Serving REST, KServe V1, Open Inference Protocol V2 and the lifecycle API. Errors are `{\"error\": \"<message>\"}`. Send `Authorization: Bearer <key>` when the server has API keys (scopes: admin, infer, read)."
+        description = "Train, version and serve models: TF Serving REST, KServe V1, Open Inference Protocol V2 and \
+            the lifecycle API. Errors are `{\"error\": \"<message>\"}`. Send `Authorization: Bearer <key>` when the \
+                server has API keys (scopes: admin, infer, read)."
     ),
     paths(
         crate::oip::server_metadata,

@@ -33,7 +33,8 @@ async fn optional_json(st: &AppState, body: Body) -> Result<Value, ApiError> {
     post,
     path = "/v2/repository/index",
     tag = "repository",
-    summary = "Repository index: every model and version with its state and reason; `{ready: true}` for ready ones only",
+    summary = "Repository index: every model and version with its state and reason; `{ready: true}` for ready ones \
+        only",
     responses(
         (status = 200, description = "`[{name, version, state, reason}]`"),
     ),

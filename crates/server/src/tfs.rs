@@ -109,7 +109,8 @@ fn tfs_state(s: LoadState) -> &'static str {
     tag = "tfserving",
     summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`) or traffic policy (`/traffic`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Status, metadata or traffic"),
@@ -150,7 +151,10 @@ fn status(st: &AppState, t: &Target) -> HttpResult<Response> {
             json!({
                 "version": v.version.to_string(),
                 "state": tfs_state(v.state),
-                "status": { "error_code": if failed { "UNKNOWN" } else { "OK" }, "error_message": if failed { v.reason.as_str() } else { "" } },
+                "status": {
+                    "error_code": if failed { "UNKNOWN" } else { "OK" },
+                    "error_message": if failed { v.reason.as_str() } else { "" }
+                },
             })
         })
         .collect();
@@ -172,7 +176,11 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
                 let dims: Vec<Value> = s.shape.iter().map(|d| json!({ "size": d.to_string(), "name": "" })).collect();
                 (
                     s.name.clone(),
-                    json!({ "dtype": s.datatype.tf_name(), "tensor_shape": { "dim": dims, "unknown_rank": false }, "name": format!("{}:0", s.name) }),
+                    json!({
+                        "dtype": s.datatype.tf_name(),
+                        "tensor_shape": { "dim": dims, "unknown_rank": false },
+                        "name": format!("{}:0", s.name)
+                    }),
                 )
             })
             .collect::<serde_json::Map<_, _>>()
@@ -182,7 +190,12 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     Ok(json_ok(&json!({
         "model_spec": { "name": t.name, "signature_name": "", "version": loaded.version.to_string() },
         "metadata": { "signature_def": { "signature_def": {
-            DEFAULT_SIGNATURE: { "inputs": tensors(&sig.inputs), "outputs": tensors(&sig.outputs), "method_name": method, "defaults": {} }
+            DEFAULT_SIGNATURE: {
+                "inputs": tensors(&sig.inputs),
+                "outputs": tensors(&sig.outputs),
+                "method_name": method,
+                "defaults": {}
+            }
         } } }
     })))
 }
@@ -192,9 +205,11 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     post,
     path = "/v1/models/{rest}",
     tag = "tfserving",
-    summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe `:explain`; `/rollback` (admin)",
+    summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe \
+        `:explain`; `/rollback` (admin)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "`{predictions}`, `{outputs}` or `{results}`"),

@@ -132,8 +132,15 @@ impl MetadataStore for SqliteStore {
     fn put_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO datasets (name, files, summary, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET files = excluded.files, summary = excluded.summary, updated_at = excluded.updated_at",
-            params![d.name, serde_json::to_string(&d.files).expect("files serialise"), json_col(&d.summary), d.created_at, d.updated_at],
+             ON CONFLICT(name) DO UPDATE SET files = excluded.files, summary = excluded.summary,
+             updated_at = excluded.updated_at",
+            params![
+                d.name,
+                serde_json::to_string(&d.files).expect("files serialise"),
+                json_col(&d.summary),
+                d.created_at,
+                d.updated_at
+            ],
         )?;
         Ok(())
     }
@@ -201,7 +208,8 @@ impl MetadataStore for SqliteStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs WHERE id = ?1",
+                "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs \
+                    WHERE id = ?1",
                 [id],
                 Self::job_from_row,
             )
@@ -212,7 +220,8 @@ impl MetadataStore for SqliteStore {
     fn jobs(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs ORDER BY created_at DESC, id DESC",
+            "SELECT id, request, state, version, error, progress, created_at, started_at, finished_at FROM jobs ORDER \
+                BY created_at DESC, id DESC",
         )?;
         let rows = stmt.query_map([], Self::job_from_row)?;
         let all: Vec<JobRecord> = rows.collect::<Result<_, _>>()?;
@@ -222,7 +231,8 @@ impl MetadataStore for SqliteStore {
     /// Stores an evaluation.
     fn put_evaluation(&self, e: &EvaluationRecord) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO evaluations (id, model, version, dataset, dataset_sha256, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO evaluations (id, model, version, dataset, dataset_sha256, metrics, created_at) \
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![e.id, e.model, e.version as i64, e.dataset, e.dataset_sha256, e.metrics.to_string(), e.created_at],
         )?;
         Ok(())

@@ -115,7 +115,8 @@ mod tests {
     /// A one-weight model (dense 1 -> 1, no activation) with kernel `w` and bias 0.
     fn one_weight(optimizer: &str, w: f32) -> (Network, OptimizerSpec) {
         let yaml = format!(
-            "input: {{shape: [1]}}\nlayers: [{{type: dense, units: 1}}]\ncompile: {{optimizer: {optimizer}, loss: mse}}\n"
+            "input: {{shape: [1]}}\nlayers: [{{type: dense, units: 1}}]\ncompile: \
+                {{optimizer: {optimizer}, loss: mse}}\n"
         );
         let spec = Spec::from_yaml_str(&yaml).unwrap();
         let mut net = Network::from_spec(&spec, &mut Rng::new(0)).unwrap();

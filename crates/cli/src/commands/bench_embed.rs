@@ -86,7 +86,14 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
                 println!("in-process {label:<5} ({tokens:>3} tokens) batch {batch:>2}: {rate:>8.1} sentences/s");
             }
             cases.push(json!({ "length": label, "text": text, "batch": texts.len(), "lathe": rate }));
-            report.push(json!({ "mode": "in-process", "length": label, "tokens": tokens, "batch": batch, "sentences_per_second": rate, "backend": embedder.backend().to_string() }));
+            report.push(json!({
+                "mode": "in-process",
+                "length": label,
+                "tokens": tokens,
+                "batch": batch,
+                "sentences_per_second": rate,
+                "backend": embedder.backend().to_string()
+            }));
         }
     }
     if let Some(python) = &args.baseline_python {
@@ -100,7 +107,8 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
             let ratio = if base > 0.0 { lathe / base } else { 0.0 };
             if !cli.json {
                 println!(
-                    "baseline   {:<5} ({:>3} tokens) batch {:>2}: {base:>8.1} sentences/s  (sentence-transformers, torch {}, {} threads)  lathe/baseline {ratio:.2}x",
+                    "baseline   {:<5} ({:>3} tokens) batch {:>2}: {base:>8.1} sentences/s  (sentence-transformers, \
+                        torch {}, {} threads)  lathe/baseline {ratio:.2}x",
                     result["length"].as_str().unwrap_or(""),
                     result["tokens"],
                     result["batch"],
@@ -108,7 +116,15 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
                     result["threads"],
                 );
             }
-            report.push(json!({ "mode": "baseline", "length": result["length"], "tokens": result["tokens"], "batch": result["batch"], "sentences_per_second": base, "ratio": ratio, "torch": result["torch"] }));
+            report.push(json!({
+                "mode": "baseline",
+                "length": result["length"],
+                "tokens": result["tokens"],
+                "batch": result["batch"],
+                "sentences_per_second": base,
+                "ratio": ratio,
+                "torch": result["torch"]
+            }));
         }
     }
     if args.no_http {
@@ -131,11 +147,20 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
             )?;
             if !cli.json {
                 println!(
-                    "http       {label:<5} concurrency {c:>2}: {:>8.1} sentences/s  p50 {:>8.1} µs  p99 {:>8.1} µs  errors {}",
+                    "http       {label:<5} concurrency {c:>2}: {:>8.1} sentences/s  p50 {:>8.1} µs  p99 {:>8.1} µs  \
+                        errors {}",
                     m.rps, m.p50_us, m.p99_us, m.errors
                 );
             }
-            report.push(json!({ "mode": "http", "length": label, "concurrency": c, "sentences_per_second": m.rps, "p50_us": m.p50_us, "p99_us": m.p99_us, "errors": m.errors }));
+            report.push(json!({
+                "mode": "http",
+                "length": label,
+                "concurrency": c,
+                "sentences_per_second": m.rps,
+                "p50_us": m.p50_us,
+                "p99_us": m.p99_us,
+                "errors": m.errors
+            }));
         }
     }
     if cli.json {

@@ -117,7 +117,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
             let (m_on, m_off) = (median(with), median(without));
             if !cli.json {
                 println!(
-                    "{:<15} c={:<3} batching on {:>7.0} req/s p50 {:>7.1} µs p99 {:>7.1} µs | off {:>7.0} req/s p50 {:>7.1} µs p99 {:>7.1} µs | on/off throughput {:.2}x, p50 {:.2}x{}",
+                    "{:<15} c={:<3} batching on {:>7.0} req/s p50 {:>7.1} µs p99 {:>7.1} µs | off {:>7.0} req/s p50 \
+                        {:>7.1} µs p99 {:>7.1} µs | on/off throughput {:.2}x, p50 {:.2}x{}",
                     protocol.name(),
                     c,
                     m_on.rps,
@@ -128,7 +129,11 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
                     m_off.p99_us,
                     m_on.rps / m_off.rps.max(1e-9),
                     m_on.p50_us / m_off.p50_us.max(1e-9),
-                    if m_on.errors + m_off.errors > 0 { format!("  ERRORS {}/{}", m_on.errors, m_off.errors) } else { String::new() },
+                    if m_on.errors + m_off.errors > 0 {
+                        format!("  ERRORS {}/{}", m_on.errors, m_off.errors)
+                    } else {
+                        String::new()
+                    },
                 );
             }
             for (batching, m) in [(true, &m_on), (false, &m_off)] {

@@ -18,7 +18,8 @@ use crate::Cli;
 /// An IDX folder is evaluated on its test files (t10k-*), a CSV on all its rows.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lathe eval mnist --data ../shared/data/mnist          # latest version\n  lathe eval flowers:2 --data holdout.csv --label-column species --json"
+    after_help = "Examples:\n  lathe eval mnist --data ../shared/data/mnist          # latest version\n  lathe eval \
+        flowers:2 --data holdout.csv --label-column species --json"
 )]
 pub struct EvalArgs {
     /// The version: NAME (latest) or NAME:VERSION.

@@ -19,7 +19,9 @@ use crate::Cli;
 ///
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lathe predict mnist --input digit.png\n  lathe predict mnist:1 --input instances.json --json     # {\"instances\": [[...784 pixels...]]}\n  lathe predict flowers --input rows.csv                 # columns named like the training features"
+    after_help = "Examples:\n  lathe predict mnist --input digit.png\n  lathe predict mnist:1 --input instances.json \
+        --json     # {\"instances\": [[...784 pixels...]]}\n  lathe predict flowers --input rows.csv                 \
+            # columns named like the training features"
 )]
 pub struct PredictArgs {
     /// The version: NAME (latest) or NAME:VERSION.

@@ -21,7 +21,8 @@ pub const MNIST_MLP: &str = include_str!("../../../../examples/mnist-mlp.yaml");
 ///
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  lathe quickstart --data ../shared/data/mnist\n\nThen: lathe models show mnist, lathe predict mnist --input digit.png"
+    after_help = "Example:\n  lathe quickstart --data ../shared/data/mnist\n\nThen: lathe models show mnist, lathe \
+        predict mnist --input digit.png"
 )]
 pub struct QuickstartArgs {
     /// Folder with the MNIST IDX files; without it MNIST is downloaded (checksums verified)

@@ -16,7 +16,14 @@ use crate::Cli;
 /// Serve every model in the repository on one HTTP port.
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  lathe serve\n  lathe serve --port 8501 --max-batch-size 32 --instances 2\n  curl -s localhost:8080/v2/models/mnist\n  curl -s -X POST localhost:8080/v1/models/mnist:predict -d '{\"instances\": [[...784 pixels...]]}'\n\nNew versions published into the repository are loaded in the background and swapped in\nwithout dropping requests. Per-model settings go in <repo>/<model>/config.json:\n  {\"version_policy\": {\"latest\": {\"num_versions\": 2}}, \"max_batch_size\": 32,\n   \"max_queue_delay_us\": 200, \"max_queue_size\": 512, \"instances\": 1}\nLabels: lathe models label NAME stable 3"
+    after_help = "Examples:\n  lathe serve\n  lathe serve --port 8501 --max-batch-size 32 --instances 2\n  curl -s \
+        localhost:8080/v2/models/mnist\
+        \n  curl -s -X POST localhost:8080/v1/models/mnist:predict -d '{\"instances\": [[...784 pixels...]]}'\n\
+        \nNew versions published into the repository are loaded in the background and swapped in\
+        \nwithout dropping requests. Per-model settings go in <repo>/<model>/config.json:\
+        \n  {\"version_policy\": {\"latest\": {\"num_versions\": 2}}, \"max_batch_size\": 32,\
+        \n   \"max_queue_delay_us\": 200, \"max_queue_size\": 512, \"instances\": 1}\
+        \nLabels: lathe models label NAME stable 3"
 )]
 pub struct ServeArgs {
     /// Address to listen on.

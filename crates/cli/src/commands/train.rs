@@ -20,7 +20,11 @@ use crate::Cli;
 /// Train a model and publish it.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist\n  lathe train --spec examples/tabular.yaml --data table.csv --label-column species --name flowers\n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist --resume   # after Ctrl-C\n\nThe spec format is documented in docs/spec.md. A checkpoint is written at every epoch end;\nCtrl-C stops at the next batch boundary and publishes nothing."
+    after_help = "Examples:\n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist\n  \
+        lathe train --spec examples/tabular.yaml --data table.csv --label-column species --name flowers\
+        \n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist --resume   # after \
+        Ctrl-C\n\nThe spec format is documented in docs/spec.md. A checkpoint is written at every epoch end;\
+        \nCtrl-C stops at the next batch boundary and publishes nothing."
 )]
 pub struct TrainArgs {
     /// Model spec (YAML, or JSON for .json files); see docs/spec.md.

@@ -40,7 +40,13 @@ fn corrupt_data_bad_specs_and_missing_paths() {
 
     // A CSV with a non-numeric feature cell.
     std::fs::write(cwd.join("t.csv"), "a,b,label\n1,2,x\n3,oops,y\n").unwrap();
-    let tab = write_spec(cwd, "tab.yaml", "input: {shape: [2]}\nlayers: [{type: dense, units: 2, activation: softmax}]\ncompile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n");
+    let tab = write_spec(
+        cwd,
+        "tab.yaml",
+        "input: {shape: [2]}\nlayers: \
+        [{type: dense, units: 2, activation: softmax}]\
+        \ncompile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n",
+    );
     fails_with(
         cwd,
         &["train", "--spec", tab.to_str().unwrap(), "--data", "t.csv", "--name", "m"],

@@ -225,7 +225,12 @@ fn datasets_jobs_events_serving_and_promotion_over_http() {
     let count = |v: &str| -> u64 {
         metrics
             .lines()
-            .find(|l| l.starts_with(&format!("lathe_inference_requests_total{{model=\"mnist\",version=\"{v}\",protocol=\"v2\",api=\"infer\",code=\"200\"}}")))
+            .find(|l| {
+                l.starts_with(&format!(
+                    "lathe_inference_requests_total{{model=\"mnist\",version=\"{v}\",\
+                     protocol=\"v2\",api=\"infer\",code=\"200\"}}"
+                ))
+            })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)

@@ -132,7 +132,8 @@ impl Spec {
             return Err(err(
                 &format!("layers[{}]", self.layers.len() - 1),
                 format!(
-                    "the model must end with a flat output (units per class), got shape {out:?}; add flatten and dense layers"
+                    "the model must end with a flat output (units per class), got shape {out:?}; add flatten and \
+                        dense layers"
                 ),
             ));
         }

@@ -33,7 +33,12 @@ fn binary_requests_and_responses_match_json() {
     // Binary input, binary output for all outputs.
     let raw: Vec<u8> = pixels.iter().flat_map(|x| x.to_le_bytes()).collect();
     let header = json!({
-        "inputs": [{"name": "input", "shape": [2, 28, 28], "datatype": "FP32", "parameters": {"binary_data_size": raw.len()}}],
+        "inputs": [{
+            "name": "input",
+            "shape": [2, 28, 28],
+            "datatype": "FP32",
+            "parameters": {"binary_data_size": raw.len()}
+        }],
         "parameters": {"binary_data_output": true},
     })
     .to_string();
@@ -55,7 +60,12 @@ fn binary_requests_and_responses_match_json() {
 
     // Binary output chosen per output, with a UINT8 binary input (784 bytes per image).
     let header = json!({
-        "inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "parameters": {"binary_data_size": 784}}],
+        "inputs": [{
+            "name": "input",
+            "shape": [1, 28, 28],
+            "datatype": "UINT8",
+            "parameters": {"binary_data_size": 784}
+        }],
         "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}],
     })
     .to_string();

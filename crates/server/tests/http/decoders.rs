@@ -47,7 +47,11 @@ fn decoders_never_panic() {
         outputs: vec![TensorSignature { name: "probabilities".into(), datatype: DType::F32, shape: vec![-1, 3] }],
     };
     let seeds: [&[u8]; 5] = [
-        br#"{"id":"a","inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","data":[[1,2],[3,4]]}],"outputs":[{"name":"probabilities","parameters":{"binary_data":true,"classification":2}}]}"#,
+        concat!(
+            r#"{"id":"a","inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","data":[[1,2],[3,4]]}],"#,
+            r#""outputs":[{"name":"probabilities","parameters":{"binary_data":true,"classification":2}}]}"#
+        )
+        .as_bytes(),
         br#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"UINT8","parameters":{"binary_data_size":4}}]}"#,
         br#"{"instances":[[[1,2],[3,4]]],"signature_name":"serving_default"}"#,
         br#"{"inputs":{"input":[[[1,2],[3,4]]]}}"#,

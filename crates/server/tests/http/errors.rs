@@ -21,7 +21,10 @@ fn bad_requests_get_4xx_in_the_protocol_shape() {
     let s = TestServer::with_mnist();
     let row: Vec<u8> = vec![0; 784];
     let v2 = |body: serde_json::Value| error_of(s.post("/v2/models/mnist/infer", body.to_string().as_bytes()));
-    let input = |shape: serde_json::Value, dtype: &str, data: serde_json::Value| json!({"inputs": [{"name": "input", "shape": shape, "datatype": dtype, "data": data}]});
+    let input = |shape: serde_json::Value, dtype: &str, data: serde_json::Value| {
+        let tensor = json!({"name": "input", "shape": shape, "datatype": dtype, "data": data});
+        json!({ "inputs": [tensor] })
+    };
     let cases: Vec<((u16, String), u16, &str)> = vec![
         (error_of(s.post("/v2/models/mnist/infer", b"{not json")), 400, "malformed inference request"),
         (error_of(s.post("/v2/models/mnist/infer", b"NaN")), 400, "malformed inference request"),
@@ -50,9 +53,10 @@ fn bad_requests_get_4xx_in_the_protocol_shape() {
         ),
         (v2(json!({"inputz": []})), 400, "unknown field `inputz`"),
         (
-            v2(
-                json!({"inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8", "data": row}], "outputs": [{"name": "logits"}]}),
-            ),
+            v2(json!({
+                "inputs": [{"name": "input", "shape": [1, 784], "datatype": "UINT8", "data": row}],
+                "outputs": [{"name": "logits"}]
+            })),
             400,
             "unknown output \"logits\"",
         ),

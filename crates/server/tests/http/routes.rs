@@ -114,7 +114,9 @@ fn tf_serving_and_kserve_v1_routes() {
     assert_eq!(code, 200);
     assert_eq!(
         st,
-        json!({"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}],
+        json!({"model_version_status": [{
+            "version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}
+        }],
                "name": "mnist", "ready": true})
     );
     assert_eq!(s.get("/v1/models/mnist/versions/1").0, 200);
@@ -159,7 +161,13 @@ fn tf_serving_and_kserve_v1_routes() {
     );
     assert_eq!(code, 200);
     let metrics = agent().get(format!("{}/metrics", s.base)).call().unwrap().body_mut().read_to_string().unwrap();
-    assert!(metrics.contains("lathe_inference_requests_total{model=\"mnist\",version=\"1\",protocol=\"tfserving\",api=\"predict\",code=\"200\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "lathe_inference_requests_total{model=\"mnist\",version=\"1\",\
+             protocol=\"tfserving\",api=\"predict\",code=\"200\"} 3"
+        ),
+        "{metrics}"
+    );
     for name in [
         "lathe_inference_queue_duration_seconds_bucket",
         "lathe_inference_compute_duration_seconds_count",

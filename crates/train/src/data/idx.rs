@@ -39,7 +39,8 @@ pub fn parse_idx(bytes: &[u8], ndims: u8, what: &str) -> Result<IdxArray, TrainE
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if magic != expected_magic {
         return Err(data_err(format!(
-            "{what}: wrong IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x} (unsigned bytes, {ndims} dimension{})",
+            "{what}: wrong IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x} (unsigned bytes, {ndims} \
+                dimension{})",
             if ndims == 1 { "" } else { "s" }
         )));
     }

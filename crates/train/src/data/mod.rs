@@ -205,7 +205,8 @@ fn load_idx_pair(dir: &Path, prefix: &str) -> Result<Option<(Vec<usize>, Samples
 fn load_idx_dir(dir: &Path) -> Result<Dataset, TrainError> {
     let (shape, train) = load_idx_pair(dir, "train")?.ok_or_else(|| {
         data_err(format!(
-            "{}: no IDX data set here; expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (and t10k-* for the test split)",
+            "{}: no IDX data set here; expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (and \
+                t10k-* for the test split)",
             dir.display()
         ))
     })?;
