@@ -101,6 +101,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if let Err(e) = lathe_kernels::cpu::env_cap_checked() {
+        if cli.json {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+        }
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }

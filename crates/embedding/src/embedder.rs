@@ -8,7 +8,6 @@ use tokenizers::Tokenizer;
 
 use lathe_kernels::bf16;
 use lathe_kernels::linear::Precision;
-use lathe_kernels::mmap::Mapped;
 
 use crate::encoder::bert::{BertConfig, BertEncoder};
 use crate::EmbedError;
@@ -188,9 +187,11 @@ impl Embedder {
             _ => {
                 let config: Config = read_json(&dir.join("config.json"))?;
                 let device = Device::Cpu;
-                let mapped = Mapped::open_immutable(&weights)
+                // Read, not memory-mapped: candle copies every tensor at load anyway, and a map
+                // would need `unsafe` here.
+                let bytes = std::fs::read(&weights)
                     .map_err(|e| EmbedError::File { path: weights.display().to_string(), message: e.to_string() })?;
-                let vb = VarBuilder::from_slice_safetensors(&mapped, DType::F32, &device)?;
+                let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
                 Encoder::Candle(Box::new(BertModel::load(vb, &config)?), device)
             }
         };

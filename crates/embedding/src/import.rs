@@ -57,6 +57,7 @@ pub fn import_hf(dir: &Path, name: &str, created_at: &str) -> Result<(VersionFil
                 pooling: embedder.pooling(),
                 normalize: embedder.normalizes(),
             },
+            untrained: Default::default(),
         }),
         files: BTreeMap::new(),
     };

@@ -17,8 +17,8 @@ mod weights;
 
 pub use manifest::{
     ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation, FileEntry, JobLineage,
-    Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT,
-    SEQUENTIAL_KIND, WEIGHTS_FILE,
+    Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, UntrainedFields, EMBEDDING_KIND, MANIFEST_FILE,
+    MANIFEST_FORMAT, SEQUENTIAL_KIND, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

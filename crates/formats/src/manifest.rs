@@ -159,17 +159,59 @@ pub struct Manifest {
 
 /// The part of a manifest that depends on the kind of model, tagged by `kind` on disk.
 /// Text generation (`causal-lm`) and ONNX (`onnx`) models will add their own variants.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
+#[derive(Debug, Clone, PartialEq)]
 // One manifest per version in memory: boxing the larger section would save nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum ModelSection {
     /// A Keras-like sequential model trained by Lathe (`native-sequential`).
-    #[serde(rename = "native-sequential")]
     Sequential(SequentialSection),
     /// A sentence-embedding encoder (`sentence-embedding`).
-    #[serde(rename = "sentence-embedding")]
     SentenceEmbedding(EmbeddingSection),
+    /// A kind this build has no section for (a version written by a newer Lathe): kept
+    /// field for field, so listings still show it and serving says which kind is missing.
+    Other {
+        /// The `kind` tag.
+        kind: String,
+        /// Every other field of the section.
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+impl Serialize for ModelSection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let fields = match self {
+            ModelSection::Sequential(s) => serde_json::to_value(s).map_err(S::Error::custom)?,
+            ModelSection::SentenceEmbedding(e) => serde_json::to_value(e).map_err(S::Error::custom)?,
+            ModelSection::Other { fields, .. } => serde_json::Value::Object(fields.clone()),
+        };
+        let serde_json::Value::Object(fields) = fields else {
+            return Err(S::Error::custom("a manifest section must be a JSON object"));
+        };
+        let kind = ("kind".to_string(), serde_json::Value::String(self.kind().to_string()));
+        serializer.collect_map(std::iter::once(kind).chain(fields))
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::deserialize(deserializer)?;
+        let kind = match fields.remove("kind") {
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(other) => return Err(D::Error::custom(format!("kind: expected a string, got {other}"))),
+            None => return Err(D::Error::missing_field("kind")),
+        };
+        let section = |fields| serde_json::Value::Object(fields);
+        let named = |e: serde_json::Error| D::Error::custom(format!("{kind} manifest: {e}"));
+        match kind.as_str() {
+            SEQUENTIAL_KIND => serde_json::from_value(section(fields)).map(ModelSection::Sequential).map_err(named),
+            EMBEDDING_KIND => {
+                serde_json::from_value(section(fields)).map(ModelSection::SentenceEmbedding).map_err(named)
+            }
+            _ => Ok(ModelSection::Other { kind, fields }),
+        }
+    }
 }
 
 /// What a trained sequential model records: how to rebuild it, and how it was trained.
@@ -204,12 +246,44 @@ pub struct SequentialSection {
     pub job: Option<JobLineage>,
 }
 
-/// What a sentence-embedding version records (under `spec` on disk). Versions written
-/// before the manifest was typed also carry empty training fields, which are ignored.
+/// What a sentence-embedding version records (under `spec` on disk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingSection {
     /// The encoder and its pooling.
     pub spec: EmbeddingSpec,
+    /// The training fields every manifest carried before it was typed, empty for this kind:
+    /// still written so that earlier Lathe builds can list and load the version.
+    #[serde(flatten)]
+    pub untrained: UntrainedFields,
+}
+
+/// Training fields as an imported (untrained) model writes them: all empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UntrainedFields {
+    /// `{"kind": "none"}`.
+    #[serde(default)]
+    pub preprocessing: Preprocessing,
+    /// Empty.
+    #[serde(default)]
+    pub class_names: Vec<String>,
+    /// Empty.
+    #[serde(default)]
+    pub feature_names: Vec<String>,
+    /// Zeros.
+    #[serde(default)]
+    pub metrics: Evaluation,
+    /// Empty.
+    #[serde(default)]
+    pub history: Vec<EpochRecord>,
+    /// Empty.
+    #[serde(default)]
+    pub data: DataLineage,
+    /// 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Zeros.
+    #[serde(default)]
+    pub training: TrainingInfo,
 }
 
 /// How a sentence-embedding model turns text into a vector.
@@ -252,13 +326,22 @@ impl Pooling {
     }
 }
 
-impl Manifest {
-    /// The kind tag (`native-sequential`, `sentence-embedding`).
-    pub fn kind(&self) -> &'static str {
-        match self.model {
+impl ModelSection {
+    /// The kind tag.
+    pub fn kind(&self) -> &str {
+        match self {
             ModelSection::Sequential(_) => SEQUENTIAL_KIND,
             ModelSection::SentenceEmbedding(_) => EMBEDDING_KIND,
+            ModelSection::Other { kind, .. } => kind,
         }
+    }
+}
+
+impl Manifest {
+    /// The kind tag (`native-sequential`, `sentence-embedding`, or one this build does not
+    /// know).
+    pub fn kind(&self) -> &str {
+        self.model.kind()
     }
 
     /// The section of a sequential model; `None` for other kinds.
@@ -340,13 +423,29 @@ mod tests {
         assert!(m.metrics().is_none() && m.class_names().is_empty());
         let again: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(again, m);
+        let old: serde_json::Value = serde_json::from_str(EMBEDDING_FIXTURE).unwrap();
+        assert_eq!(serde_json::to_value(&m).unwrap(), old, "the on-disk shape is unchanged");
     }
 
     #[test]
-    fn an_unknown_kind_is_refused_with_its_name() {
+    fn an_unknown_kind_is_kept_as_it_is() {
         let mut v: serde_json::Value = serde_json::from_str(EMBEDDING_FIXTURE).unwrap();
         v["kind"] = "hologram".into();
+        let m: Manifest = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(m.kind(), "hologram");
+        assert!(m.embedding().is_none() && m.sequential().is_none());
+        assert_eq!(serde_json::to_value(&m).unwrap(), v, "written back unchanged");
+    }
+
+    #[test]
+    fn a_known_kind_with_bad_fields_names_the_kind_and_the_field() {
+        let mut v: serde_json::Value = serde_json::from_str(SEQUENTIAL_FIXTURE).unwrap();
+        v["class_names"] = 3.into();
         let err = serde_json::from_value::<Manifest>(v).unwrap_err().to_string();
-        assert!(err.contains("hologram"), "{err}");
+        assert!(err.contains("native-sequential manifest") && err.contains("expected a sequence"), "{err}");
+        let mut v: serde_json::Value = serde_json::from_str(SEQUENTIAL_FIXTURE).unwrap();
+        v.as_object_mut().unwrap().remove("kind");
+        let err = serde_json::from_value::<Manifest>(v).unwrap_err().to_string();
+        assert!(err.contains("kind"), "{err}");
     }
 }

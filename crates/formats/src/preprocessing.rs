@@ -2,10 +2,11 @@ use serde::{Deserialize, Serialize};
 
 /// Preprocessing with its fitted statistics, stored in a version and applied to every raw
 /// sample before the first layer, in training, evaluation and prediction alike.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Preprocessing {
     /// Raw values are used as they are.
+    #[default]
     None,
     /// Every value is divided by `divisor`.
     Rescale {

@@ -1,3 +1,6 @@
+//! [`train_version`]: the one way a spec and a data set become a published version, shared by
+//! `lathe train` and the job runner.
+//!
 //! Training jobs: submitted over the API, queued (at most `max_concurrent` run at once), run
 //! on their own threads with epoch checkpoints, and published as model versions.
 //!

@@ -321,6 +321,9 @@ impl JobRunner {
             }),
         };
         let trained = train_version(run, &mut JobObserver { runner: self, id, last_progress: Instant::now() })?;
+        if let Some(e) = &trained.checkpoint_left {
+            tracing::warn!(job = id, error = %e, "the job's checkpoint could not be removed");
+        }
         let version = trained.published.version;
         let promoted = match &req.auto_promote {
             Some(rule) => self.promote(&req.name, version, rule).map_err(JobFailure::Promote)?,
@@ -376,7 +379,7 @@ enum JobFailure {
     #[error(transparent)]
     Version(#[from] VersionError),
     /// The version was published but its label could not be moved.
-    #[error("auto-promotion: {0}")]
+    #[error(transparent)]
     Promote(lathe_registry::RegistryError),
 }
 

@@ -69,6 +69,9 @@ pub struct TrainedVersion {
     pub result: FitResult,
     /// Samples in the training split.
     pub train_samples: usize,
+    /// Why the run's checkpoint could not be removed after publishing, if it could not (the
+    /// version is published all the same; callers decide whether that matters).
+    pub checkpoint_left: Option<std::io::Error>,
 }
 
 /// Why a training run published nothing.
@@ -81,19 +84,11 @@ pub enum VersionError {
     #[error(transparent)]
     Train(#[from] TrainError),
     /// The weights could not be serialised.
-    #[error("writing the weights: {0}")]
+    #[error(transparent)]
     Weights(#[from] WeightsError),
     /// The version could not be published.
-    #[error("publishing: {0}")]
+    #[error(transparent)]
     Publish(#[from] RegistryError),
-    /// The checkpoint of a published run could not be removed.
-    #[error("removing the checkpoint {path}: {source}")]
-    Checkpoint {
-        /// The checkpoint folder.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
 }
 
 impl VersionError {
@@ -109,7 +104,7 @@ impl HasErrorKind for VersionError {
             VersionError::TestFraction(_) => ErrorKind::InvalidArgument,
             VersionError::Train(e) => e.error_kind(),
             VersionError::Publish(e) => e.error_kind(),
-            VersionError::Weights(_) | VersionError::Checkpoint { .. } => ErrorKind::Internal,
+            VersionError::Weights(_) => ErrorKind::Internal,
         }
     }
 }
@@ -125,7 +120,8 @@ impl From<VersionError> for ApiError {
 ///
 /// # Errors
 /// [`VersionError`] says which step failed; nothing is published then, and the checkpoint
-/// stays for `resume`.
+/// stays for `resume`. A checkpoint that cannot be removed after publishing is no error
+/// (see [`TrainedVersion::checkpoint_left`]).
 pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<TrainedVersion, VersionError> {
     if !(0.0..1.0).contains(&run.test_fraction) {
         return Err(VersionError::TestFraction(run.test_fraction));
@@ -160,8 +156,6 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
         });
     }
     let published = run.repo.publish(run.name, &[(WEIGHTS_FILE, &weights)], manifest)?;
-    run.checkpoints
-        .remove()
-        .map_err(|source| VersionError::Checkpoint { path: run.checkpoints.dir().display().to_string(), source })?;
-    Ok(TrainedVersion { published, result, train_samples: prepared.train.len() })
+    let checkpoint_left = run.checkpoints.remove().err();
+    Ok(TrainedVersion { published, result, train_samples: prepared.train.len(), checkpoint_left })
 }

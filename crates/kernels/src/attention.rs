@@ -25,8 +25,8 @@ pub struct Heads {
 /// before it or ends past the last token: each (sequence, head) task writes its own block
 /// of `ctx`, which these checks guarantee.
 pub fn attend(qkv: &[f32], spans: &[(usize, usize)], heads: Heads, ctx: &mut [f32]) {
-    let hidden = heads.count * heads.dim;
-    assert_eq!(qkv.len(), ctx.len() * 3, "attend: qkv must be three times ctx");
+    let hidden = heads.count.checked_mul(heads.dim).expect("attend: heads.count * heads.dim overflows");
+    assert_eq!(Some(qkv.len()), ctx.len().checked_mul(3), "attend: qkv must be three times ctx");
     if hidden == 0 {
         return;
     }

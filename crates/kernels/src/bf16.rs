@@ -55,7 +55,8 @@ impl PackedBf16 {
     /// which makes [`PackedBf16::tile`] sound), or when `w` is shorter than `n * k`.
     pub fn pack(w: &[f32], n: usize, k: usize) -> PackedBf16 {
         assert!(crate::cpu::detected_bf16(), "AVX-512 BF16 is not available");
-        assert!(w.len() >= n * k, "pack: w has {} values, needs {}", w.len(), n * k);
+        let needed = n.checked_mul(k).expect("pack: n * k overflows usize");
+        assert!(w.len() >= needed, "pack: w has {} values, needs {needed}", w.len());
         let k_even = k.div_ceil(2) * 2;
         let panels = n.div_ceil(NR);
         let mut data = vec![0u16; panels * k_even * NR];

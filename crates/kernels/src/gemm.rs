@@ -30,9 +30,10 @@ pub fn sgemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    assert!(a.len() >= m * k, "sgemm: a has {} values, needs {}", a.len(), m * k);
-    assert!(b.len() >= k * n, "sgemm: b has {} values, needs {}", b.len(), k * n);
-    assert!(c.len() >= m * n, "sgemm: c has {} values, needs {}", c.len(), m * n);
+    let size = |rows: usize, cols: usize| rows.checked_mul(cols).expect("sgemm: matrix size overflows usize");
+    assert!(a.len() >= size(m, k), "sgemm: a has {} values, needs {}", a.len(), m * k);
+    assert!(b.len() >= size(k, n), "sgemm: b has {} values, needs {}", b.len(), k * n);
+    assert!(c.len() >= size(m, n), "sgemm: c has {} values, needs {}", c.len(), m * n);
     if m == 0 || n == 0 {
         return;
     }

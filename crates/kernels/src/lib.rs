@@ -8,7 +8,6 @@
 //!   bias/activation/residual epilogues; dense layers that split their columns over threads.
 //! - [`math`]: `e^x`, erf, GELU, layer norm, softmax, compiled once per code path.
 //! - [`attention`]: scaled dot-product attention over packed sequences.
-//! - [`mmap`]: read-only memory maps of immutable files.
 //!
 //! Why one crate: soundness arguments stay in one place that can be reviewed as a whole, and
 //! engines stay `#![forbid(unsafe_code)]`. The layout follows tract's `linalg`: kernels know
@@ -26,5 +25,4 @@ pub mod cpu;
 pub mod gemm;
 pub mod linear;
 pub mod math;
-pub mod mmap;
 mod shared;

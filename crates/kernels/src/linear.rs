@@ -53,7 +53,7 @@ impl Linear {
     /// When `w` or `b` has the wrong length, or [`Precision::Bf16`] is asked of a CPU without
     /// AVX-512 BF16.
     pub fn new(w: Vec<f32>, bias: Vec<f32>, n: usize, k: usize, precision: Precision) -> Linear {
-        assert_eq!(w.len(), n * k, "Linear: w has {} values, expected {n} x {k}", w.len());
+        assert_eq!(Some(w.len()), n.checked_mul(k), "Linear: w has {} values, expected {n} x {k}", w.len());
         assert_eq!(bias.len(), n, "Linear: bias has {} values, expected {n}", bias.len());
         let weights = match precision {
             Precision::Bf16 => Weights::Bf16(PackedBf16::pack(&w, n, k)),
@@ -68,8 +68,8 @@ impl Linear {
     /// # Panics
     /// When `x`, `out` or a residual has the wrong length.
     pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], epilogue: Epilogue) {
-        assert_eq!(x.len(), m * self.k);
-        assert_eq!(out.len(), m * self.n);
+        assert_eq!(Some(x.len()), m.checked_mul(self.k), "Linear: x is not [{m}, {}]", self.k);
+        assert_eq!(Some(out.len()), m.checked_mul(self.n), "Linear: out is not [{m}, {}]", self.n);
         if let Epilogue::Residual(r) = epilogue {
             assert_eq!(r.len(), out.len());
         }

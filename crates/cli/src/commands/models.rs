@@ -186,6 +186,7 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
     match &m.model {
         ModelSection::Sequential(s) => show_sequential(s),
         ModelSection::SentenceEmbedding(e) => show_embedding(&e.spec),
+        ModelSection::Other { .. } => println!("section     not known to this build of Lathe"),
     }
     for (file, e) in &m.files {
         println!("file        {file}  {} bytes  sha256 {}", e.bytes, e.sha256);

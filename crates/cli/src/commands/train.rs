@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
 
 use anyhow::Result;
 use clap::Args;
@@ -66,21 +66,26 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> Result<()> {
     train_and_publish(cli, spec, &args.data, &args.name, &args.common)
 }
 
-/// A stop flag set by Ctrl-C (installed once per process).
+/// The process's stop flag, set by Ctrl-C once [`arm_stop_flag`] ran.
 pub fn stop_flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))).clone()
+}
+
+/// From now on the first Ctrl-C sets the stop flag (training stops at the next batch
+/// boundary) and a second one quits; before, Ctrl-C ends the process at once (as while data
+/// loads).
+pub fn arm_stop_flag() {
+    static ARMED: Once = Once::new();
+    ARMED.call_once(|| {
+        let flag = stop_flag();
         let _ = ctrlc::set_handler(move || {
-            if f.swap(true, Ordering::SeqCst) {
+            if flag.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
             eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit at once)");
         });
-        flag
-    })
-    .clone()
+    });
 }
 
 /// Loads data, trains, publishes, prints; shared by `train` and `quickstart`.
@@ -117,6 +122,9 @@ pub fn train_and_publish(
     };
     let mut observer = CliObserver { json: cli.json, reporter: Reporter::new(cli.json) };
     let trained = train_version(run, &mut observer)?;
+    if let Some(e) = &trained.checkpoint_left {
+        anyhow::bail!("removing the checkpoint {}: {e}", repo.checkpoint_dir(name).display());
+    }
     print_published(cli, name, &trained);
     Ok(())
 }
@@ -129,6 +137,7 @@ struct CliObserver {
 
 impl TrainObserver for CliObserver {
     fn prepared(&mut self, prepared: &Prepared, load_seconds: f64) {
+        arm_stop_flag();
         if !self.json {
             eprintln!(
                 "data: {} training, {} validation, {} test samples, {} classes (loaded in {load_seconds:.2}s)",
