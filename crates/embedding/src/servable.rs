@@ -8,7 +8,7 @@ use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
 use lathe_types::{ApiError, DType, ErrorKind, HasErrorKind, Signature, Tensor, TensorData, TensorSignature};
 
-use crate::{Backend, EmbedError, Embedder, TokenizedBatch};
+use crate::{Backend, Embedder, TokenizedBatch};
 
 /// Kind of model (in the manifest) served by [`EmbeddingLoader`].
 pub use lathe_formats::EMBEDDING_KIND;
@@ -46,10 +46,6 @@ impl EmbeddingModel {
     }
 }
 
-fn api_error(e: EmbedError) -> ApiError {
-    e.to_api_error()
-}
-
 impl Servable for EmbeddingModel {
     fn signature(&self) -> &Signature {
         &self.signature
@@ -81,7 +77,7 @@ impl Servable for EmbeddingModel {
             .zip(lengths)
             .map(|(row, &len)| row[..len as usize].iter().map(|&x| x as u32).collect())
             .collect();
-        let vectors = self.embedder.embed_ids(&rows).map_err(api_error)?;
+        let vectors = self.embedder.embed_ids(&rows).map_err(|e| e.to_api_error())?;
         let n = rows.len();
         Ok(vec![
             Tensor {
@@ -121,12 +117,12 @@ impl Servable for EmbeddingModel {
                     .map_err(|_| ApiError::invalid(format!("input {}[{i}]: not valid UTF-8", input.name)))
             })
             .collect::<Result<Vec<&str>, _>>()?;
-        let batch = self.embedder.tokenize(&texts, true).map_err(api_error)?;
+        let batch = self.embedder.tokenize(&texts, true).map_err(|e| e.to_api_error())?;
         Ok(self.token_tensors(&batch))
     }
 
     fn preprocess_token_ids(&self, ids: &[Vec<i64>]) -> Option<Result<Vec<Tensor>, ApiError>> {
-        Some(self.embedder.prepare_ids(ids).map(|batch| self.token_tensors(&batch)).map_err(api_error))
+        Some(self.embedder.prepare_ids(ids).map(|batch| self.token_tensors(&batch)).map_err(|e| e.to_api_error()))
     }
 
     fn platform(&self) -> &str {

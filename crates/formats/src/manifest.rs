@@ -382,11 +382,6 @@ impl Manifest {
     pub fn feature_names(&self) -> &[String] {
         self.sequential().map_or(&[], |s| &s.feature_names)
     }
-
-    /// Class names indexed by output unit (empty for kinds without classes).
-    pub fn class_names(&self) -> &[String] {
-        self.sequential().map_or(&[], |s| &s.class_names)
-    }
 }
 
 #[cfg(test)]
@@ -420,7 +415,7 @@ mod tests {
         assert_eq!(m.kind(), EMBEDDING_KIND);
         let e = m.embedding().unwrap();
         assert_eq!((e.dim, e.max_tokens, e.pooling, e.normalize), (384, 256, Pooling::Mean, true));
-        assert!(m.metrics().is_none() && m.class_names().is_empty());
+        assert!(m.metrics().is_none() && m.sequential().is_none());
         let again: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(again, m);
         let old: serde_json::Value = serde_json::from_str(EMBEDDING_FIXTURE).unwrap();

@@ -50,27 +50,6 @@ impl ErrorKind {
         ErrorKind::Conflict,
         ErrorKind::Internal,
     ];
-
-    /// A stable snake_case name of the kind (`invalid_argument`, `not_found`, …), for logs and
-    /// machine-readable error codes.
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::PermissionDenied => "permission_denied",
-            ErrorKind::MethodNotAllowed => "method_not_allowed",
-            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
-            ErrorKind::OverLimit => "over_limit",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            ErrorKind::ResourceExhausted => "resource_exhausted",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::DeadlineExceeded => "deadline_exceeded",
-            ErrorKind::Unimplemented => "unimplemented",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::Internal => "internal",
-        }
-    }
 }
 
 /// A domain error that knows what kind of failure it is. Libraries implement it for their
@@ -116,13 +95,6 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kind_codes_are_distinct_snake_case_names() {
-        let codes: std::collections::HashSet<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
-        assert_eq!(codes.len(), ErrorKind::ALL.len());
-        assert!(codes.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
-    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("model {0:?} not found")]
