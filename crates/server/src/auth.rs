@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lathe_types::{ApiError, ErrorKind};
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::HttpError;
+use crate::routes::{access_for, Access};
 use crate::state::AppState;
 
 /// Who made a request: the key's name, or `anonymous` when keys are off.
@@ -39,7 +40,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn name(self) -> &'static str {
+    /// The scope's name in keys files and `LATHE_API_KEYS`.
+    pub fn name(self) -> &'static str {
         match self {
             Scope::Infer => "infer",
             Scope::Read => "read",
@@ -202,29 +204,6 @@ impl KeyRing {
     }
 }
 
-/// The scope a request needs; `None` for routes open to all (health probes).
-pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    const OPEN: [&str; 7] = ["/", "/healthz", "/livez", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"];
-    if OPEN.contains(&path) {
-        return None;
-    }
-    let admin_prefixes = ["/v2/repository", "/v1/datasets", "/v1/jobs", "/v1/admin", "/v1/evaluations"];
-    if admin_prefixes.iter().any(|p| path.starts_with(p)) {
-        return Some(Scope::Admin);
-    }
-    let inference = *method == Method::POST
-        && (path == "/v1/embeddings"
-            || (path.starts_with("/v2/models/") && path.ends_with("/infer"))
-            || (path.starts_with("/v1/models/") && path.rsplit_once(':').is_some_and(|(_, v)| !v.contains('/'))));
-    if inference {
-        return Some(Scope::Infer);
-    }
-    if *method == Method::GET || *method == Method::HEAD {
-        return Some(Scope::Read);
-    }
-    Some(Scope::Admin)
-}
-
 fn grants(held: &[Scope], needed: Scope) -> bool {
     held.iter().any(|&s| s == needed || s == Scope::Admin || (s == Scope::Infer && needed == Scope::Read))
 }
@@ -239,9 +218,15 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
         req.extensions_mut().insert(Actor("anonymous".into()));
         return next.run(req).await;
     }
-    let Some(needed) = required_scope(req.method(), req.uri().path()) else {
-        req.extensions_mut().insert(Actor("anonymous".into()));
-        return next.run(req).await;
+    let routed = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let needed = match access_for(req.method(), routed, req.uri().path()) {
+        Access::Needs(scope) => scope,
+        // `access_for` resolves catch-alls to their forms; never let one through unchecked.
+        Access::ByForm => Scope::Admin,
+        Access::Open => {
+            req.extensions_mut().insert(Actor("anonymous".into()));
+            return next.run(req).await;
+        }
     };
     let token = req
         .headers()
@@ -276,13 +261,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_need_the_right_scope() {
-        assert_eq!(required_scope(&Method::GET, "/v2/health/ready"), None);
-        assert_eq!(required_scope(&Method::POST, "/v2/models/m/infer"), Some(Scope::Infer));
-        assert_eq!(required_scope(&Method::POST, "/v1/models/m/labels/x:predict"), Some(Scope::Infer));
-        assert_eq!(required_scope(&Method::GET, "/v1/models/m/metadata"), Some(Scope::Read));
-        assert_eq!(required_scope(&Method::POST, "/v2/repository/index"), Some(Scope::Admin));
-        assert_eq!(required_scope(&Method::PUT, "/v1/models/m/traffic"), Some(Scope::Admin));
+    fn stronger_scopes_grant_weaker_ones() {
         assert!(
             grants(&[Scope::Infer], Scope::Read)
                 && !grants(&[Scope::Read], Scope::Infer)

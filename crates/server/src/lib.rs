@@ -20,6 +20,7 @@ pub mod oip_codec;
 pub mod openai;
 pub mod openapi;
 mod repository;
+pub mod routes;
 mod state;
 pub mod tensors;
 pub mod tfs;
@@ -32,7 +33,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use lathe_types::{ApiError, ErrorKind};
 use serde_json::json;
@@ -45,48 +45,7 @@ use crate::error::HttpError;
 
 /// Builds the router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        // Open Inference Protocol V2.
-        .route("/v2", get(oip::server_metadata))
-        .route("/v2/health/live", get(oip::live))
-        .route("/v2/health/ready", get(oip::ready))
-        .route("/v2/models/stats", get(oip::all_stats))
-        .route("/v2/models/{m}", get(oip::model_metadata))
-        .route("/v2/models/{m}/ready", get(oip::model_ready))
-        .route("/v2/models/{m}/infer", post(oip::infer_model))
-        .route("/v2/models/{m}/config", get(oip::model_config))
-        .route("/v2/models/{m}/stats", get(oip::model_stats))
-        .route("/v2/models/{m}/versions/{v}", get(oip::version_metadata))
-        .route("/v2/models/{m}/versions/{v}/ready", get(oip::version_ready))
-        .route("/v2/models/{m}/versions/{v}/infer", post(oip::infer_version))
-        .route("/v2/models/{m}/versions/{v}/config", get(oip::version_config))
-        .route("/v2/models/{m}/versions/{v}/stats", get(oip::version_stats))
-        .route("/v2/repository/index", post(repository::index))
-        .route("/v2/repository/models/{m}/load", post(repository::load))
-        .route("/v2/repository/models/{m}/unload", post(repository::unload))
-        // TF Serving REST and KServe V1.
-        .route("/v1/models", get(tfs::list))
-        .route("/v1/embeddings", post(openai::embeddings))
-        .route("/v1/models/{*rest}", get(tfs::get).post(tfs::post).put(manage::put).delete(manage::delete))
-        .route("/v1/admin/models", get(manage::list_models))
-        // Lifecycle API.
-        .route("/v1/datasets", get(admin::list_datasets))
-        .route("/v1/datasets/{name}", get(admin::describe).delete(admin::delete_dataset))
-        .route("/v1/datasets/{name}/files/{file}", axum::routing::put(admin::upload))
-        .route("/v1/jobs", get(admin::list_jobs).post(admin::submit_job))
-        .route("/v1/jobs/{id}", get(admin::get_job))
-        .route("/v1/jobs/{id}/cancel", post(admin::cancel_job))
-        .route("/v1/jobs/{id}/events", get(admin::job_events))
-        .route("/v1/admin/audit", get(admin::audit_log))
-        .route("/v1/evaluations", get(admin::list_evaluations).post(admin::evaluate))
-        .route("/v1/evaluations/compare", get(admin::compare))
-        // Operations.
-        .route("/metrics", get(metrics_text))
-        .route("/", get(alive))
-        .route("/healthz", get(oip::live))
-        .route("/livez", get(oip::live))
-        .route("/ping", get(oip::live))
-        .route("/readyz", get(oip::ready))
+    routes::mount(Router::new())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize))

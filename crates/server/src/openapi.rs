@@ -2,7 +2,12 @@
 //! `docs/openapi.json` is this document; a test fails when it is stale
 //! (`lathe openapi > docs/openapi.json` refreshes it).
 
+use axum::http::Method;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::OpenApi;
+
+use crate::routes::{self, Access, Serve, ENDPOINTS};
 
 /// Every documented route.
 #[derive(OpenApi)]
@@ -37,6 +42,7 @@ use utoipa::OpenApi;
         crate::manage::put,
         crate::manage::delete,
         crate::manage::list_models,
+        crate::openai::embeddings,
         crate::admin::list_datasets,
         crate::admin::upload,
         crate::admin::describe,
@@ -62,11 +68,91 @@ pub fn openapi_json() -> String {
     doc.info.version = "1".into();
     doc.info.license = None;
     doc.info.contact = None;
+    add_security(&mut doc);
     doc.to_pretty_json().expect("the document serialises") + "\n"
+}
+
+/// The name of the bearer-key security scheme.
+const BEARER: &str = "bearer";
+
+/// Declares the bearer scheme and gives each operation the scopes [`routes::ENDPOINTS`] says
+/// it needs (OpenAPI 3.1 role names); operations of catch-all routes also list each form's
+/// scope in their description.
+fn add_security(doc: &mut utoipa::openapi::OpenApi) {
+    let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(BEARER, scheme);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let mount = path.replace("{rest}", "{*rest}");
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::DELETE, &mut item.delete),
+        ];
+        for (method, op) in operations {
+            if let Some(op) = op {
+                secure(op, &method, &mount);
+            }
+        }
+    }
+}
+
+fn secure(op: &mut Operation, method: &Method, mount: &str) {
+    let scopes = routes::scopes_of(method, mount);
+    if scopes.is_empty() {
+        return;
+    }
+    let names = scopes.iter().map(|s| s.name());
+    op.security = Some(vec![SecurityRequirement::new(BEARER, names)]);
+    let forms: Vec<String> = ENDPOINTS
+        .iter()
+        .filter(|e| e.method == method && matches!(e.serve, Serve::Within(m) if m == mount))
+        .filter_map(|e| match e.access {
+            Access::Needs(scope) => Some(format!("`{}` needs `{}`", e.path, scope.name())),
+            _ => None,
+        })
+        .collect();
+    if !forms.is_empty() {
+        let text = format!("Scopes: {}.", forms.join("; "));
+        op.description = Some(match op.description.take() {
+            Some(d) => format!("{d}\n\n{text}"),
+            None => text,
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_and_the_route_table_list_the_same_operations() {
+        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.push(format!("{} {}", method.to_uppercase(), path.replace("{rest}", "{*rest}")));
+            }
+        }
+        let mut routed: Vec<String> = ENDPOINTS
+            .iter()
+            .filter(|e| matches!(e.serve, Serve::Route(_)))
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        documented.sort();
+        routed.sort();
+        // The health aliases are documented in the summaries of the V2 probes.
+        let aliases = ["GET /healthz", "GET /livez", "GET /ping", "GET /readyz"];
+        routed.retain(|r| !aliases.contains(&r.as_str()));
+        assert_eq!(documented, routed);
+        let infer = &doc["paths"]["/v2/models/{m}/infer"]["post"]["security"];
+        assert_eq!(infer, &serde_json::json!([{"bearer": ["infer"]}]));
+        assert!(doc["paths"]["/healthz"]["get"].get("security").is_none());
+        let predict = &doc["paths"]["/v1/models/{rest}"]["post"];
+        assert_eq!(predict["security"], serde_json::json!([{"bearer": ["infer", "admin"]}]));
+        assert!(predict["description"].as_str().unwrap().contains("`/v1/models/{m}/rollback` needs `admin`"));
+    }
+
     #[test]
     fn committed_document_is_current() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
