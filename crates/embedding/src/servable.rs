@@ -125,6 +125,13 @@ impl Servable for EmbeddingModel {
         Some(self.embedder.prepare_ids(ids).map(|batch| self.token_tensors(&batch)).map_err(|e| e.to_api_error()))
     }
 
+    fn untruncated_lengths(&self, preprocessed: &[Tensor]) -> Option<Vec<usize>> {
+        match preprocessed.get(2).map(|t| &t.data) {
+            Some(TensorData::I64(full)) => Some(full.iter().map(|&n| n as usize).collect()),
+            _ => None,
+        }
+    }
+
     fn platform(&self) -> &str {
         platform_of(self.embedder.backend())
     }

@@ -59,6 +59,13 @@ pub trait Servable: Send + Sync + 'static {
     fn preprocess_token_ids(&self, _ids: &[Vec<i64>]) -> Option<Result<Vec<Tensor>, ApiError>> {
         None
     }
+
+    /// For text models: each row's length in tokens before truncation, read from what
+    /// [`Servable::preprocess`] or [`Servable::preprocess_token_ids`] returned, so that callers
+    /// can refuse over-long inputs before computing. `None` for other models.
+    fn untruncated_lengths(&self, _preprocessed: &[Tensor]) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// Builds servables from version folders; the binary registers one per model kind.

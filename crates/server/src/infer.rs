@@ -32,17 +32,28 @@ pub fn mirror(state: &AppState, shadow: Option<Arc<LoadedVersion>>, inputs: &[Te
 
 /// Runs inputs on a resolved version.
 pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
-    let (mut inputs, rows) = conform(version.servable.signature(), inputs)?;
-    if version.servable.preprocesses() {
-        // Off the async executor and off the compute threads: the blocking pool.
-        let servable = version.servable.clone();
-        let started = std::time::Instant::now();
-        inputs = tokio::task::spawn_blocking(move || servable.preprocess(inputs))
-            .await
-            .map_err(|_| ApiError::new(ErrorKind::Internal, "preprocessing failed"))??;
-        state.metrics.record_preprocess(&version.name, started.elapsed().as_secs_f64());
-    }
+    let (inputs, rows) = conform(version.servable.signature(), inputs)?;
+    let inputs = preprocess(state, version, inputs).await?;
     submit(state, version, inputs, rows).await
+}
+
+/// Runs the servable's preprocessing (tokenisation) of conformed inputs on the blocking pool:
+/// off the async executor and off the compute threads.
+pub async fn preprocess(
+    state: &AppState,
+    version: &Arc<LoadedVersion>,
+    inputs: Vec<Tensor>,
+) -> Result<Vec<Tensor>, ApiError> {
+    if !version.servable.preprocesses() {
+        return Ok(inputs);
+    }
+    let servable = version.servable.clone();
+    let started = std::time::Instant::now();
+    let inputs = tokio::task::spawn_blocking(move || servable.preprocess(inputs))
+        .await
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "preprocessing failed"))??;
+    state.metrics.record_preprocess(&version.name, started.elapsed().as_secs_f64());
+    Ok(inputs)
 }
 
 /// Queues already preprocessed inputs of `rows` rows (split into batches of at most

@@ -11,12 +11,14 @@
 pub mod admin;
 pub mod auth;
 mod body;
+pub mod embed;
 pub mod error;
 mod infer;
 mod manage;
 pub mod metrics;
 pub mod oip;
 pub mod oip_codec;
+mod oip_embed;
 pub mod openai;
 pub mod openapi;
 mod repository;

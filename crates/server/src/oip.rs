@@ -105,7 +105,7 @@ fn properties(loaded: &LoadedVersion) -> serde_json::Map<String, Value> {
         p.insert("normalize".into(), json!(e.normalize.to_string()));
     }
     if loaded.servable.signature().inputs.first().is_some_and(|i| i.datatype == lathe_types::DType::Bytes) {
-        p.insert("max_client_batch_size".into(), json!(crate::openai::MAX_CLIENT_BATCH_SIZE.to_string()));
+        p.insert("max_client_batch_size".into(), json!(crate::embed::MAX_CLIENT_BATCH_SIZE.to_string()));
         p.insert("max_batch_size".into(), json!(loaded.batcher.config().max_batch_size.to_string()));
     }
     p
@@ -283,7 +283,11 @@ async fn infer(st: AppState, name: String, version: Option<String>, headers: Hea
         let mut req = decode_request(&bytes, header_len, loaded.servable.signature())?;
         let inputs = std::mem::take(&mut req.inputs);
         crate::infer::mirror(&st, shadow, &inputs, "v2");
-        let outputs = crate::infer::run(&st, &loaded, inputs).await?;
+        let outputs = if crate::embed::is_embedding_model(&loaded) {
+            crate::oip_embed::infer(&st, &loaded, &req.parameters, inputs).await?
+        } else {
+            crate::infer::run(&st, &loaded, inputs).await?
+        };
         encode_response(&name, loaded.version, &req, outputs, loaded.servable.class_names())
     }
     .await;

@@ -91,6 +91,26 @@ fn openai_embeddings_and_v2_match_sentence_transformers() {
     assert_eq!(code, 200, "{v2}");
     assert!(cosine(&floats(&v2["outputs"][0]["data"]), &full) > 0.99999);
     assert_eq!(v2["outputs"][1]["name"], "tokens");
+    // V2 goes through the same embedding operation: `dimensions` and `truncate` parameters.
+    let text_input = |text: &str| json!([{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]);
+    let (code, narrow) =
+        post("/v2/models/minilm/infer", &json!({"inputs": text_input("Short"), "parameters": {"dimensions": 64}}));
+    assert_eq!(code, 200, "{narrow}");
+    assert_eq!(narrow["outputs"][0]["shape"], json!([1, 64]));
+    assert!(cosine(&floats(&narrow["outputs"][0]["data"]), &floats(&json!(v))) > 0.9999);
+    let batches = || {
+        let text = agent.get(format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+        let line = text.lines().find(|l| l.starts_with("lathe_inference_batch_size_count{model=\"minilm\""));
+        line.and_then(|l| l.rsplit(' ').next()).unwrap().parse::<f64>().unwrap()
+    };
+    let before = batches();
+    let refused = json!({"inputs": text_input(&"word ".repeat(400)), "parameters": {"truncate": false}});
+    let (code, e) = post("/v2/models/minilm/infer", &refused);
+    assert_eq!(code, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("402 tokens, more than the model's limit of 256"), "{e}");
+    let refused = json!({ "model": "minilm", "input": ["word ".repeat(400)], "truncate": false });
+    assert_eq!(post("/v1/embeddings", &refused).0, 422);
+    assert_eq!(batches(), before, "over-long inputs are refused before anything is computed");
 
     // Bad input: OpenAI's error envelope with the right status.
     let long = "word ".repeat(400);
