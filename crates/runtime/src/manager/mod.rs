@@ -1,15 +1,18 @@
 //! The version router and the load/unload state machine.
 //!
-//! `reconcile` compares the repository with what is loaded: versions selected by a model's
-//! policy and not loaded start loading on their own thread (load → warm-up → READY, then they
+//! `reconcile` (scan → plan → apply, in [`reconcile`]) compares the repository with what is
+//! loaded: versions selected by a model's policy and not loaded start loading on their own thread (load → warm-up → READY, then they
 //! become routable in one step under the write lock); loaded versions no longer selected stop
 //! being routable at once, drain (requests already holding the version finish on it), and
 //! unload. A version that fails to load is UNAVAILABLE with the reason and is retried only
 //! when its folder changes; whatever was serving keeps serving.
 
+mod reconcile;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use lathe_formats::Manifest;
@@ -97,6 +100,20 @@ struct VersionEntry {
     failed_signature: Option<u64>,
 }
 
+impl VersionEntry {
+    /// A version whose load is starting (keeping the statistics of earlier loads).
+    fn loading(stats: Arc<VersionStats>) -> VersionEntry {
+        VersionEntry {
+            state: LoadState::Loading,
+            reason: String::new(),
+            loaded: None,
+            stats,
+            load_seconds: None,
+            failed_signature: None,
+        }
+    }
+}
+
 struct ModelEntry {
     versions: BTreeMap<u64, VersionEntry>,
     labels: BTreeMap<String, u64>,
@@ -167,7 +184,15 @@ pub struct Manager {
     loader: Arc<dyn Loader>,
     options: ServeOptions,
     reconciled_once: std::sync::atomic::AtomicBool,
+    /// Held for a whole reconcile, so that reconciles run one at a time.
+    reconciling: Mutex<()>,
+    /// Called at each step of a reconcile (tests pause it there).
+    #[cfg(test)]
+    hook: Mutex<Option<Arc<ReconcileHook>>>,
 }
+
+#[cfg(test)]
+type ReconcileHook = dyn Fn(reconcile::Step) + Send + Sync;
 
 impl Manager {
     /// A manager over `repo` that loads with `loader`. Nothing loads until [`Manager::reconcile`].
@@ -179,7 +204,18 @@ impl Manager {
             loader,
             options,
             reconciled_once: std::sync::atomic::AtomicBool::new(false),
+            reconciling: Mutex::new(()),
+            #[cfg(test)]
+            hook: Mutex::new(None),
         })
+    }
+
+    #[cfg(test)]
+    fn at(&self, step: reconcile::Step) {
+        let hook = self.hook.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            hook(step);
+        }
     }
 
     /// The repository served.
@@ -361,151 +397,10 @@ impl Manager {
         out
     }
 
-    /// Brings the loaded versions in line with the repository; loads run in the background.
-    pub fn reconcile(self: &Arc<Self>) {
-        let on_disk: BTreeMap<String, Vec<u64>> =
-            self.repo.models().into_iter().map(|n| (n.clone(), self.repo.versions(&n).unwrap_or_default())).collect();
-        let mut to_load = Vec::new();
-        let mut to_unload = Vec::new();
-        {
-            let mut models = self.models.write().expect("models lock");
-            for (name, versions) in &on_disk {
-                let (config, config_error) = self.read_config(name);
-                let labels = self.repo.labels(name).unwrap_or_default();
-                let traffic = self.repo.traffic(name).unwrap_or_else(|e| {
-                    tracing::warn!(model = %name, error = %e, "ignoring an unreadable traffic.json");
-                    None
-                });
-                let entry = models.entry(name.clone()).or_insert_with(|| ModelEntry {
-                    versions: BTreeMap::new(),
-                    labels: BTreeMap::new(),
-                    traffic: None,
-                    config: config.clone(),
-                    config_error: None,
-                    unloaded_by_api: false,
-                });
-                entry.labels = labels;
-                entry.traffic = traffic;
-                entry.config_error = config_error;
-                entry.config = config;
-                // Served: what the policy selects, plus every version a label or the traffic
-                // policy names (so canaries, pinned labels and rollbacks have something to hit).
-                let desired: BTreeSet<u64> = if entry.unloaded_by_api {
-                    BTreeSet::new()
-                } else {
-                    let mut d: BTreeSet<u64> = entry.config.version_policy.select(versions).into_iter().collect();
-                    d.extend(entry.labels.values().copied().filter(|v| versions.contains(v)));
-                    if let Some(t) = &entry.traffic {
-                        let named = t.routes.iter().map(|r| &r.target).chain(t.shadow.as_ref().map(|s| &s.target));
-                        d.extend(
-                            named
-                                .filter_map(|x| lathe_registry::target_version(x, &entry.labels))
-                                .filter(|v| versions.contains(v)),
-                        );
-                    }
-                    d
-                };
-                for &v in &desired {
-                    let signature = folder_signature(&self.repo.root().join(name).join(v.to_string()));
-                    let start = match entry.versions.get(&v) {
-                        None => true,
-                        Some(e) => {
-                            e.state == LoadState::Unavailable && e.failed_signature.is_none_or(|s| s != signature)
-                        }
-                    };
-                    if start {
-                        let stats = entry.versions.get(&v).map(|e| e.stats.clone()).unwrap_or_default();
-                        entry.versions.insert(
-                            v,
-                            VersionEntry {
-                                state: LoadState::Loading,
-                                reason: String::new(),
-                                loaded: None,
-                                stats,
-                                load_seconds: None,
-                                failed_signature: None,
-                            },
-                        );
-                        to_load.push((name.clone(), v, entry.config.batching.clone()));
-                    }
-                }
-                // Availability first: a version the policy no longer selects keeps serving
-                // until a selected one is ready (or its folder is gone, or the model was
-                // unloaded on request).
-                let selected_ready =
-                    desired.iter().any(|v| entry.versions.get(v).is_some_and(|e| e.state == LoadState::Ready));
-                let unload_superseded = selected_ready || desired.is_empty() || entry.unloaded_by_api;
-                for (v, e) in entry.versions.iter_mut() {
-                    let removed = !versions.contains(v);
-                    if !desired.contains(v) && e.state == LoadState::Ready && (removed || unload_superseded) {
-                        e.state = LoadState::Unloading;
-                        e.reason = if versions.contains(v) {
-                            "not selected by the version policy".into()
-                        } else {
-                            "removed from the repository".into()
-                        };
-                        if let Some(l) = e.loaded.take() {
-                            to_unload.push((name.clone(), *v, l));
-                        }
-                    }
-                }
-                let gone: Vec<u64> = entry
-                    .versions
-                    .iter()
-                    .filter(|(v, e)| !versions.contains(v) && e.state == LoadState::Unavailable)
-                    .map(|(v, _)| *v)
-                    .collect();
-                for v in gone {
-                    entry.versions.remove(&v);
-                }
-            }
-            // Models whose folder disappeared: unload everything.
-            for (name, entry) in models.iter_mut().filter(|(n, _)| !on_disk.contains_key(*n)) {
-                for (v, e) in entry.versions.iter_mut() {
-                    if let Some(l) = e.loaded.take() {
-                        e.state = LoadState::Unloading;
-                        e.reason = "removed from the repository".into();
-                        to_unload.push((name.clone(), *v, l));
-                    }
-                }
-                entry.versions.retain(|_, e| e.state != LoadState::Unavailable);
-            }
-        }
-        for (name, v, batching) in to_load {
-            let me = self.clone();
-            std::thread::Builder::new()
-                .name(format!("load-{name}-{v}"))
-                .spawn(move || me.load_version(&name, v, batching))
-                .expect("spawn loader thread");
-        }
-        for (name, v, loaded) in to_unload {
-            let me = self.clone();
-            std::thread::Builder::new()
-                .name(format!("unload-{name}-{v}"))
-                .spawn(move || me.drain_and_unload(&name, v, loaded))
-                .expect("spawn unloader thread");
-        }
-        self.reconciled_once.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    fn read_config(&self, name: &str) -> (ModelConfig, Option<String>) {
-        let path = self.repo.config_path(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => match ModelConfig::parse(&bytes, &self.options.defaults) {
-                Ok(c) => (c, None),
-                Err(e) => {
-                    tracing::warn!(model = name, error = %e, "invalid config.json; using defaults");
-                    (ModelConfig::defaults(&self.options.defaults), Some(format!("{}: {e}", path.display())))
-                }
-            },
-            Err(_) => (ModelConfig::defaults(&self.options.defaults), None),
-        }
-    }
-
     fn load_version(self: Arc<Self>, name: &str, v: u64, batching: BatchConfig) {
         let started = Instant::now();
         let dir = self.repo.root().join(name).join(v.to_string());
-        let signature = folder_signature(&dir);
+        let signature = reconcile::folder_signature(&dir);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, String> {
             let manifest = lathe_registry::read_manifest(&dir).map_err(|e| e.to_string())?;
             let servable = self.loader.load(&dir, &manifest)?;
@@ -635,27 +530,6 @@ fn view(name: &str, m: &ModelEntry) -> ModelView {
         config: m.config.clone(),
         config_error: m.config_error.clone(),
     }
-}
-
-/// A cheap signature of a folder's contents (names, sizes, modification times).
-fn folder_signature(dir: &Path) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |x: u64| {
-        h ^= x;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        e.file_name().to_string_lossy().bytes().for_each(|b| mix(b as u64));
-        if let Ok(md) = e.metadata() {
-            mix(md.len());
-            if let Ok(t) = md.modified() {
-                mix(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-            }
-        }
-    }
-    h
 }
 
 /// Runs one all-zero row through a freshly loaded model before it takes traffic.
