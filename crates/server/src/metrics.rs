@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use lathe_runtime::stats::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-use lathe_runtime::{LoadState, Manager};
+use lathe_runtime::{LoadState, Manager, ModelView};
 
 /// Labels of a request series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,6 +71,11 @@ impl ServerMetrics {
 
     /// Renders every metric.
     pub fn render(&self, manager: &Manager) -> String {
+        self.render_views(&manager.models())
+    }
+
+    /// Renders every metric, the runtime's from `models`.
+    pub fn render_views(&self, models: &[ModelView]) -> String {
         let mut out = String::with_capacity(8192);
         header(
             &mut out,
@@ -122,7 +127,6 @@ impl ServerMetrics {
                 &h.snapshot(),
             );
         }
-        let models = manager.models();
         let series: Vec<(String, &lathe_runtime::VersionView)> = models
             .iter()
             .flat_map(|m| {
@@ -200,4 +204,71 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+
+    use lathe_runtime::stats::VersionStats;
+    use lathe_runtime::{BatchConfig, ModelConfig, VersionView};
+
+    use super::*;
+
+    /// Two models, one ready and one unloading, with fixed observations in every series.
+    fn scenario() -> (ServerMetrics, Vec<ModelView>) {
+        let metrics = ServerMetrics::default();
+        let request = |model: &str, version: &str, protocol, api, code| RequestLabels {
+            model: model.into(),
+            version: version.into(),
+            protocol,
+            api,
+            code,
+        };
+        metrics.record(request("mnist", "1", "tfserving", "predict", 200), 0.003);
+        metrics.record(request("mnist", "1", "tfserving", "predict", 200), 0.0004);
+        metrics.record(request("mnist", "2", "v2", "infer", 400), 0.00002);
+        metrics.record(request("quote\"d", "", "openai", "embeddings", 404), 1.5);
+        metrics.record_tokens("minilm", 12.0);
+        metrics.record_tokens("minilm", 300.0);
+        metrics.record_preprocess("minilm", 0.0002);
+        let version = |version: u64, state: LoadState, load_seconds: Option<f64>| {
+            let stats = Arc::new(VersionStats::default());
+            stats.queue_seconds.observe(0.0001);
+            stats.compute_seconds.observe(0.002);
+            stats.batch_size.observe(3.0);
+            stats.execution_count.store(7, Relaxed);
+            stats.inference_count.store(19, Relaxed);
+            stats.queue_depth.store(2, Relaxed);
+            VersionView { version, state, reason: String::new(), load_seconds, stats }
+        };
+        let model = |name: &str, versions| ModelView {
+            name: name.into(),
+            versions,
+            labels: Default::default(),
+            traffic: None,
+            config: ModelConfig::defaults(&BatchConfig::default()),
+            config_error: None,
+        };
+        let models = vec![
+            model("minilm", vec![version(1, LoadState::Ready, Some(0.25))]),
+            model("mnist", vec![version(1, LoadState::Unloading, None), version(2, LoadState::Ready, Some(1.5))]),
+        ];
+        (metrics, models)
+    }
+
+    /// The exposition a Prometheus server scrapes, pinned: names, labels (and their order),
+    /// `# HELP` and `# TYPE` lines, bucket bounds and values.
+    #[test]
+    fn exposition_matches_the_golden_file() {
+        let (metrics, models) = scenario();
+        let text = metrics.render_views(&models);
+        let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/metrics.txt");
+        if std::env::var_os("LATHE_BLESS").is_some() {
+            std::fs::write(golden, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(golden).unwrap();
+        assert!(text == want, "the /metrics exposition changed:\n{text}");
+    }
 }

@@ -182,3 +182,16 @@ fn tf_serving_and_kserve_v1_routes() {
         assert!(metrics.contains(name), "missing {name}");
     }
 }
+
+#[test]
+fn metrics_are_served_in_the_prometheus_text_format() {
+    let s = TestServer::with_mnist();
+    s.wait_until(|s| s.get("/v2/models/mnist/ready").0 == 200, "mnist to load");
+    let mut r = agent().get(format!("{}/metrics", s.base)).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let content_type = r.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(text.contains("# TYPE lathe_model_state gauge\n"), "{text}");
+    assert!(text.contains("lathe_model_state{model=\"mnist\",version=\"1\",state=\"READY\"} 1\n"), "{text}");
+}
