@@ -79,7 +79,8 @@ async fn alive() -> Response {
 )]
 async fn metrics_text(State(st): State<AppState>) -> Response {
     let mut r = st.metrics.render(&st.manager).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    let content_type = format!("{}; charset=utf-8", metrics::TEXT_FORMAT);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("a valid header"));
     r
 }
 

@@ -1,13 +1,16 @@
 //! Prometheus metrics: request counters and latency histograms recorded by the server, model
-//! statistics read from the runtime; rendered in the text exposition format on `/metrics`.
+//! statistics read from the runtime; encoded in the text exposition format (version 0.0.4) by
+//! the `prometheus` crate's `TextEncoder` on `/metrics`.
 //! Every metric is described in docs/metrics.md.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use lathe_runtime::stats::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};
-use lathe_runtime::{LoadState, Manager, ModelView};
+use lathe_runtime::{LoadState, Manager, ModelView, VersionView};
+use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::TextEncoder;
+pub use prometheus::TEXT_FORMAT;
 
 /// Labels of a request series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,136 +77,195 @@ impl ServerMetrics {
         self.render_views(&manager.models())
     }
 
-    /// Renders every metric, the runtime's from `models`.
+    /// Renders every metric, the runtime's from `models`, in the text exposition format
+    /// ([`TEXT_FORMAT`]); families without series are left out.
     pub fn render_views(&self, models: &[ModelView]) -> String {
-        let mut out = String::with_capacity(8192);
-        header(
-            &mut out,
-            "lathe_inference_requests_total",
-            "counter",
-            "Inference requests by model, version, protocol, API and HTTP status code.",
-        );
-        for (l, n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "lathe_inference_requests_total{{model=\"{}\",version=\"{}\",protocol=\"{}\",api=\"{}\",code=\"{}\"}} \
-                    {n}",
-                esc(&l.model),
-                l.version,
-                l.protocol,
-                l.api,
-                l.code
-            );
-        }
-        header(
-            &mut out,
-            "lathe_inference_request_duration_seconds",
-            "histogram",
-            "Whole inference request time, decode to encode.",
-        );
-        for ((model, protocol), h) in self.durations.lock().expect("metrics lock").iter() {
-            histogram(
-                &mut out,
+        let mut families = self.request_families();
+        families.extend(version_families(models));
+        families.retain(|f| !f.get_metric().is_empty());
+        TextEncoder::new().encode_to_string(&families).expect("every family has a name and series")
+    }
+
+    /// What the HTTP layer recorded: requests, their durations, tokens and preprocessing.
+    fn request_families(&self) -> Vec<MetricFamily> {
+        let requests = self.requests.lock().expect("metrics lock");
+        let requests = requests.iter().map(|(l, n)| {
+            let (version, code) = (l.version.as_str(), l.code.to_string());
+            let pairs = [("model", l.model.as_str()), ("version", version), ("protocol", l.protocol), ("api", l.api)];
+            counter(&[&pairs[..], &[("code", &code)]].concat(), *n as f64)
+        });
+        let durations = self.durations.lock().expect("metrics lock");
+        let durations = durations.iter().map(|((m, p), h)| histogram(&[("model", m), ("protocol", p)], &h.snapshot()));
+        let per_model = |map: &Mutex<BTreeMap<String, Histogram>>| -> Vec<Metric> {
+            let map = map.lock().expect("metrics lock");
+            map.iter().map(|(model, h)| histogram(&[("model", model)], &h.snapshot())).collect()
+        };
+        vec![
+            family(
+                "lathe_inference_requests_total",
+                "Inference requests by model, version, protocol, API and HTTP status code.",
+                MetricType::COUNTER,
+                requests.collect(),
+            ),
+            family(
                 "lathe_inference_request_duration_seconds",
-                &format!("model=\"{}\",protocol=\"{protocol}\"", esc(model)),
-                &h.snapshot(),
-            );
-        }
-        header(&mut out, "lathe_request_tokens", "histogram", "Tokens per request of text models (before truncation).");
-        for (model, h) in self.tokens.lock().expect("metrics lock").iter() {
-            histogram(&mut out, "lathe_request_tokens", &format!("model=\"{}\"", esc(model)), &h.snapshot());
-        }
-        header(
-            &mut out,
-            "lathe_preprocess_duration_seconds",
-            "histogram",
-            "Preprocessing (tokenisation) time per request, off the compute threads.",
-        );
-        for (model, h) in self.preprocess.lock().expect("metrics lock").iter() {
-            histogram(
-                &mut out,
+                "Whole inference request time, decode to encode.",
+                MetricType::HISTOGRAM,
+                durations.collect(),
+            ),
+            family(
+                "lathe_request_tokens",
+                "Tokens per request of text models (before truncation).",
+                MetricType::HISTOGRAM,
+                per_model(&self.tokens),
+            ),
+            family(
                 "lathe_preprocess_duration_seconds",
-                &format!("model=\"{}\"", esc(model)),
-                &h.snapshot(),
-            );
-        }
-        let series: Vec<(String, &lathe_runtime::VersionView)> = models
-            .iter()
-            .flat_map(|m| {
-                m.versions.iter().map(move |v| (format!("model=\"{}\",version=\"{}\"", esc(&m.name), v.version), v))
-            })
-            .collect();
-        header(
-            &mut out,
+                "Preprocessing (tokenisation) time per request, off the compute threads.",
+                MetricType::HISTOGRAM,
+                per_model(&self.preprocess),
+            ),
+        ]
+    }
+}
+
+/// Label names and values, in exposition order.
+type Labels<'a> = [(&'a str, &'a str)];
+
+/// One series (or none) of a version.
+type PerVersion = dyn Fn(&Labels, &VersionView) -> Option<Metric>;
+
+/// What the runtime counts for each version: queue, compute, batches, rows, load and state.
+fn version_families(models: &[ModelView]) -> Vec<MetricFamily> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let series: Vec<([(&str, String); 2], &VersionView)> = models
+        .iter()
+        .flat_map(|m| m.versions.iter().map(|v| ([("model", m.name.clone()), ("version", v.version.to_string())], v)))
+        .collect();
+    let each = |f: &PerVersion| -> Vec<Metric> {
+        series.iter().filter_map(|([(m, model), (v, version)], view)| f(&[(m, model), (v, version)], view)).collect()
+    };
+    let state = |labels: &Labels, v: &VersionView| -> Vec<Metric> {
+        let states = [LoadState::Loading, LoadState::Ready, LoadState::Unloading, LoadState::Unavailable];
+        let one_hot = |st: LoadState| gauge(&[labels, &[("state", st.name())]].concat(), (v.state == st) as u8 as f64);
+        states.into_iter().map(one_hot).collect()
+    };
+    vec![
+        family(
             "lathe_inference_queue_duration_seconds",
-            "histogram",
             "Time requests waited in the model's queue.",
-        );
-        for (l, v) in &series {
-            histogram(&mut out, "lathe_inference_queue_duration_seconds", l, &v.stats.queue_seconds.snapshot());
-        }
-        header(&mut out, "lathe_inference_compute_duration_seconds", "histogram", "Time one batch spent computing.");
-        for (l, v) in &series {
-            histogram(&mut out, "lathe_inference_compute_duration_seconds", l, &v.stats.compute_seconds.snapshot());
-        }
-        header(&mut out, "lathe_inference_batch_size", "histogram", "Rows per executed batch.");
-        for (l, v) in &series {
-            histogram(&mut out, "lathe_inference_batch_size", l, &v.stats.batch_size.snapshot());
-        }
-        use std::sync::atomic::Ordering::Relaxed;
-        header(
-            &mut out,
+            MetricType::HISTOGRAM,
+            each(&|l, v| Some(histogram(l, &v.stats.queue_seconds.snapshot()))),
+        ),
+        family(
+            "lathe_inference_compute_duration_seconds",
+            "Time one batch spent computing.",
+            MetricType::HISTOGRAM,
+            each(&|l, v| Some(histogram(l, &v.stats.compute_seconds.snapshot()))),
+        ),
+        family(
+            "lathe_inference_batch_size",
+            "Rows per executed batch.",
+            MetricType::HISTOGRAM,
+            each(&|l, v| Some(histogram(l, &v.stats.batch_size.snapshot()))),
+        ),
+        family(
             "lathe_inference_executions_total",
-            "counter",
             "Model executions (batches); rows / executions = mean batch size.",
-        );
-        for (l, v) in &series {
-            let _ = writeln!(out, "lathe_inference_executions_total{{{l}}} {}", v.stats.execution_count.load(Relaxed));
-        }
-        header(&mut out, "lathe_inference_rows_total", "counter", "Rows inferred (a request of N rows counts N).");
-        for (l, v) in &series {
-            let _ = writeln!(out, "lathe_inference_rows_total{{{l}}} {}", v.stats.inference_count.load(Relaxed));
-        }
-        header(&mut out, "lathe_inference_queue_size", "gauge", "Requests waiting in the model's queue.");
-        for (l, v) in &series {
-            let _ = writeln!(out, "lathe_inference_queue_size{{{l}}} {}", v.stats.queue_depth.load(Relaxed));
-        }
-        header(
-            &mut out,
+            MetricType::COUNTER,
+            each(&|l, v| Some(counter(l, v.stats.execution_count.load(Relaxed) as f64))),
+        ),
+        family(
+            "lathe_inference_rows_total",
+            "Rows inferred (a request of N rows counts N).",
+            MetricType::COUNTER,
+            each(&|l, v| Some(counter(l, v.stats.inference_count.load(Relaxed) as f64))),
+        ),
+        family(
+            "lathe_inference_queue_size",
+            "Requests waiting in the model's queue.",
+            MetricType::GAUGE,
+            each(&|l, v| Some(gauge(l, v.stats.queue_depth.load(Relaxed) as f64))),
+        ),
+        family(
             "lathe_model_load_duration_seconds",
-            "gauge",
             "Seconds the last load of the version took (load, verification, warm-up).",
-        );
-        for (l, v) in &series {
-            if let Some(s) = v.load_seconds {
-                let _ = writeln!(out, "lathe_model_load_duration_seconds{{{l}}} {s}");
-            }
-        }
-        header(&mut out, "lathe_model_state", "gauge", "1 for the version's current load state, 0 for the others.");
-        for (l, v) in &series {
-            for st in [LoadState::Loading, LoadState::Ready, LoadState::Unloading, LoadState::Unavailable] {
-                let _ = writeln!(out, "lathe_model_state{{{l},state=\"{}\"}} {}", st.name(), (v.state == st) as u8);
-            }
-        }
-        out
-    }
+            MetricType::GAUGE,
+            each(&|l, v| v.load_seconds.map(|s| gauge(l, s))),
+        ),
+        family(
+            "lathe_model_state",
+            "1 for the version's current load state, 0 for the others.",
+            MetricType::GAUGE,
+            series
+                .iter()
+                .flat_map(|([(m, model), (v, version)], view)| state(&[(m, model), (v, version)], view))
+                .collect(),
+        ),
+    ]
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.into());
+    f.set_help(help.into());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
-    for (b, c) in h.bounds.iter().zip(&h.cumulative) {
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+/// A series with these labels, in this order.
+fn series(labels: &[(&str, &str)]) -> Metric {
+    let mut m = Metric::default();
+    m.set_label(
+        labels
+            .iter()
+            .map(|(name, value)| {
+                let mut pair = LabelPair::default();
+                pair.set_name(name.to_string());
+                pair.set_value(value.to_string());
+                pair
+            })
+            .collect(),
+    );
+    m
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+fn counter(labels: &[(&str, &str)], value: f64) -> Metric {
+    let mut c = proto::Counter::default();
+    c.set_value(value);
+    let mut m = series(labels);
+    m.set_counter(c);
+    m
+}
+
+fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
+    let mut g = proto::Gauge::default();
+    g.set_value(value);
+    let mut m = series(labels);
+    m.set_gauge(g);
+    m
+}
+
+fn histogram(labels: &[(&str, &str)], h: &HistogramSnapshot) -> Metric {
+    let buckets = h
+        .bounds
+        .iter()
+        .zip(&h.cumulative)
+        .map(|(&bound, &count)| {
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(bound);
+            b.set_cumulative_count(count);
+            b
+        })
+        .collect();
+    let mut p = proto::Histogram::default();
+    p.set_bucket(buckets);
+    p.set_sample_sum(h.sum);
+    p.set_sample_count(h.count);
+    let mut m = series(labels);
+    m.set_histogram(p);
+    m
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The version router and the load/unload state machine.
 //!
 //! `reconcile` (scan → plan → apply, in [`reconcile`]) compares the repository with what is
-//! loaded: versions selected by a model's policy and not loaded start loading on their own thread (load → warm-up → READY, then they
-//! become routable in one step under the write lock); loaded versions no longer selected stop
-//! being routable at once, drain (requests already holding the version finish on it), and
-//! unload. A version that fails to load is UNAVAILABLE with the reason and is retried only
-//! when its folder changes; whatever was serving keeps serving.
+//! loaded: versions selected by a model's policy and not loaded start loading on their own
+//! thread (load → warm-up → READY, then they become routable in one step under the write
+//! lock); loaded versions no longer selected stop being routable at once, drain (requests
+//! already holding the version finish on it), and unload. A version that fails to load is
+//! UNAVAILABLE with the reason and is retried only when its folder changes; whatever was
+//! serving keeps serving.
 
 mod reconcile;
 #[cfg(test)]
