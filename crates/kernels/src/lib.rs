@@ -8,6 +8,8 @@
 //!   bias/activation/residual epilogues; dense layers that split their columns over threads.
 //! - [`math`]: `e^x`, erf, GELU, layer norm, softmax, compiled once per code path.
 //! - [`attention`]: scaled dot-product attention over packed sequences.
+//! - [`quant`]: GGUF's tensor types (F32, F16, BF16, Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K) and their
+//!   dequantization.
 //!
 //! Why one crate: soundness arguments stay in one place that can be reviewed as a whole, and
 //! engines stay `#![forbid(unsafe_code)]`. The layout follows tract's `linalg`: kernels know
@@ -25,4 +27,5 @@ pub mod cpu;
 pub mod gemm;
 pub mod linear;
 pub mod math;
+pub mod quant;
 mod shared;
