@@ -8,6 +8,7 @@
 //!   bias/activation/residual epilogues; dense layers that split their columns over threads.
 //! - [`math`]: `e^x`, erf, GELU, layer norm, softmax, compiled once per code path.
 //! - [`attention`]: scaled dot-product attention over packed sequences.
+//! - [`mmap`]: read-only memory maps of immutable files (model weights).
 //! - [`quant`]: GGUF's tensor types (F32, F16, BF16, Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K) and their
 //!   dequantization.
 //!
@@ -27,5 +28,6 @@ pub mod cpu;
 pub mod gemm;
 pub mod linear;
 pub mod math;
+pub mod mmap;
 pub mod quant;
 mod shared;

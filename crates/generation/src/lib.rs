@@ -1,0 +1,11 @@
+//! Lathe's text-generation engine: decoder-only language models read from GGUF files (and,
+//! later in this crate, Hugging Face folders), with their tokenizers and chat templates.
+//!
+//! - [`gguf`]: a GGUF file mapped into memory, its metadata and its tensors checked against
+//!   the file before anything is built from them.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod gguf;
+
+pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
