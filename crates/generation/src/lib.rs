@@ -3,9 +3,12 @@
 //!
 //! - [`gguf`]: a GGUF file mapped into memory, its metadata and its tensors checked against
 //!   the file before anything is built from them.
+//! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod gguf;
+pub mod tokenizer;
 
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
+pub use tokenizer::{TextTokenizer, TokenType, TokenizerError};

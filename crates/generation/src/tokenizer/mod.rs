@@ -1,0 +1,207 @@
+//! Tokenizers of GGUF vocabularies, following llama.cpp (`src/llama-vocab.cpp`): special
+//! tokens are split out of the text first (longest first, plain substring search), then each
+//! remaining fragment is tokenized on its own. Byte-level BPE fragments go through the
+//! `tokenizers` crate configured as the file says (`bpe.rs`). SentencePiece vocabularies
+//! (`tokenizer.ggml.model = llama`) are refused as unsupported for now.
+
+mod bpe;
+
+use thiserror::Error;
+
+use crate::gguf::{GgufError, GgufFile, MetadataValue};
+
+/// Why a vocabulary cannot be used.
+#[derive(Debug, Error)]
+pub enum TokenizerError {
+    /// The file lacks a key or has one of the wrong type.
+    #[error(transparent)]
+    File(#[from] GgufError),
+    /// A tokenizer model or pre-tokenizer Lathe does not implement.
+    #[error("unsupported tokenizer: {0}")]
+    Unsupported(String),
+    /// The vocabulary is inconsistent.
+    #[error("invalid tokenizer: {0}")]
+    Invalid(String),
+    /// Tokenizing failed.
+    #[error("tokenizing failed: {0}")]
+    Encode(String),
+}
+
+/// A vocabulary entry's type (`tokenizer.ggml.token_type`, llama.h's `llama_token_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    /// 0.
+    Undefined,
+    /// 1: an ordinary token.
+    Normal,
+    /// 2: the unknown token.
+    Unknown,
+    /// 3: control tokens (`<|im_start|>`, BOS, EOS); split out only when parsing specials.
+    Control,
+    /// 4: user-defined tokens, always split out.
+    UserDefined,
+    /// 5.
+    Unused,
+    /// 6: a byte token (`<0x0A>`).
+    Byte,
+}
+
+impl TokenType {
+    fn from_id(id: i64) -> TokenType {
+        match id {
+            1 => TokenType::Normal,
+            2 => TokenType::Unknown,
+            3 => TokenType::Control,
+            4 => TokenType::UserDefined,
+            5 => TokenType::Unused,
+            6 => TokenType::Byte,
+            _ => TokenType::Undefined,
+        }
+    }
+}
+
+/// A piece of text to tokenize, or a special token found in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Token(u32),
+}
+
+/// A vocabulary with its tokenizer.
+pub struct TextTokenizer {
+    bpe: tokenizers::Tokenizer,
+    /// Control and unknown tokens, longest first: split out when parsing specials.
+    control: Vec<(String, u32)>,
+    /// User-defined tokens, longest first: always split out.
+    user_defined: Vec<(String, u32)>,
+    /// Control, unknown and user-defined tokens, longest first.
+    all_specials: Vec<(String, u32)>,
+}
+
+impl TextTokenizer {
+    /// The tokenizer of a GGUF file's vocabulary (`tokenizer.ggml.*`).
+    pub fn from_gguf(f: &GgufFile) -> Result<TextTokenizer, TokenizerError> {
+        let model = f.string("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(TokenizerError::Unsupported(format!("tokenizer.ggml.model {model:?}")));
+        }
+        let tokens = strings(f, "tokenizer.ggml.tokens")?;
+        let types: Vec<TokenType> = match f.get("tokenizer.ggml.token_type") {
+            Some(_) => f.array("tokenizer.ggml.token_type")?.iter().map(|v| TokenType::from_id(integer(v))).collect(),
+            None => vec![TokenType::Normal; tokens.len()],
+        };
+        let merges = strings(f, "tokenizer.ggml.merges")?;
+        let pre = match f.get("tokenizer.ggml.pre") {
+            Some(_) => f.string("tokenizer.ggml.pre")?,
+            None => "default",
+        };
+        let bpe = bpe::tokenizer(&tokens, &merges, pre)?;
+        let specials = |wanted: &[TokenType]| {
+            let mut s: Vec<(String, u32)> = tokens
+                .iter()
+                .zip(&types)
+                .enumerate()
+                .filter(|(_, (_, ty))| wanted.contains(ty))
+                .map(|(id, (t, _))| (t.clone(), id as u32))
+                .collect();
+            s.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+            s
+        };
+        Ok(TextTokenizer {
+            bpe,
+            control: specials(&[TokenType::Control, TokenType::Unknown]),
+            user_defined: specials(&[TokenType::UserDefined]),
+            all_specials: specials(&[TokenType::Control, TokenType::Unknown, TokenType::UserDefined]),
+        })
+    }
+
+    /// Token ids of `text`, without BOS. With `parse_special`, control tokens written in the
+    /// text (`<|im_start|>`) become their ids; user-defined tokens always do.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, TokenizerError> {
+        let specials = if parse_special { &self.all_specials } else { &self.user_defined };
+        let mut ids = Vec::new();
+        for piece in partition(text, specials) {
+            match piece {
+                Piece::Token(id) => ids.push(id),
+                Piece::Text(t) => {
+                    let e = self.bpe.encode_fast(t, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+                    ids.extend_from_slice(e.get_ids());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The control tokens (longest first).
+    pub fn control_tokens(&self) -> &[(String, u32)] {
+        &self.control
+    }
+}
+
+/// Splits `text` at every occurrence of each special token (longest first, as llama.cpp's
+/// `tokenizer_st_partition`).
+fn partition<'a>(text: &'a str, specials: &[(String, u32)]) -> Vec<Piece<'a>> {
+    let mut pieces = vec![Piece::Text(text)];
+    for (special, id) in specials {
+        if special.is_empty() || !pieces.iter().any(|p| matches!(p, Piece::Text(t) if t.contains(special.as_str()))) {
+            continue;
+        }
+        let mut out = Vec::with_capacity(pieces.len() + 2);
+        for piece in pieces {
+            let Piece::Text(mut rest) = piece else {
+                out.push(piece);
+                continue;
+            };
+            while let Some(at) = rest.find(special.as_str()) {
+                if at > 0 {
+                    out.push(Piece::Text(&rest[..at]));
+                }
+                out.push(Piece::Token(*id));
+                rest = &rest[at + special.len()..];
+            }
+            if !rest.is_empty() {
+                out.push(Piece::Text(rest));
+            }
+        }
+        pieces = out;
+    }
+    pieces
+}
+
+fn strings(f: &GgufFile, key: &str) -> Result<Vec<String>, TokenizerError> {
+    f.array(key)?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            MetadataValue::String(s) => Ok(s.clone()),
+            _ => Err(TokenizerError::Invalid(format!("{key}[{i}]: expected a string"))),
+        })
+        .collect()
+}
+
+fn integer(v: &MetadataValue) -> i64 {
+    match v {
+        MetadataValue::I32(x) => *x as i64,
+        MetadataValue::U32(x) => *x as i64,
+        MetadataValue::I64(x) => *x,
+        MetadataValue::U8(x) => *x as i64,
+        MetadataValue::I8(x) => *x as i64,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specials_are_split_longest_first() {
+        let specials = vec![("<|im_start|>".to_string(), 1), ("<|im".to_string(), 7)];
+        let pieces = partition("a<|im_start|>b<|imc", &specials);
+        assert_eq!(
+            pieces,
+            vec![Piece::Text("a"), Piece::Token(1), Piece::Text("b"), Piece::Token(7), Piece::Text("c")]
+        );
+        assert_eq!(partition("", &specials), vec![Piece::Text("")]);
+    }
+}
