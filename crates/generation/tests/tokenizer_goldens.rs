@@ -53,6 +53,11 @@ fn llama3_bpe_goldens() {
 }
 
 #[test]
+fn sentencepiece_goldens() {
+    check("ggml-vocab-llama-spm");
+}
+
+#[test]
 fn qwen2_goldens() {
     check("ggml-vocab-qwen2");
 }

@@ -1,10 +1,11 @@
 //! Tokenizers of GGUF vocabularies, following llama.cpp (`src/llama-vocab.cpp`): special
 //! tokens are split out of the text first (longest first, plain substring search), then each
 //! remaining fragment is tokenized on its own. Byte-level BPE fragments go through the
-//! `tokenizers` crate configured as the file says (`bpe.rs`). SentencePiece vocabularies
-//! (`tokenizer.ggml.model = llama`) are refused as unsupported for now.
+//! `tokenizers` crate configured as the file says (`bpe.rs`); SentencePiece fragments through
+//! llama.cpp's score-driven merging (`spm.rs`).
 
 mod bpe;
+mod spm;
 
 use thiserror::Error;
 
@@ -67,9 +68,17 @@ enum Piece<'a> {
     Token(u32),
 }
 
+/// How fragments between special tokens are tokenized.
+enum Model {
+    /// Byte-level BPE (`gpt2`).
+    Bpe(Box<tokenizers::Tokenizer>),
+    /// SentencePiece (`llama`).
+    Spm(spm::Spm),
+}
+
 /// A vocabulary with its tokenizer.
 pub struct TextTokenizer {
-    bpe: tokenizers::Tokenizer,
+    model: Model,
     /// Control and unknown tokens, longest first: split out when parsing specials.
     control: Vec<(String, u32)>,
     /// User-defined tokens, longest first: always split out.
@@ -81,21 +90,31 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// The tokenizer of a GGUF file's vocabulary (`tokenizer.ggml.*`).
     pub fn from_gguf(f: &GgufFile) -> Result<TextTokenizer, TokenizerError> {
-        let model = f.string("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(TokenizerError::Unsupported(format!("tokenizer.ggml.model {model:?}")));
-        }
         let tokens = strings(f, "tokenizer.ggml.tokens")?;
         let types: Vec<TokenType> = match f.get("tokenizer.ggml.token_type") {
             Some(_) => f.array("tokenizer.ggml.token_type")?.iter().map(|v| TokenType::from_id(integer(v))).collect(),
             None => vec![TokenType::Normal; tokens.len()],
         };
-        let merges = strings(f, "tokenizer.ggml.merges")?;
-        let pre = match f.get("tokenizer.ggml.pre") {
-            Some(_) => f.string("tokenizer.ggml.pre")?,
-            None => "default",
+        let model = match f.string("tokenizer.ggml.model")? {
+            "gpt2" => {
+                let merges = strings(f, "tokenizer.ggml.merges")?;
+                let pre = match f.get("tokenizer.ggml.pre") {
+                    Some(_) => f.string("tokenizer.ggml.pre")?,
+                    None => "default",
+                };
+                Model::Bpe(Box::new(bpe::tokenizer(&tokens, &merges, pre)?))
+            }
+            "llama" => {
+                let scores = f.array("tokenizer.ggml.scores")?.iter().map(float).collect();
+                let add_space_prefix = f.bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+                Model::Spm(spm::Spm::new(&tokens, scores, add_space_prefix)?)
+            }
+            other => {
+                let message =
+                    format!("tokenizer.ggml.model {other:?}; supported: gpt2 (byte-level BPE), llama (SentencePiece)");
+                return Err(TokenizerError::Unsupported(message));
+            }
         };
-        let bpe = bpe::tokenizer(&tokens, &merges, pre)?;
         let specials = |wanted: &[TokenType]| {
             let mut s: Vec<(String, u32)> = tokens
                 .iter()
@@ -108,7 +127,7 @@ impl TextTokenizer {
             s
         };
         Ok(TextTokenizer {
-            bpe,
+            model,
             control: specials(&[TokenType::Control, TokenType::Unknown]),
             user_defined: specials(&[TokenType::UserDefined]),
             all_specials: specials(&[TokenType::Control, TokenType::Unknown, TokenType::UserDefined]),
@@ -120,12 +139,21 @@ impl TextTokenizer {
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, TokenizerError> {
         let specials = if parse_special { &self.all_specials } else { &self.user_defined };
         let mut ids = Vec::new();
+        let mut after_special = true;
         for piece in partition(text, specials) {
-            match piece {
-                Piece::Token(id) => ids.push(id),
-                Piece::Text(t) => {
-                    let e = self.bpe.encode_fast(t, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+            match (piece, &self.model) {
+                (Piece::Token(id), _) => {
+                    ids.push(id);
+                    after_special = true;
+                }
+                (Piece::Text(""), _) => {}
+                (Piece::Text(t), Model::Bpe(bpe)) => {
+                    let e = bpe.encode_fast(t, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
                     ids.extend_from_slice(e.get_ids());
+                }
+                (Piece::Text(t), Model::Spm(spm)) => {
+                    spm.encode_fragment(t, after_special, &mut ids)?;
+                    after_special = false;
                 }
             }
         }
@@ -177,6 +205,14 @@ fn strings(f: &GgufFile, key: &str) -> Result<Vec<String>, TokenizerError> {
             _ => Err(TokenizerError::Invalid(format!("{key}[{i}]: expected a string"))),
         })
         .collect()
+}
+
+fn float(v: &MetadataValue) -> f32 {
+    match v {
+        MetadataValue::F32(x) => *x,
+        MetadataValue::F64(x) => *x as f32,
+        _ => 0.0,
+    }
 }
 
 fn integer(v: &MetadataValue) -> i64 {
