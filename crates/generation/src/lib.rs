@@ -3,12 +3,15 @@
 //!
 //! - [`gguf`]: a GGUF file mapped into memory, its metadata and its tensors checked against
 //!   the file before anything is built from them.
+//! - [`chat`]: chat templates rendered as transformers renders them.
 //! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod chat;
 pub mod gguf;
 pub mod tokenizer;
 
+pub use chat::{ChatTemplate, Message, TemplateError};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
 pub use tokenizer::{TextTokenizer, TokenType, TokenizerError};
