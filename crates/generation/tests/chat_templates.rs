@@ -1,18 +1,12 @@
 //! Chat templates rendered byte for byte as transformers renders them, and SmolLM2's chat
 //! prompts tokenized to llama.cpp's prompt token counts.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::shared;
 use lathe_generation::{ChatTemplate, GgufFile, Message, TextTokenizer};
-
-fn shared(path: &str) -> PathBuf {
-    let root = std::env::var_os("LATHE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = root.join(path);
-    assert!(path.exists(), "missing test file {} (set LATHE_TEST_DATA)", path.display());
-    path
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

@@ -1,18 +1,11 @@
 //! Opening GGUF files: the shared models' headers and tensors, and the errors of broken files.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::shared;
 
 use lathe_generation::{GgufError, GgufFile};
 use lathe_kernels::quant::{dequantize, GgmlType};
-
-fn shared(file: &str) -> PathBuf {
-    let root = std::env::var_os("LATHE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = root.join(file);
-    assert!(path.is_file(), "missing test file {} (set LATHE_TEST_DATA)", path.display());
-    path
-}
 
 #[test]
 fn smollm2_header_and_tensors() {

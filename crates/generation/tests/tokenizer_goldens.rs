@@ -1,17 +1,14 @@
 //! llama.cpp's tokenizer goldens (models/gguf-vocab-fixtures): every test text of each
 //! vocabulary-only GGUF file tokenizes to llama.cpp's ids (no BOS, special parsing off).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use lathe_generation::{GgufFile, TextTokenizer};
 
 fn fixtures() -> PathBuf {
-    let root = std::env::var_os("LATHE_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = root.join("models/gguf-vocab-fixtures");
-    assert!(dir.is_dir(), "missing test folder {} (set LATHE_TEST_DATA)", dir.display());
-    dir
+    common::shared("models/gguf-vocab-fixtures")
 }
 
 /// Test texts and their ids: `.inp` texts end with `\n__ggml_vocab_test__\n`, `.out` has a
