@@ -157,6 +157,11 @@ impl GgufFile {
         self.tensors.get(name).map(|t| (t, &self.map[t.start..t.start + t.len]))
     }
 
+    /// The bytes of a tensor of this file.
+    pub fn data(&self, t: &TensorSlice) -> &[u8] {
+        &self.map[t.start..t.start + t.len]
+    }
+
     /// Every metadata key and value.
     pub fn metadata(&self) -> &HashMap<String, MetadataValue> {
         &self.metadata

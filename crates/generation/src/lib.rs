@@ -3,15 +3,23 @@
 //!
 //! - [`gguf`]: a GGUF file mapped into memory, its metadata and its tensors checked against
 //!   the file before anything is built from them.
+//! - [`config`], [`weights`], [`decoder`]: a decoder's hyperparameters, its weights as views
+//!   of the file, and the forward pass with a KV cache (the portable reference).
 //! - [`chat`]: chat templates rendered as transformers renders them.
 //! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod chat;
+pub mod config;
+pub mod decoder;
 pub mod gguf;
 pub mod tokenizer;
+pub mod weights;
 
 pub use chat::{ChatTemplate, Message, TemplateError};
+pub use config::{Architecture, DecoderConfig, RopeStyle};
+pub use decoder::{Decoder, KvCache};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
 pub use tokenizer::{TextTokenizer, TokenType, TokenizerError};
+pub use weights::{Weights, WeightsError};

@@ -1,0 +1,74 @@
+//! The forward pass against transformers: the tiny Llama and Qwen2 models from their f32 GGUF
+//! files give transformers' last-position logits (within 1e-4), argmax and 24 greedy tokens.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::shared;
+use lathe_generation::{Decoder, DecoderConfig, GgufFile, Weights};
+
+fn decoder(path: &str) -> Decoder {
+    let file = Arc::new(GgufFile::open(&shared(path)).unwrap());
+    let cfg = DecoderConfig::from_gguf(&file).unwrap();
+    let weights = Weights::from_gguf(&file, &cfg).unwrap();
+    Decoder::new(cfg, weights)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+/// Runs every reference case (`english_only`: the two English prompts) and compares logits
+/// (when `logits_tolerance` is given), argmax and the 24 greedy tokens.
+fn check(model: &str, file: &str, logits_tolerance: Option<f32>, english_only: bool) {
+    let d = decoder(&format!("models/{model}/{file}"));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared(&format!("models/{model}/reference-outputs.json"))).unwrap())
+            .unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    let cases = if english_only { &cases[..2] } else { &cases[..] };
+    for case in cases {
+        let ids: Vec<u32> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let mut cache = d.new_cache();
+        let mut logits = Vec::new();
+        for &id in &ids {
+            logits = d.forward(id, &mut cache);
+        }
+        let want = case.get("last_logits").unwrap_or(&case["last_logits_first16"]).as_array().unwrap();
+        for (i, w) in want.iter().enumerate().filter(|_| logits_tolerance.is_some()) {
+            let (w, tolerance) = (w.as_f64().unwrap() as f32, logits_tolerance.unwrap_or_default());
+            assert!((logits[i] - w).abs() <= tolerance, "{model} {file} logit {i}: {} vs transformers {w}", logits[i]);
+        }
+        assert_eq!(argmax(&logits) as u64, case["last_logits_argmax"].as_u64().unwrap(), "{model} {file}");
+        let mut greedy = Vec::new();
+        for _ in 0..24 {
+            let next = argmax(&logits) as u32;
+            greedy.push(next as u64);
+            logits = d.forward(next, &mut cache);
+        }
+        let want: Vec<u64> =
+            case["greedy_24_token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(greedy, want, "{model} {file}: greedy tokens of {:?}", case["prompt"]);
+    }
+}
+
+#[test]
+fn tiny_llama_f32_gguf_matches_transformers() {
+    check("tiny-llama-random", "model-f32.gguf", Some(1e-4), false);
+}
+
+#[test]
+fn tiny_llama_q8_0_gguf_keeps_the_greedy_tokens() {
+    check("tiny-llama-random", "model-q8_0.gguf", None, true);
+}
+
+#[test]
+fn tiny_qwen2_q8_0_gguf_keeps_the_greedy_tokens() {
+    check("tiny-qwen2-random", "model-q8_0.gguf", None, true);
+}
+
+#[test]
+fn tiny_qwen2_f32_gguf_matches_transformers() {
+    check("tiny-qwen2-random", "model-f32.gguf", Some(1e-4), false);
+}
