@@ -2,6 +2,8 @@
 //! (f32 arithmetic on rows decoded from the stored type), after llama.cpp's
 //! `src/models/llama.cpp` and `qwen2.cpp` and transformers' `modeling_llama.py`.
 
+use lathe_kernels::math::softmax;
+
 use crate::config::{DecoderConfig, RopeStyle};
 use crate::weights::{Layer, Weights};
 
@@ -111,9 +113,9 @@ impl Decoder {
             let kv = (head / group) * c.head_dim;
             for (t, score) in scores.iter_mut().enumerate() {
                 let k = &keys[t * kv_dim + kv..t * kv_dim + kv + c.head_dim];
-                *score = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                *score = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>();
             }
-            softmax(&mut scores);
+            softmax(&mut scores, scale);
             let out = &mut s.attn[head * c.head_dim..(head + 1) * c.head_dim];
             out.fill(0.0);
             for (t, &w) in scores.iter().enumerate() {
@@ -162,15 +164,4 @@ fn rope(head: &mut [f32], pos: usize, c: &DecoderConfig) {
         head[a] = x * cos - y * sin;
         head[b] = x * sin + y * cos;
     }
-}
-
-/// In-place softmax with the maximum subtracted.
-fn softmax(v: &mut [f32]) {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    v.iter_mut().for_each(|x| {
-        *x = (*x - max).exp();
-        sum += *x;
-    });
-    v.iter_mut().for_each(|x| *x /= sum);
 }
