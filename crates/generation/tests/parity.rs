@@ -72,3 +72,38 @@ fn tiny_qwen2_q8_0_gguf_keeps_the_greedy_tokens() {
 fn tiny_qwen2_f32_gguf_matches_transformers() {
     check("tiny-qwen2-random", "model-f32.gguf", Some(1e-4), false);
 }
+
+/// Natural log-probabilities of `logits` (log-softmax in f64).
+fn log_probs(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits.iter().map(|&l| l as f64 - max - sum.ln()).collect()
+}
+
+#[test]
+fn every_gguf_type_of_tiny_llama_256_generates_llama_cpp_tokens() {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared("models/tiny-llama-256/reference-llamacpp.json")).unwrap())
+            .unwrap();
+    let models = reference["models"].as_object().unwrap();
+    assert_eq!(models.len(), 10, "one reference per GGUF type");
+    for (file, cases) in models {
+        let d = decoder(&format!("models/tiny-llama-256/{file}"));
+        for case in cases.as_array().unwrap() {
+            let ids: Vec<u32> =
+                case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let mut cache = d.new_cache();
+            let mut logits = Vec::new();
+            for &id in &ids {
+                logits = d.forward(id, &mut cache);
+            }
+            for (step, want) in case["steps"].as_array().unwrap().iter().enumerate() {
+                let chosen = argmax(&logits);
+                assert_eq!(chosen as u64, want["id"].as_u64().unwrap(), "{file} {:?} step {step}", case["prompt"]);
+                let (ours, theirs) = (log_probs(&logits)[chosen], want["logprob"].as_f64().unwrap());
+                assert!((ours - theirs).abs() <= 0.05, "{file} step {step}: log-prob {ours} vs llama.cpp {theirs}");
+                logits = d.forward(chosen as u32, &mut cache);
+            }
+        }
+    }
+}
