@@ -63,13 +63,11 @@ impl Matrix {
         dequantize(self.slice.ty, bytes, out).expect("rows checked when the file was opened");
     }
 
-    /// `out = W·x` (`x`: `cols` values, `out`: `rows` values).
+    /// `out = W·x` (`x`: `cols` values, `out`: `rows` values), as llama.cpp computes it:
+    /// `x` is quantized to the weight type's 8-bit partner and dotted in integers (float
+    /// weights: in f32 after rounding `x` to the weight's float type).
     pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        let mut row = vec![0.0f32; self.cols()];
-        for (r, o) in out.iter_mut().enumerate() {
-            self.row(r, &mut row);
-            *o = row.iter().zip(x).map(|(w, x)| w * x).sum();
-        }
+        lathe_kernels::quant::matvec(self.slice.ty, self.file.data(&self.slice), x, out);
     }
 }
 

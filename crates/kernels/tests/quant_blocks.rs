@@ -38,3 +38,25 @@ fn a_q4_0_block_by_hand() {
     dequantize(GgmlType::Q4_0, &block, &mut out).unwrap();
     assert_eq!((out[0], out[15], out[16], out[31]), (3.5, 3.5, 0.5, 0.5));
 }
+
+#[test]
+fn quantized_dot_products_stay_close_to_the_decoded_weights() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quant-blocks.json");
+    let fixtures: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for ty in SUPPORTED {
+        let blocks = decode(&fixtures[ty.name()]["blocks"]);
+        let values = blocks.len() / ty.block_bytes() * ty.block_values();
+        let row = &blocks[..ty.bytes_for(values).unwrap()];
+        let mut w = vec![0.0; values];
+        dequantize(ty, row, &mut w).unwrap();
+        let x: Vec<f32> = (0..values).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+        let exact: f64 = w.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let scale: f64 = w.iter().zip(&x).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+        let got = lathe_kernels::quant::dot_row(ty, row, &lathe_kernels::quant::quantize_activations(ty, &x)) as f64;
+        let tolerance = if matches!(ty, GgmlType::F32) { 1e-5 } else { 0.01 } * scale;
+        assert!((got - exact).abs() <= tolerance, "{}: {got} vs {exact} (scale {scale})", ty.name());
+        let mut out = vec![0.0; 1];
+        lathe_kernels::quant::matvec(ty, row, &x, &mut out);
+        assert_eq!(out[0] as f64, got, "{}", ty.name());
+    }
+}

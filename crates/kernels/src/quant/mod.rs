@@ -6,6 +6,9 @@
 //! compare with the latter on random blocks.
 
 mod blocks;
+mod dot;
+
+pub use dot::{dot_row, matvec, quantize_activations, Activations, Q8Block, Q8KBlock};
 
 use thiserror::Error;
 

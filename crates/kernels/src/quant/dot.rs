@@ -1,0 +1,202 @@
+//! Quantized matrix-vector products as llama.cpp's CPU backend computes them: the activation
+//! row is first quantized to the weight type's partner (Q8_0 for Q4_0, Q5_0 and Q8_0; Q8_1 for
+//! Q4_1 and Q5_1; Q8_K for the K-quants), then each weight block is dotted with the matching
+//! activation block in integers and scaled once (`ggml_vec_dot_*` in `ggml-cpu/quants.c`).
+//! Float weights (F32, F16, BF16) are dotted in f32. This is the portable path.
+
+use super::blocks::{f16, scale_min_k4};
+use super::GgmlType;
+
+/// A 32-value activation block: scale, `d · Σ q` (Q8_1's sum term) and the values.
+#[derive(Clone, Copy)]
+pub struct Q8Block {
+    d: f32,
+    s: f32,
+    qs: [i8; 32],
+}
+
+/// A 256-value activation block (Q8_K): f32 scale, values and sums of each 16.
+#[derive(Clone, Copy)]
+pub struct Q8KBlock {
+    d: f32,
+    qs: [i8; 256],
+    bsums: [i16; 16],
+}
+
+/// An activation row quantized for one weight type.
+pub enum Activations {
+    /// Float weights take the row as is.
+    F32(Vec<f32>),
+    /// Q8_0 or Q8_1 blocks of 32.
+    Q8(Vec<Q8Block>),
+    /// Q8_K blocks of 256.
+    Q8K(Vec<Q8KBlock>),
+}
+
+fn f16_round(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// Quantizes `x` (a whole number of the type's blocks) for dot products with `ty` rows.
+pub fn quantize_activations(ty: GgmlType, x: &[f32]) -> Activations {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => Activations::F32(x.to_vec()),
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_1 => {
+            Activations::Q8(x.chunks_exact(32).map(q8_block).collect())
+        }
+        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => Activations::Q8K(x.chunks_exact(256).map(q8k_block).collect()),
+    }
+}
+
+/// Q8_0/Q8_1 as llama.cpp's AVX2 `quantize_row_q8_1`: scale amax/127 kept as f16, values
+/// rounded half to even, `s = d · Σ q` as f16.
+fn q8_block(x: &[f32]) -> Q8Block {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut qs = [0i8; 32];
+    qs.iter_mut().zip(x).for_each(|(q, v)| *q = (v * id).round_ties_even() as i8);
+    let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+    Q8Block { d: f16_round(d), s: f16_round(d * sum as f32), qs }
+}
+
+/// Q8_K as llama.cpp's `quantize_row_q8_K_ref`: scale −max/127 signed by the value of
+/// largest magnitude, values rounded to nearest (ties to even), at most 127.
+fn q8k_block(x: &[f32]) -> Q8KBlock {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let mut block = Q8KBlock { d: 0.0, qs: [0; 256], bsums: [0; 16] };
+    if amax == 0.0 {
+        return block;
+    }
+    let iscale = -127.0 / max;
+    block.qs.iter_mut().zip(x).for_each(|(q, v)| *q = ((iscale * v).round_ties_even() as i32).min(127) as i8);
+    for (sum, chunk) in block.bsums.iter_mut().zip(block.qs.chunks_exact(16)) {
+        *sum = chunk.iter().map(|&q| q as i16).sum();
+    }
+    block.d = 1.0 / iscale;
+    block
+}
+
+/// The dot product of one weight row (`row`, type `ty`) with quantized activations made by
+/// [`quantize_activations`] for the same type and length.
+pub fn dot_row(ty: GgmlType, row: &[u8], acts: &Activations) -> f32 {
+    match (ty, acts) {
+        (GgmlType::F32, Activations::F32(x)) => {
+            row.chunks_exact(4).zip(x).map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x).sum()
+        }
+        (GgmlType::F16, Activations::F32(x)) => {
+            row.chunks_exact(2).zip(x).map(|(b, x)| f16(b, 0) * f16_round(*x)).sum()
+        }
+        (GgmlType::BF16, Activations::F32(x)) => {
+            let bf16 = |b: &[u8]| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
+            let round = |x: f32| half::bf16::from_f32(x).to_f32();
+            row.chunks_exact(2).zip(x).map(|(b, x)| bf16(b) * round(*x)).sum()
+        }
+        (_, Activations::Q8(a)) => {
+            let size = ty.block_bytes();
+            row.chunks_exact(size).zip(a).map(|(w, a)| block_dot_q8(ty, w, a)).sum()
+        }
+        (_, Activations::Q8K(a)) => {
+            let size = ty.block_bytes();
+            row.chunks_exact(size).zip(a).map(|(w, a)| block_dot_q8k(ty, w, a)).sum()
+        }
+        _ => unreachable!("activations quantized for another type"),
+    }
+}
+
+/// `Σ w_j · a_j` of the 4- or 5-bit values of a 32-block (`value(j)`) with Q8 values.
+fn int_dot(qs: &[i8; 32], value: impl Fn(usize) -> i32) -> i32 {
+    (0..32).map(|j| value(j) * qs[j] as i32).sum()
+}
+
+fn nibble(qs: &[u8], j: usize) -> i32 {
+    if j < 16 {
+        (qs[j] & 15) as i32
+    } else {
+        (qs[j - 16] >> 4) as i32
+    }
+}
+
+fn block_dot_q8(ty: GgmlType, w: &[u8], a: &Q8Block) -> f32 {
+    match ty {
+        GgmlType::Q8_0 => f16(w, 0) * a.d * int_dot(&a.qs, |j| w[2 + j] as i8 as i32) as f32,
+        GgmlType::Q4_0 => f16(w, 0) * a.d * int_dot(&a.qs, |j| nibble(&w[2..18], j) - 8) as f32,
+        GgmlType::Q4_1 => f16(w, 0) * a.d * int_dot(&a.qs, |j| nibble(&w[4..20], j)) as f32 + f16(w, 2) * a.s,
+        GgmlType::Q5_0 => {
+            let qh = u32::from_le_bytes([w[2], w[3], w[4], w[5]]);
+            let q = |j: usize| nibble(&w[6..22], j) | (((qh >> j) & 1) << 4) as i32;
+            f16(w, 0) * a.d * int_dot(&a.qs, |j| q(j) - 16) as f32
+        }
+        GgmlType::Q5_1 => {
+            let qh = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+            let q = |j: usize| nibble(&w[8..24], j) | (((qh >> j) & 1) << 4) as i32;
+            f16(w, 0) * a.d * int_dot(&a.qs, q) as f32 + f16(w, 2) * a.s
+        }
+        _ => unreachable!("{ty:?} pairs with Q8_K or f32 activations"),
+    }
+}
+
+fn block_dot_q8k(ty: GgmlType, w: &[u8], a: &Q8KBlock) -> f32 {
+    match ty {
+        GgmlType::Q4K | GgmlType::Q5K => {
+            let (qs, qh) = if ty == GgmlType::Q4K { (&w[16..144], None) } else { (&w[48..176], Some(&w[16..48])) };
+            let (mut sumi, mut mins) = (0i32, 0i32);
+            for sub in 0..8 {
+                let (sc, mn) = scale_min_k4(sub, &w[4..16]);
+                let (c, high) = (sub / 2, sub % 2 == 1);
+                let dot: i32 = (0..32)
+                    .map(|l| {
+                        let byte = qs[32 * c + l];
+                        let low = if high { byte >> 4 } else { byte & 15 } as i32;
+                        let fifth = qh.map_or(0, |qh| ((qh[l] >> sub) & 1) as i32 * 16);
+                        (low + fifth) * a.qs[32 * sub + l] as i32
+                    })
+                    .sum();
+                sumi += sc as i32 * dot;
+                mins += mn as i32 * (a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32);
+            }
+            f16(w, 0) * a.d * sumi as f32 - f16(w, 2) * a.d * mins as f32
+        }
+        GgmlType::Q6K => {
+            let mut sumi = 0i32;
+            for h in 0..2 {
+                let (ql, qh, sc) = (&w[64 * h..], &w[128 + 32 * h..], &w[192 + 8 * h..]);
+                for g in 0..4 {
+                    for half in 0..2 {
+                        let dot: i32 = (16 * half..16 * half + 16)
+                            .map(|l| {
+                                let low = ql[l + 32 * (g & 1)];
+                                let low = if g < 2 { low & 15 } else { low >> 4 } as i32;
+                                let q = low | (((qh[l] >> (2 * g)) & 3) << 4) as i32;
+                                (q - 32) * a.qs[128 * h + 32 * g + l] as i32
+                            })
+                            .sum();
+                        sumi += sc[half + 2 * g] as i8 as i32 * dot;
+                    }
+                }
+            }
+            f16(w, 208) * a.d * sumi as f32
+        }
+        _ => unreachable!("{ty:?} pairs with Q8 or f32 activations"),
+    }
+}
+
+/// `out[r] = row r · x` for `out.len()` rows of `x.len()` values stored back to back in
+/// `bytes` as type `ty` (activations quantized once).
+pub fn matvec(ty: GgmlType, bytes: &[u8], x: &[f32], out: &mut [f32]) {
+    if out.is_empty() || x.is_empty() {
+        out.fill(0.0);
+        return;
+    }
+    let acts = quantize_activations(ty, x);
+    let row_bytes = bytes.len() / out.len().max(1);
+    for (o, row) in out.iter_mut().zip(bytes.chunks_exact(row_bytes)) {
+        *o = dot_row(ty, row, &acts);
+    }
+}
