@@ -115,6 +115,8 @@ pub static ENDPOINTS: &[Endpoint] = &[
     form(POST, "/v1/models/{m}/versions/{v}:{verb}", Scope::Infer),
     form(POST, "/v1/models/{m}/labels/{l}:{verb}", Scope::Infer),
     form(POST, "/v1/models/{m}/rollback", Scope::Admin),
+    // Any other `…:{verb}` path goes to the inference handler, which answers 400 for it.
+    form(POST, "/v1/models/{*target}:{verb}", Scope::Infer),
     route(PUT, V1_MODELS, Access::ByForm, |f| on(f, manage::put)),
     form(PUT, "/v1/models/{m}/traffic", Scope::Admin),
     form(PUT, "/v1/models/{m}/labels/{l}", Scope::Admin),
@@ -170,8 +172,10 @@ pub fn access_for(method: &Method, routed: Option<&str>, path: &str) -> Access {
         if e.access != Access::ByForm {
             return e.access;
         }
-        let forms = ENDPOINTS.iter().filter(|f| f.method == method && within(f, e.path));
-        return forms.clone().find(|f| path_matches(f.path, path)).map_or(ADMIN, |f| f.access);
+        // Handlers see the catch-all percent-decoded, so forms are matched on the decoded path.
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let mut forms = ENDPOINTS.iter().filter(|f| f.method == method && within(f, e.path));
+        return forms.find(|f| path_matches(f.path, &decoded)).map_or(ADMIN, |f| f.access);
     }
     if ENDPOINTS.iter().filter(mounted).any(|e| e.access == OPEN) {
         return OPEN;
@@ -208,7 +212,7 @@ pub fn scopes_of(method: &Method, mount: &str) -> Vec<Scope> {
 }
 
 /// Whether `path` is an instance of `pattern` (`{name}`: one or more characters other than
-/// `/`; `{*name}`: anything to the end).
+/// `/`; `{*name}`: one or more characters of any kind).
 pub fn path_matches(pattern: &str, path: &str) -> bool {
     match pattern.find('{') {
         None => pattern == path,
@@ -216,12 +220,12 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
             let (literal, rest) = pattern.split_at(open);
             let Some(path) = path.strip_prefix(literal) else { return false };
             let close = rest.find('}').expect("table patterns close their braces");
-            if rest[1..].starts_with('*') {
-                return !path.is_empty();
-            }
             let after = &rest[close + 1..];
-            let limit = path.find('/').unwrap_or(path.len());
-            (1..=limit).rev().any(|n| path_matches(after, &path[n..]))
+            let limit = match rest[1..].starts_with('*') {
+                true => path.len(),
+                false => path.find('/').unwrap_or(path.len()),
+            };
+            (1..=limit).rev().any(|n| path.is_char_boundary(n) && path_matches(after, &path[n..]))
         }
     }
 }
@@ -255,6 +259,9 @@ mod tests {
         assert!(!path_matches("/v1/models/{m}", "/v1/models/a/metadata"));
         assert!(!path_matches("/v1/models/{m}", "/v1/models/"));
         assert!(path_matches("/v1/models/{*rest}", "/v1/models/a/b"));
+        assert!(path_matches("/v1/models/{*target}:{verb}", "/v1/models/a/b/c:predict"));
+        assert!(!path_matches("/v1/models/{*target}:{verb}", "/v1/models/x:/rollback"));
+        assert!(path_matches("/v1/models/{m}", "/v1/models/é"));
         assert_eq!(
             instantiate("/v1/models/{m}/versions/{v}:{verb}", |n| n.to_uppercase()),
             "/v1/models/M/versions/V:VERB"
@@ -278,6 +285,8 @@ mod tests {
         assert_eq!(needs(POST, V1_MODELS, "/v1/models/m/labels/x:predict"), INFER);
         assert_eq!(needs(POST, V1_MODELS, "/v1/models/m:bogus"), INFER);
         assert_eq!(needs(POST, V1_MODELS, "/v1/models/m/rollback"), ADMIN);
+        assert_eq!(needs(POST, V1_MODELS, "/v1/models/x:%2Frollback"), ADMIN, "decoded as the handler decodes it");
+        assert_eq!(needs(POST, V1_MODELS, "/v1/models/m/versions/1/labels/x:predict"), INFER);
         assert_eq!(needs(POST, V1_MODELS, "/v1/models/m/elsewhere"), ADMIN);
         assert_eq!(needs(GET, V1_MODELS, "/v1/models/m/versions/2/metadata"), READ);
         assert_eq!(needs(GET, V1_MODELS, "/v1/models/m/traffic"), READ);

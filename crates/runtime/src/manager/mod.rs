@@ -473,16 +473,18 @@ impl Manager {
         self.reconcile();
         let deadline = Instant::now() + timeout;
         loop {
-            let view = self.model(name);
-            let settled = view.as_ref().is_some_and(|m| m.versions.iter().all(|v| v.state != LoadState::Loading));
-            if settled {
-                let m = view.expect("settled implies present");
-                if m.versions.iter().any(|v| v.state == LoadState::Ready) {
+            if let Some(m) = self.model(name) {
+                let has = |state: LoadState| m.versions.iter().any(|v| v.state == state);
+                // A version still draining from an unload loads again once it has drained.
+                let settled = !has(LoadState::Loading) && (has(LoadState::Ready) || !has(LoadState::Unloading));
+                if settled && has(LoadState::Ready) {
                     return Ok(());
                 }
-                let reasons: Vec<String> =
-                    m.versions.iter().map(|v| format!("version {}: {}", v.version, v.reason)).collect();
-                return Err(ApiError::invalid(format!("failed to load {name:?}: {}", reasons.join("; "))));
+                if settled {
+                    let reasons: Vec<String> =
+                        m.versions.iter().map(|v| format!("version {}: {}", v.version, v.reason)).collect();
+                    return Err(ApiError::invalid(format!("failed to load {name:?}: {}", reasons.join("; "))));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(ApiError::new(ErrorKind::Unavailable, format!("model {name:?} is still loading")));

@@ -191,9 +191,14 @@ impl Manager {
                 Task::Load(name, v, batching) => {
                     (format!("load-{name}-{v}"), Box::new(move || me.load_version(&name, v, batching)))
                 }
-                Task::Unload(name, v, loaded) => {
-                    (format!("unload-{name}-{v}"), Box::new(move || me.drain_and_unload(&name, v, loaded)))
-                }
+                Task::Unload(name, v, loaded) => (
+                    format!("unload-{name}-{v}"),
+                    Box::new(move || {
+                        me.drain_and_unload(&name, v, loaded);
+                        // A version wanted again while it drained loads now, not at the next poll.
+                        me.reconcile();
+                    }),
+                ),
             };
             std::thread::Builder::new().name(thread).spawn(work).expect("spawn a load or unload thread");
         }

@@ -87,6 +87,7 @@ fn example_value(method: &str, param: &str) -> String {
         "file" => "data.csv",
         "id" => "j",
         "verb" => "predict",
+        "target" => "mnist/versions/1",
         other => panic!("no example value for the path parameter {other:?}"),
     }
     .to_string()

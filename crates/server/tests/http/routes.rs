@@ -99,6 +99,8 @@ fn open_inference_protocol_routes() {
     assert_eq!(s.post("/v2/repository/models/mnist/unload", b""), (200, json!({"name": "mnist", "unload": true})));
     s.wait_until(|s| s.get("/v2/models/mnist/ready").0 == 503, "mnist to unload");
     assert_eq!(s.get("/v2/health/ready").0, 200, "an explicitly unloaded model does not hold readiness back");
+    // In-flight requests drain before the version is UNAVAILABLE (UNLOADING meanwhile).
+    s.wait_until(|s| s.post("/v2/repository/index", b"").1[0]["state"] != "UNLOADING", "mnist to drain");
     let (_, idx) = s.post("/v2/repository/index", b"");
     assert_eq!(idx[0]["state"], "UNAVAILABLE", "{idx}");
     assert_eq!(s.post("/v2/repository/index", br#"{"ready": true}"#).1, json!([]));
