@@ -5,6 +5,8 @@
 //!   the file before anything is built from them.
 //! - [`config`], [`weights`], [`decoder`]: a decoder's hyperparameters, its weights as views
 //!   of the file, and the forward pass with a KV cache (the portable reference).
+//! - [`sampling`]: choosing the next token (greedy, temperature, top-k/p, min-p, penalties,
+//!   logit bias, seeds).
 //! - [`chat`]: chat templates rendered as transformers renders them.
 //! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
 #![warn(missing_docs)]
@@ -14,6 +16,7 @@ pub mod chat;
 pub mod config;
 pub mod decoder;
 pub mod gguf;
+pub mod sampling;
 pub mod tokenizer;
 pub mod weights;
 
@@ -21,5 +24,6 @@ pub use chat::{ChatTemplate, Message, TemplateError};
 pub use config::{Architecture, DecoderConfig, RopeStyle};
 pub use decoder::{Decoder, KvCache};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
+pub use sampling::{Sampler, SamplingError, SamplingParams};
 pub use tokenizer::{TextTokenizer, TokenType, TokenizerError};
 pub use weights::{Weights, WeightsError};
