@@ -25,5 +25,5 @@ pub use config::{Architecture, DecoderConfig, RopeStyle};
 pub use decoder::{Decoder, KvCache};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
 pub use sampling::{Sampler, SamplingError, SamplingParams};
-pub use tokenizer::{TextTokenizer, TokenType, TokenizerError};
+pub use tokenizer::{Detokenizer, TextTokenizer, TokenType, TokenizerError};
 pub use weights::{Weights, WeightsError};

@@ -37,6 +37,13 @@ fn check(name: &str) {
         })
         .collect();
     assert!(failures.is_empty(), "{name}: {} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    // Decoding gives the text back (SentencePiece adds the leading space it prefixed).
+    for (text, ids) in &cases {
+        let decoded = tokenizer.decode(ids);
+        let decoded =
+            if name.contains("spm") { decoded.strip_prefix(' ').unwrap_or(&decoded).to_string() } else { decoded };
+        assert_eq!(&decoded, text, "{name}: decoding {ids:?}");
+    }
 }
 
 #[test]

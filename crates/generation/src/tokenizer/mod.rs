@@ -5,7 +5,10 @@
 //! llama.cpp's score-driven merging (`spm.rs`).
 
 mod bpe;
+mod decode;
 mod spm;
+
+pub use decode::Detokenizer;
 
 use thiserror::Error;
 
@@ -79,6 +82,11 @@ enum Model {
 /// A vocabulary with its tokenizer.
 pub struct TextTokenizer {
     model: Model,
+    /// Token texts and types, by id (for decoding).
+    tokens: Vec<String>,
+    types: Vec<TokenType>,
+    /// Byte-level BPE's character-to-byte table (empty for SentencePiece).
+    char_to_byte: std::collections::HashMap<char, u8>,
     /// Control and unknown tokens, longest first: split out when parsing specials.
     control: Vec<(String, u32)>,
     /// User-defined tokens, longest first: always split out.
@@ -126,11 +134,18 @@ impl TextTokenizer {
             s.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
             s
         };
+        let char_to_byte = match model {
+            Model::Bpe(_) => decode::gpt2_char_to_byte(),
+            Model::Spm(_) => Default::default(),
+        };
         Ok(TextTokenizer {
             model,
+            char_to_byte,
             control: specials(&[TokenType::Control, TokenType::Unknown]),
             user_defined: specials(&[TokenType::UserDefined]),
             all_specials: specials(&[TokenType::Control, TokenType::Unknown, TokenType::UserDefined]),
+            tokens,
+            types,
         })
     }
 
@@ -158,6 +173,44 @@ impl TextTokenizer {
             }
         }
         Ok(ids)
+    }
+
+    /// Tokens in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The bytes token `id` stands for. Control and unknown tokens are empty unless
+    /// `render_special`; user-defined tokens are their text; ids outside the vocabulary are
+    /// empty.
+    pub fn token_bytes(&self, id: u32, render_special: bool) -> Vec<u8> {
+        let (Some(text), Some(ty)) = (self.tokens.get(id as usize), self.types.get(id as usize)) else {
+            return Vec::new();
+        };
+        match (ty, &self.model) {
+            (TokenType::Control | TokenType::Unknown, _) if !render_special => Vec::new(),
+            (TokenType::Control | TokenType::Unknown | TokenType::UserDefined, _) => text.as_bytes().to_vec(),
+            (TokenType::Byte, Model::Spm(_)) => decode::spm_byte(text).map_or_else(Vec::new, |b| vec![b]),
+            (_, Model::Spm(_)) => text.replace('\u{2581}', " ").into_bytes(),
+            (_, Model::Bpe(_)) => {
+                let mut out = Vec::with_capacity(text.len());
+                for c in text.chars() {
+                    match self.char_to_byte.get(&c) {
+                        Some(&b) => out.push(b),
+                        None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The text of `ids` (special tokens left out), any broken UTF-8 as U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut d = Detokenizer::default();
+        let mut text: String = ids.iter().map(|&id| d.push(&self.token_bytes(id, false))).collect();
+        text.push_str(&d.finish());
+        text
     }
 
     /// The control tokens (longest first).
