@@ -7,6 +7,7 @@
 //!   of the file, and the forward pass with a KV cache (the portable reference).
 //! - [`sampling`]: choosing the next token (greedy, temperature, top-k/p, min-p, penalties,
 //!   logit bias, seeds).
+//! - [`stop`]: stop strings, also when split across tokens.
 //! - [`chat`]: chat templates rendered as transformers renders them.
 //! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod config;
 pub mod decoder;
 pub mod gguf;
 pub mod sampling;
+pub mod stop;
 pub mod tokenizer;
 pub mod weights;
 
@@ -25,5 +27,6 @@ pub use config::{Architecture, DecoderConfig, RopeStyle};
 pub use decoder::{Decoder, KvCache};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
 pub use sampling::{Sampler, SamplingError, SamplingParams};
+pub use stop::{Checked, StopStrings};
 pub use tokenizer::{Detokenizer, TextTokenizer, TokenType, TokenizerError};
 pub use weights::{Weights, WeightsError};
