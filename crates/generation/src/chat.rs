@@ -116,95 +116,36 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     kwargs.assert_all_used()?;
     let mut out = Vec::new();
     let result = match indent {
+        // With an indent Python separates with "," and ": ", as serde_json's pretty printer.
         Some(n) => {
             let spaces = " ".repeat(n);
-            let mut ser =
-                serde_json::Serializer::with_formatter(&mut out, PythonFormatter::indented(spaces.as_bytes()));
-            value.serialize(&mut ser)
+            let pretty = serde_json::ser::PrettyFormatter::with_indent(spaces.as_bytes());
+            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, pretty))
         }
-        None => value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, PythonFormatter::compact())),
+        None => value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, PythonSeparators)),
     };
     result.map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
     Ok(Value::from_safe_string(String::from_utf8(out).expect("serde_json writes UTF-8")))
 }
 
-/// serde_json output with Python's separators: `", "` and `": "` inline, `","` and `": "`
-/// with an indent.
-struct PythonFormatter<'a> {
-    indent: Option<serde_json::ser::PrettyFormatter<'a>>,
-}
+/// Compact JSON with Python's default separators `", "` and `": "`.
+struct PythonSeparators;
 
-impl<'a> PythonFormatter<'a> {
-    fn compact() -> PythonFormatter<'a> {
-        PythonFormatter { indent: None }
-    }
-
-    fn indented(spaces: &'a [u8]) -> PythonFormatter<'a> {
-        PythonFormatter { indent: Some(serde_json::ser::PrettyFormatter::with_indent(spaces)) }
-    }
-}
-
-impl serde_json::ser::Formatter for PythonFormatter<'_> {
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.begin_array(w),
-            None => w.write_all(b"["),
-        }
-    }
-
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.end_array(w),
-            None => w.write_all(b"]"),
-        }
-    }
-
+impl serde_json::ser::Formatter for PythonSeparators {
     fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.begin_array_value(w, first),
-            None if first => Ok(()),
-            None => w.write_all(b", "),
-        }
-    }
-
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.end_array_value(w),
-            None => Ok(()),
-        }
-    }
-
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.begin_object(w),
-            None => w.write_all(b"{"),
-        }
-    }
-
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.end_object(w),
-            None => w.write_all(b"}"),
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
         }
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.begin_object_key(w, first),
-            None if first => Ok(()),
-            None => w.write_all(b", "),
-        }
+        self.begin_array_value(w, first)
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         w.write_all(b": ")
-    }
-
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match &mut self.indent {
-            Some(p) => p.end_object_value(w),
-            None => Ok(()),
-        }
     }
 }
 

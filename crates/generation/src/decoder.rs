@@ -43,6 +43,8 @@ struct Scratch {
     proj: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
+    /// `(cos, sin)` of each RoPE pair at this position, shared by every head and layer.
+    rotation: Vec<(f32, f32)>,
 }
 
 impl Decoder {
@@ -75,6 +77,7 @@ impl Decoder {
             proj: vec![0.0; c.hidden],
             gate: vec![0.0; c.ffn],
             up: vec![0.0; c.ffn],
+            rotation: rotation(cache.len, c),
         };
         self.weights.embed.row(token as usize, &mut s.x);
         let pos = cache.len;
@@ -101,7 +104,7 @@ impl Decoder {
             add(&mut s.v, bv);
         }
         for head in s.q.chunks_mut(c.head_dim).chain(s.k.chunks_mut(c.head_dim)) {
-            rope(head, pos, c);
+            rope(head, &s.rotation, c.rope_style);
         }
         keys.extend_from_slice(&s.k);
         values.extend_from_slice(&s.v);
@@ -148,15 +151,23 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     out.iter_mut().zip(x.iter().zip(w)).for_each(|(o, (x, w))| *o = x * inv * w);
 }
 
-/// Rotates one head at position `pos`: pair `i < rope_dims/2` turns by
-/// `pos · freq_scale · theta^(−2i/rope_dims)`.
-fn rope(head: &mut [f32], pos: usize, c: &DecoderConfig) {
-    let half = c.rope_dims / 2;
-    for i in 0..half {
-        let angle =
-            pos as f64 * c.rope_freq_scale as f64 * (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dims as f64);
-        let (sin, cos) = (angle.sin() as f32, angle.cos() as f32);
-        let (a, b) = match c.rope_style {
+/// `(cos, sin)` of pair `i < rope_dims/2` at `pos`: the angle `pos · freq_scale ·
+/// theta^(−2i/rope_dims)`.
+fn rotation(pos: usize, c: &DecoderConfig) -> Vec<(f32, f32)> {
+    (0..c.rope_dims / 2)
+        .map(|i| {
+            let inv_freq = (c.rope_theta as f64).powf(-2.0 * i as f64 / c.rope_dims as f64);
+            let angle = pos as f64 * c.rope_freq_scale as f64 * inv_freq;
+            (angle.cos() as f32, angle.sin() as f32)
+        })
+        .collect()
+}
+
+/// Rotates one head by `rotation`, pairing dimensions as `style` says.
+fn rope(head: &mut [f32], rotation: &[(f32, f32)], style: RopeStyle) {
+    let half = rotation.len();
+    for (i, &(cos, sin)) in rotation.iter().enumerate() {
+        let (a, b) = match style {
             RopeStyle::Norm => (2 * i, 2 * i + 1),
             RopeStyle::Neox => (i, i + half),
         };

@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::shared;
+use lathe_generation::sampling::argmax;
 use lathe_generation::{Decoder, DecoderConfig, GgufFile, Weights};
 
 fn decoder(path: &str) -> Decoder {
@@ -13,10 +14,6 @@ fn decoder(path: &str) -> Decoder {
     let cfg = DecoderConfig::from_gguf(&file).unwrap();
     let weights = Weights::from_gguf(&file, &cfg).unwrap();
     Decoder::new(cfg, weights)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 /// Runs every reference case (`english_only`: the two English prompts) and compares logits
@@ -43,7 +40,7 @@ fn check(model: &str, file: &str, logits_tolerance: Option<f32>, english_only: b
         assert_eq!(argmax(&logits) as u64, case["last_logits_argmax"].as_u64().unwrap(), "{model} {file}");
         let mut greedy = Vec::new();
         for _ in 0..24 {
-            let next = argmax(&logits) as u32;
+            let next = argmax(&logits);
             greedy.push(next as u64);
             logits = d.forward(next, &mut cache);
         }
@@ -98,7 +95,7 @@ fn every_gguf_type_of_tiny_llama_256_generates_llama_cpp_tokens() {
                 logits = d.forward(id, &mut cache);
             }
             for (step, want) in case["steps"].as_array().unwrap().iter().enumerate() {
-                let chosen = argmax(&logits);
+                let chosen = argmax(&logits) as usize;
                 assert_eq!(chosen as u64, want["id"].as_u64().unwrap(), "{file} {:?} step {step}", case["prompt"]);
                 let (ours, theirs) = (log_probs(&logits)[chosen], want["logprob"].as_f64().unwrap());
                 assert!((ours - theirs).abs() <= 0.05, "{file} step {step}: log-prob {ours} vs llama.cpp {theirs}");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use lathe_runtime::LoadedVersion;
 use lathe_types::{ApiError, DType, ErrorKind, Tensor, TensorData};
+use serde_json::{Map, Value};
 
 use crate::state::AppState;
 
@@ -85,6 +86,24 @@ impl From<ApiError> for EmbedError {
     fn from(error: ApiError) -> EmbedError {
         EmbedError { error, field: None }
     }
+}
+
+/// Reads the options both protocols take from a request's JSON fields: `truncate` (default
+/// true) and `dimensions` (a positive integer). `prefix` is where the protocol keeps them
+/// (`""` for OpenAI's body, `"parameters."` for V2), for the error messages.
+pub fn options(fields: &Map<String, Value>, prefix: &str) -> Result<(bool, Option<u64>), EmbedError> {
+    let invalid = |field: &'static str, expected: &str| {
+        EmbedError::at(field, ApiError::invalid(format!("{prefix}{field}: expected {expected}")))
+    };
+    let truncate = match fields.get("truncate") {
+        None => true,
+        Some(v) => v.as_bool().ok_or_else(|| invalid("truncate", "true or false"))?,
+    };
+    let dimensions = match fields.get("dimensions") {
+        None => None,
+        Some(v) => Some(v.as_u64().filter(|&d| d >= 1).ok_or_else(|| invalid("dimensions", "a positive integer"))?),
+    };
+    Ok((truncate, dimensions))
 }
 
 /// Whether `v` is an embedding model: one BYTES input, `embedding` and `tokens` outputs.

@@ -38,17 +38,6 @@ fn request(v: &LoadedVersion, parameters: &Map<String, Value>, inputs: Vec<Tenso
     let TensorData::Bytes(texts) = inputs.swap_remove(0).data else {
         return Err(ApiError::invalid("embedding models take one BYTES input of texts"));
     };
-    let truncate = match parameters.get("truncate") {
-        None => true,
-        Some(t) => t.as_bool().ok_or_else(|| ApiError::invalid("parameters.truncate: expected true or false"))?,
-    };
-    let dimensions = match parameters.get("dimensions") {
-        None => None,
-        Some(d) => Some(
-            d.as_u64()
-                .filter(|&d| d >= 1)
-                .ok_or_else(|| ApiError::invalid("parameters.dimensions: expected a positive integer"))?,
-        ),
-    };
+    let (truncate, dimensions) = crate::embed::options(parameters, "parameters.").map_err(|e| e.error)?;
     Ok(EmbedRequest { input: EmbedInput::Texts(texts), dimensions, truncate })
 }

@@ -193,18 +193,7 @@ fn parse_request(bytes: &[u8]) -> Result<EmbeddingsRequest, EmbedError> {
             return Err(field("encoding_format", &message));
         }
     };
-    let truncate = match obj.get("truncate") {
-        None => true,
-        Some(v) => v.as_bool().ok_or_else(|| field("truncate", "truncate: expected true or false"))?,
-    };
-    let dimensions = match obj.get("dimensions") {
-        None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|&d| d >= 1)
-                .ok_or_else(|| field("dimensions", "dimensions: expected a positive integer"))?,
-        ),
-    };
+    let (truncate, dimensions) = crate::embed::options(&obj, "")?;
     let embed = EmbedRequest { input, dimensions, truncate };
     Ok(EmbeddingsRequest { model: model.to_string(), embed, base64 })
 }

@@ -7,7 +7,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::OpenApi;
 
-use crate::routes::{self, Access, Serve, ENDPOINTS};
+use crate::routes::{self, Access};
 
 /// Every documented route.
 #[derive(OpenApi)]
@@ -104,9 +104,7 @@ fn secure(op: &mut Operation, method: &Method, mount: &str) {
     }
     let names = scopes.iter().map(|s| s.name());
     op.security = Some(vec![SecurityRequirement::new(BEARER, names)]);
-    let forms: Vec<String> = ENDPOINTS
-        .iter()
-        .filter(|e| e.method == method && matches!(e.serve, Serve::Within(m) if m == mount))
+    let forms: Vec<String> = routes::forms_of(method, mount)
         .filter_map(|e| match e.access {
             Access::Needs(scope) => Some(format!("`{}` needs `{}`", e.path, scope.name())),
             _ => None,
@@ -123,7 +121,7 @@ fn secure(op: &mut Operation, method: &Method, mount: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::routes::{Serve, ENDPOINTS};
 
     #[test]
     fn the_document_and_the_route_table_list_the_same_operations() {

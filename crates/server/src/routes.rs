@@ -174,8 +174,7 @@ pub fn access_for(method: &Method, routed: Option<&str>, path: &str) -> Access {
         }
         // Handlers see the catch-all percent-decoded, so forms are matched on the decoded path.
         let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let mut forms = ENDPOINTS.iter().filter(|f| f.method == method && within(f, e.path));
-        return forms.find(|f| path_matches(f.path, &decoded)).map_or(ADMIN, |f| f.access);
+        return forms_of(method, e.path).find(|f| path_matches(f.path, &decoded)).map_or(ADMIN, |f| f.access);
     }
     if ENDPOINTS.iter().filter(mounted).any(|e| e.access == OPEN) {
         return OPEN;
@@ -187,8 +186,9 @@ pub fn access_for(method: &Method, routed: Option<&str>, path: &str) -> Access {
     }
 }
 
-fn within(e: &Endpoint, mount: &str) -> bool {
-    matches!(e.serve, Serve::Within(m) if m == mount)
+/// The forms of `method` served by the catch-all route `mount`, in table order.
+pub fn forms_of<'a>(method: &'a Method, mount: &'a str) -> impl Iterator<Item = &'static Endpoint> + 'a {
+    ENDPOINTS.iter().filter(move |e| e.method == method && matches!(e.serve, Serve::Within(m) if m == mount))
 }
 
 /// The endpoints clients call: every entry except the catch-alls (whose forms are listed).
@@ -199,10 +199,11 @@ pub fn client_endpoints() -> impl Iterator<Item = &'static Endpoint> {
 /// The scopes of `method` on `mount`, one per distinct scope of its forms for catch-alls;
 /// empty for open endpoints. Used for the OpenAPI `security` entries.
 pub fn scopes_of(method: &Method, mount: &str) -> Vec<Scope> {
+    let routed =
+        ENDPOINTS.iter().filter(|e| e.method == method && matches!(e.serve, Serve::Route(_)) && e.path == mount);
     let mut scopes = Vec::new();
-    for e in ENDPOINTS.iter().filter(|e| e.method == method) {
-        let here = matches!(e.serve, Serve::Route(_)) && e.path == mount || within(e, mount);
-        if let (true, Access::Needs(s)) = (here, e.access) {
+    for e in routed.chain(forms_of(method, mount)) {
+        if let Access::Needs(s) = e.access {
             if !scopes.contains(&s) {
                 scopes.push(s);
             }
@@ -316,7 +317,7 @@ mod tests {
                     e.path
                 ),
                 Serve::Route(_) if e.access == Access::ByForm => {
-                    assert!(ENDPOINTS.iter().any(|f| f.method == e.method && within(f, e.path)))
+                    assert!(forms_of(&e.method, e.path).next().is_some())
                 }
                 Serve::Route(_) => {}
             }

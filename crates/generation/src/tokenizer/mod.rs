@@ -10,6 +10,8 @@ mod spm;
 
 pub use decode::Detokenizer;
 
+use std::collections::HashMap;
+
 use thiserror::Error;
 
 use crate::gguf::{GgufError, GgufFile, MetadataValue};
@@ -73,8 +75,8 @@ enum Piece<'a> {
 
 /// How fragments between special tokens are tokenized.
 enum Model {
-    /// Byte-level BPE (`gpt2`).
-    Bpe(Box<tokenizers::Tokenizer>),
+    /// Byte-level BPE (`gpt2`), with GPT-2's character-to-byte table for decoding.
+    Bpe(Box<tokenizers::Tokenizer>, HashMap<char, u8>),
     /// SentencePiece (`llama`).
     Spm(spm::Spm),
 }
@@ -85,10 +87,6 @@ pub struct TextTokenizer {
     /// Token texts and types, by id (for decoding).
     tokens: Vec<String>,
     types: Vec<TokenType>,
-    /// Byte-level BPE's character-to-byte table (empty for SentencePiece).
-    char_to_byte: std::collections::HashMap<char, u8>,
-    /// Control and unknown tokens, longest first: split out when parsing specials.
-    control: Vec<(String, u32)>,
     /// User-defined tokens, longest first: always split out.
     user_defined: Vec<(String, u32)>,
     /// Control, unknown and user-defined tokens, longest first.
@@ -110,7 +108,7 @@ impl TextTokenizer {
                     Some(_) => f.string("tokenizer.ggml.pre")?,
                     None => "default",
                 };
-                Model::Bpe(Box::new(bpe::tokenizer(&tokens, &merges, pre)?))
+                Model::Bpe(Box::new(bpe::tokenizer(&tokens, &merges, pre)?), decode::gpt2_char_to_byte())
             }
             "llama" => {
                 let scores = f.array("tokenizer.ggml.scores")?.iter().map(float).collect();
@@ -134,14 +132,8 @@ impl TextTokenizer {
             s.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
             s
         };
-        let char_to_byte = match model {
-            Model::Bpe(_) => decode::gpt2_char_to_byte(),
-            Model::Spm(_) => Default::default(),
-        };
         Ok(TextTokenizer {
             model,
-            char_to_byte,
-            control: specials(&[TokenType::Control, TokenType::Unknown]),
             user_defined: specials(&[TokenType::UserDefined]),
             all_specials: specials(&[TokenType::Control, TokenType::Unknown, TokenType::UserDefined]),
             tokens,
@@ -162,7 +154,7 @@ impl TextTokenizer {
                     after_special = true;
                 }
                 (Piece::Text(""), _) => {}
-                (Piece::Text(t), Model::Bpe(bpe)) => {
+                (Piece::Text(t), Model::Bpe(bpe, _)) => {
                     let e = bpe.encode_fast(t, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
                     ids.extend_from_slice(e.get_ids());
                 }
@@ -192,10 +184,10 @@ impl TextTokenizer {
             (TokenType::Control | TokenType::Unknown | TokenType::UserDefined, _) => text.as_bytes().to_vec(),
             (TokenType::Byte, Model::Spm(_)) => decode::spm_byte(text).map_or_else(Vec::new, |b| vec![b]),
             (_, Model::Spm(_)) => text.replace('\u{2581}', " ").into_bytes(),
-            (_, Model::Bpe(_)) => {
+            (_, Model::Bpe(_, char_to_byte)) => {
                 let mut out = Vec::with_capacity(text.len());
                 for c in text.chars() {
-                    match self.char_to_byte.get(&c) {
+                    match char_to_byte.get(&c) {
                         Some(&b) => out.push(b),
                         None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
                     }
@@ -211,11 +203,6 @@ impl TextTokenizer {
         let mut text: String = ids.iter().map(|&id| d.push(&self.token_bytes(id, false))).collect();
         text.push_str(&d.finish());
         text
-    }
-
-    /// The control tokens (longest first).
-    pub fn control_tokens(&self) -> &[(String, u32)] {
-        &self.control
     }
 }
 

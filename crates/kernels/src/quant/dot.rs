@@ -4,7 +4,7 @@
 //! activation block in integers and scaled once (`ggml_vec_dot_*` in `ggml-cpu/quants.c`).
 //! Float weights (F32, F16, BF16) are dotted in f32. This is the portable path.
 
-use super::blocks::{f16, scale_min_k4};
+use super::blocks::{f16, five_bit, four_bit, k_values, q6k_scale, q6k_values, scale_min_k4};
 use super::GgmlType;
 
 /// A 32-value activation block: scale, `d · Σ q` (Q8_1's sum term) and the values.
@@ -110,34 +110,23 @@ pub fn dot_row(ty: GgmlType, row: &[u8], acts: &Activations) -> f32 {
     }
 }
 
-/// `Σ w_j · a_j` of the 4- or 5-bit values of a 32-block (`value(j)`) with Q8 values.
-fn int_dot(qs: &[i8; 32], value: impl Fn(usize) -> i32) -> i32 {
-    (0..32).map(|j| value(j) * qs[j] as i32).sum()
-}
-
-fn nibble(qs: &[u8], j: usize) -> i32 {
-    if j < 16 {
-        (qs[j] & 15) as i32
-    } else {
-        (qs[j - 16] >> 4) as i32
-    }
+/// `Σ q_j · a_j` over a 32-block whose values `walk` produces.
+fn int_dot(qs: &[i8; 32], walk: impl FnOnce(&mut dyn FnMut(usize, i32))) -> i32 {
+    let mut sum = 0;
+    walk(&mut |j, q| sum += q * qs[j] as i32);
+    sum
 }
 
 fn block_dot_q8(ty: GgmlType, w: &[u8], a: &Q8Block) -> f32 {
+    let qh = |at: usize| u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]);
     match ty {
-        GgmlType::Q8_0 => f16(w, 0) * a.d * int_dot(&a.qs, |j| w[2 + j] as i8 as i32) as f32,
-        GgmlType::Q4_0 => f16(w, 0) * a.d * int_dot(&a.qs, |j| nibble(&w[2..18], j) - 8) as f32,
-        GgmlType::Q4_1 => f16(w, 0) * a.d * int_dot(&a.qs, |j| nibble(&w[4..20], j)) as f32 + f16(w, 2) * a.s,
-        GgmlType::Q5_0 => {
-            let qh = u32::from_le_bytes([w[2], w[3], w[4], w[5]]);
-            let q = |j: usize| nibble(&w[6..22], j) | (((qh >> j) & 1) << 4) as i32;
-            f16(w, 0) * a.d * int_dot(&a.qs, |j| q(j) - 16) as f32
+        GgmlType::Q8_0 => {
+            f16(w, 0) * a.d * int_dot(&a.qs, |f| (0..32).for_each(|j| f(j, w[2 + j] as i8 as i32))) as f32
         }
-        GgmlType::Q5_1 => {
-            let qh = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
-            let q = |j: usize| nibble(&w[8..24], j) | (((qh >> j) & 1) << 4) as i32;
-            f16(w, 0) * a.d * int_dot(&a.qs, q) as f32 + f16(w, 2) * a.s
-        }
+        GgmlType::Q4_0 => f16(w, 0) * a.d * int_dot(&a.qs, |f| four_bit(&w[2..18], |j, q| f(j, q - 8))) as f32,
+        GgmlType::Q4_1 => f16(w, 0) * a.d * int_dot(&a.qs, |f| four_bit(&w[4..20], f)) as f32 + f16(w, 2) * a.s,
+        GgmlType::Q5_0 => f16(w, 0) * a.d * int_dot(&a.qs, |f| five_bit(qh(2), &w[6..22], |j, q| f(j, q - 16))) as f32,
+        GgmlType::Q5_1 => f16(w, 0) * a.d * int_dot(&a.qs, |f| five_bit(qh(4), &w[8..24], f)) as f32 + f16(w, 2) * a.s,
         _ => unreachable!("{ty:?} pairs with Q8_K or f32 activations"),
     }
 }
@@ -146,41 +135,20 @@ fn block_dot_q8k(ty: GgmlType, w: &[u8], a: &Q8KBlock) -> f32 {
     match ty {
         GgmlType::Q4K | GgmlType::Q5K => {
             let (qs, qh) = if ty == GgmlType::Q4K { (&w[16..144], None) } else { (&w[48..176], Some(&w[16..48])) };
+            let mut dots = [0i32; 8];
+            k_values(qs, qh, |i, q| dots[i / 32] += q * a.qs[i] as i32);
             let (mut sumi, mut mins) = (0i32, 0i32);
-            for sub in 0..8 {
+            for (sub, dot) in dots.iter().enumerate() {
                 let (sc, mn) = scale_min_k4(sub, &w[4..16]);
-                let (c, high) = (sub / 2, sub % 2 == 1);
-                let dot: i32 = (0..32)
-                    .map(|l| {
-                        let byte = qs[32 * c + l];
-                        let low = if high { byte >> 4 } else { byte & 15 } as i32;
-                        let fifth = qh.map_or(0, |qh| ((qh[l] >> sub) & 1) as i32 * 16);
-                        (low + fifth) * a.qs[32 * sub + l] as i32
-                    })
-                    .sum();
                 sumi += sc as i32 * dot;
                 mins += mn as i32 * (a.bsums[2 * sub] as i32 + a.bsums[2 * sub + 1] as i32);
             }
             f16(w, 0) * a.d * sumi as f32 - f16(w, 2) * a.d * mins as f32
         }
         GgmlType::Q6K => {
-            let mut sumi = 0i32;
-            for h in 0..2 {
-                let (ql, qh, sc) = (&w[64 * h..], &w[128 + 32 * h..], &w[192 + 8 * h..]);
-                for g in 0..4 {
-                    for half in 0..2 {
-                        let dot: i32 = (16 * half..16 * half + 16)
-                            .map(|l| {
-                                let low = ql[l + 32 * (g & 1)];
-                                let low = if g < 2 { low & 15 } else { low >> 4 } as i32;
-                                let q = low | (((qh[l] >> (2 * g)) & 3) << 4) as i32;
-                                (q - 32) * a.qs[128 * h + 32 * g + l] as i32
-                            })
-                            .sum();
-                        sumi += sc[half + 2 * g] as i8 as i32 * dot;
-                    }
-                }
-            }
+            let mut dots = [0i32; 16];
+            q6k_values(w, |i, q| dots[i / 16] += q * a.qs[i] as i32);
+            let sumi: i32 = dots.iter().enumerate().map(|(s, dot)| q6k_scale(w, 16 * s) * dot).sum();
             f16(w, 208) * a.d * sumi as f32
         }
         _ => unreachable!("{ty:?} pairs with Q8 or f32 activations"),

@@ -17,7 +17,8 @@ use crate::{BatchConfig, ModelConfig};
 pub(super) struct ModelScan {
     /// Published versions, ascending.
     pub versions: Vec<u64>,
-    /// Each version folder's signature (names, sizes, modification times of its files).
+    /// The folder signatures (names, sizes, modification times of its files) of the versions
+    /// that failed to load: a changed signature is what makes them worth another try.
     pub signatures: BTreeMap<u64, u64>,
     /// The model's configuration (defaults when `config.json` is absent or invalid).
     pub config: ModelConfig,
@@ -60,15 +61,24 @@ pub(super) type Plan = BTreeMap<String, ModelPlan>;
 const NOT_SELECTED: &str = "not selected by the version policy";
 const REMOVED: &str = "removed from the repository";
 
-/// Reads every model folder: versions, their folder signatures, configuration, labels and
-/// traffic policy.
-pub(super) fn scan(repo: &Repository, defaults: &BatchConfig, on_model: impl Fn(&str)) -> RepoScan {
+/// Reads every model folder: versions, configuration, labels, traffic policy, and the folder
+/// signatures of the versions in `failed` (model, version).
+pub(super) fn scan(
+    repo: &Repository,
+    defaults: &BatchConfig,
+    failed: &BTreeSet<(String, u64)>,
+    on_model: impl Fn(&str),
+) -> RepoScan {
     let mut out = RepoScan::new();
     for name in repo.models() {
         on_model(&name);
         let versions = repo.versions(&name).unwrap_or_default();
         let dir = repo.root().join(&name);
-        let signatures = versions.iter().map(|&v| (v, folder_signature(&dir.join(v.to_string())))).collect();
+        let signatures = versions
+            .iter()
+            .filter(|&&v| failed.contains(&(name.clone(), v)))
+            .map(|&v| (v, folder_signature(&dir.join(v.to_string()))))
+            .collect();
         let (config, config_error) = read_config(repo, &name, defaults);
         let labels = repo.labels(&name).unwrap_or_default();
         let traffic = repo.traffic(&name).unwrap_or_else(|e| {
@@ -112,9 +122,11 @@ pub(super) fn plan(scan: &RepoScan, models: &BTreeMap<String, ModelEntry>) -> Pl
         let desired = if unloaded_by_api { BTreeSet::new() } else { desired(model) };
         let mut p = ModelPlan::default();
         for &v in &desired {
+            // Unloaded versions load again; failed ones once their folder changed (one that
+            // failed after the scan began has no signature yet and waits for the next scan).
             let retry = |e: &VersionEntry| {
                 e.state == LoadState::Unavailable
-                    && e.failed_signature.is_none_or(|s| Some(&s) != model.signatures.get(&v))
+                    && e.failed_signature.is_none_or(|s| model.signatures.get(&v).is_some_and(|&now| now != s))
             };
             if versions.get(&v).is_none_or(retry) {
                 p.load.push(v);
@@ -174,7 +186,7 @@ impl Manager {
     /// one at a time, so a slow scan never overwrites a newer one.
     pub fn reconcile(self: &Arc<Self>) {
         let _one_at_a_time = self.reconciling.lock().unwrap_or_else(|e| e.into_inner());
-        let scan = scan(&self.repo, &self.options.defaults, |_name| {
+        let scan = scan(&self.repo, &self.options.defaults, &self.failed_versions(), |_name| {
             #[cfg(test)]
             self.at(Step::Scanning(_name));
         });
@@ -203,6 +215,17 @@ impl Manager {
             std::thread::Builder::new().name(thread).spawn(work).expect("spawn a load or unload thread");
         }
         self.reconciled_once.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Manager {
+    /// The versions whose last load failed, as (model, version).
+    fn failed_versions(&self) -> BTreeSet<(String, u64)> {
+        let models = self.models.read().expect("models lock");
+        let failed = models.iter().flat_map(|(name, m)| {
+            m.versions.iter().filter(|(_, e)| e.failed_signature.is_some()).map(move |(v, _)| (name.clone(), *v))
+        });
+        failed.collect()
     }
 }
 
