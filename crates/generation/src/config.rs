@@ -48,6 +48,8 @@ pub struct DecoderConfig {
     pub rope_freq_scale: f32,
     /// How RoPE pairs dimensions.
     pub rope_style: RopeStyle,
+    /// Per-pair divisors of RoPE frequencies (Llama-3 scaling; GGUF's `rope_freqs.weight`).
+    pub rope_freq_factors: Option<Vec<f32>>,
     /// RMSNorm epsilon.
     pub rms_eps: f32,
     /// Training context length in tokens.
@@ -79,6 +81,7 @@ impl DecoderConfig {
             Some(v) => v as usize,
             None => f.array("tokenizer.ggml.tokens")?.len(),
         };
+        let rope_dims = f.unsigned_opt(&key("rope.dimension_count"))?.map_or(head_dim, |v| v as usize);
         let scale = f.float_opt(&key("rope.scaling.factor"))?.filter(|&x| x > 0.0).map_or(1.0, |x| 1.0 / x);
         Ok(DecoderConfig {
             architecture,
@@ -89,15 +92,29 @@ impl DecoderConfig {
             heads,
             kv_heads,
             head_dim,
-            rope_dims: f.unsigned_opt(&key("rope.dimension_count"))?.map_or(head_dim, |v| v as usize),
+            rope_dims,
             rope_theta: f.float_opt(&key("rope.freq_base"))?.unwrap_or(10_000.0) as f32,
             rope_freq_scale: scale as f32,
             rope_style: match architecture {
                 Architecture::Llama => RopeStyle::Norm,
                 Architecture::Qwen2 => RopeStyle::Neox,
             },
+            rope_freq_factors: rope_freq_factors(f, rope_dims)?,
             rms_eps: f.float_opt(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32,
             context_length: usize_of("context_length")?,
         })
     }
+}
+
+/// Llama-3 RoPE scaling as llama.cpp stores it: `rope_freqs.weight`, one divisor per pair.
+fn rope_freq_factors(f: &GgufFile, rope_dims: usize) -> Result<Option<Vec<f32>>, GgufError> {
+    let Some((slice, bytes)) = f.tensor("rope_freqs.weight") else { return Ok(None) };
+    let problem =
+        |p: String| GgufError::Metadata { path: f.path().into(), key: "rope_freqs.weight".into(), problem: p };
+    if slice.dims != [rope_dims / 2] {
+        return Err(problem(format!("has dimensions {:?}, expected [{}]", slice.dims, rope_dims / 2)));
+    }
+    let mut factors = vec![0.0; rope_dims / 2];
+    lathe_kernels::quant::dequantize(slice.ty, bytes, &mut factors).map_err(|e| problem(e.to_string()))?;
+    Ok(Some(factors))
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::quantized::GgmlDType;
+use std::sync::Arc;
+
 use lathe_kernels::mmap::Mapped;
 use lathe_kernels::quant::{GgmlType, QuantError};
 use thiserror::Error;
@@ -115,7 +117,7 @@ impl TensorSlice {
 /// An open GGUF file: metadata, and tensors as slices of the memory map.
 pub struct GgufFile {
     path: PathBuf,
-    map: Mapped,
+    map: Arc<Mapped>,
     metadata: HashMap<String, MetadataValue>,
     tensors: BTreeMap<String, TensorSlice>,
 }
@@ -139,7 +141,7 @@ impl GgufFile {
             let slice = check_tensor(path, name, info, content.tensor_data_offset, len)?;
             tensors.insert(name.clone(), slice);
         }
-        Ok(GgufFile { path: path.into(), map, metadata: content.metadata, tensors })
+        Ok(GgufFile { path: path.into(), map: Arc::new(map), metadata: content.metadata, tensors })
     }
 
     /// The file's path.
@@ -150,6 +152,11 @@ impl GgufFile {
     /// Every tensor, by name.
     pub fn tensors(&self) -> &BTreeMap<String, TensorSlice> {
         &self.tensors
+    }
+
+    /// The memory map the tensors lie in.
+    pub fn map(&self) -> &Arc<Mapped> {
+        &self.map
     }
 
     /// A tensor and its bytes.

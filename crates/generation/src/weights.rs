@@ -1,14 +1,14 @@
-//! A decoder's weights as views of a GGUF file: matrices stay in the memory map in their
-//! stored type and are decoded row by row when used; norms and biases (small) are decoded
-//! to f32 once.
+//! A decoder's weights as views of memory-mapped files (GGUF, or a Hugging Face folder's
+//! safetensors): matrices stay in the map in their stored type and are read row by row when
+//! used; norms and biases (small) are decoded to f32 once.
 
 use std::sync::Arc;
 
-use lathe_kernels::quant::dequantize;
+use lathe_kernels::mmap::Mapped;
+use lathe_kernels::quant::{dequantize, GgmlType};
 use thiserror::Error;
 
 use crate::config::DecoderConfig;
-use crate::gguf::{GgufFile, TensorSlice};
 
 /// A tensor that is missing or has another shape than the configuration implies.
 #[derive(Debug, Error)]
@@ -16,7 +16,7 @@ pub enum WeightsError {
     /// A required tensor is absent.
     #[error("{path}: tensor {tensor:?} is missing")]
     Missing {
-        /// The file.
+        /// The file or folder.
         path: String,
         /// The tensor.
         tensor: String,
@@ -24,7 +24,7 @@ pub enum WeightsError {
     /// A tensor's dimensions differ from the configuration's.
     #[error("{path}: tensor {tensor:?} has dimensions {got:?}, expected {want:?} (innermost first)")]
     Shape {
-        /// The file.
+        /// The file or folder.
         path: String,
         /// The tensor.
         tensor: String,
@@ -35,39 +35,75 @@ pub enum WeightsError {
     },
 }
 
-/// A matrix of `rows` rows of `cols` values (GGUF dimensions `[cols, rows]`), y = W·x.
+/// Where a tensor's bytes lie: a memory map, the byte range, its type and dimensions
+/// (innermost first, `[cols, rows]` for a matrix).
+#[derive(Clone)]
+pub struct TensorData {
+    /// The map holding the bytes.
+    pub map: Arc<Mapped>,
+    /// First byte.
+    pub start: usize,
+    /// Bytes (exactly the values of `dims` in `ty`; sources check this when opened).
+    pub len: usize,
+    /// Stored type.
+    pub ty: GgmlType,
+    /// Dimensions, innermost first.
+    pub dims: Vec<usize>,
+}
+
+impl TensorData {
+    fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+/// Files that hold a decoder's tensors under llama.cpp's names (`blk.0.attn_q.weight`).
+pub trait TensorSource {
+    /// The file or folder, for messages.
+    fn describe(&self) -> String;
+    /// The tensor called `name` in llama.cpp's naming, if present.
+    fn tensor_data(&self, name: &str) -> Option<TensorData>;
+}
+
+/// A matrix of `rows` rows of `cols` values (dimensions `[cols, rows]`), y = W·x.
 pub struct Matrix {
-    file: Arc<GgufFile>,
-    slice: TensorSlice,
+    data: TensorData,
 }
 
 impl Matrix {
     /// Rows (outputs).
     pub fn rows(&self) -> usize {
-        self.slice.rows()
+        self.data.dims[1]
     }
 
     /// Columns (inputs).
     pub fn cols(&self) -> usize {
-        self.slice.row_len()
+        self.data.dims[0]
     }
 
-    fn row_bytes(&self) -> usize {
-        self.slice.len / self.rows().max(1)
+    /// The stored type.
+    pub fn ty(&self) -> GgmlType {
+        self.data.ty
     }
 
     /// Row `r` decoded into `out` (`cols` values).
     pub fn row(&self, r: usize, out: &mut [f32]) {
-        let n = self.row_bytes();
-        let bytes = &self.file.data(&self.slice)[r * n..(r + 1) * n];
-        dequantize(self.slice.ty, bytes, out).expect("rows checked when the file was opened");
+        let n = self.data.len / self.rows().max(1);
+        let bytes = &self.data.bytes()[r * n..(r + 1) * n];
+        dequantize(self.data.ty, bytes, out).expect("rows checked when the file was opened");
     }
 
     /// `out = W·x` (`x`: `cols` values, `out`: `rows` values), as llama.cpp computes it:
     /// `x` is quantized to the weight type's 8-bit partner and dotted in integers (float
     /// weights: in f32 after rounding `x` to the weight's float type).
     pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        lathe_kernels::quant::matvec(self.slice.ty, self.file.data(&self.slice), x, out);
+        lathe_kernels::quant::matvec(self.data.ty, self.data.bytes(), x, out);
+    }
+
+    /// `out = x·Wᵀ` for `tokens` rows of `x` (`[tokens, cols]` → `[tokens, rows]`), each weight
+    /// row read once per tile of tokens.
+    pub fn matmul(&self, x: &[f32], tokens: usize, out: &mut [f32]) {
+        lathe_kernels::quant::matmul(self.data.ty, self.data.bytes(), x, tokens, out);
     }
 }
 
@@ -75,7 +111,7 @@ impl Matrix {
 pub struct Layer {
     /// RMSNorm weight before attention.
     pub attn_norm: Vec<f32>,
-    /// Query, key, value and output projections.
+    /// Query projection.
     pub q: Matrix,
     /// Key projection.
     pub k: Matrix,
@@ -108,56 +144,47 @@ pub struct Weights {
 }
 
 struct Reader<'a> {
-    file: &'a Arc<GgufFile>,
+    source: &'a dyn TensorSource,
 }
 
 impl Reader<'_> {
-    fn error_missing(&self, name: &str) -> WeightsError {
-        WeightsError::Missing { path: self.file.path().display().to_string(), tensor: name.into() }
-    }
-
-    fn checked(&self, name: &str, want: &[usize]) -> Result<TensorSlice, WeightsError> {
-        let (slice, _) = self.file.tensor(name).ok_or_else(|| self.error_missing(name))?;
-        if slice.dims != want {
-            let path = self.file.path().display().to_string();
-            return Err(WeightsError::Shape {
-                path,
-                tensor: name.into(),
-                got: slice.dims.clone(),
-                want: want.to_vec(),
-            });
+    fn checked(&self, name: &str, want: &[usize]) -> Result<TensorData, WeightsError> {
+        let path = || self.source.describe();
+        let data =
+            self.source.tensor_data(name).ok_or_else(|| WeightsError::Missing { path: path(), tensor: name.into() })?;
+        if data.dims != want {
+            return Err(WeightsError::Shape { path: path(), tensor: name.into(), got: data.dims, want: want.to_vec() });
         }
-        Ok(slice.clone())
+        Ok(data)
     }
 
     fn matrix(&self, name: &str, cols: usize, rows: usize) -> Result<Matrix, WeightsError> {
-        Ok(Matrix { file: self.file.clone(), slice: self.checked(name, &[cols, rows])? })
+        Ok(Matrix { data: self.checked(name, &[cols, rows])? })
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, WeightsError> {
-        let slice = self.checked(name, &[len])?;
+        let data = self.checked(name, &[len])?;
         let mut out = vec![0.0; len];
-        dequantize(slice.ty, self.file.data(&slice), &mut out).expect("checked when the file was opened");
+        dequantize(data.ty, data.bytes(), &mut out).expect("checked when the file was opened");
         Ok(out)
     }
 }
 
 impl Weights {
-    /// The weights of `file`, checked against `cfg` (names of llama.cpp's `llama-arch.cpp`).
-    pub fn from_gguf(file: &Arc<GgufFile>, cfg: &DecoderConfig) -> Result<Weights, WeightsError> {
-        let r = Reader { file };
+    /// The weights in `source`, checked against `cfg` (names of llama.cpp's `llama-arch.cpp`).
+    pub fn load(source: &dyn TensorSource, cfg: &DecoderConfig) -> Result<Weights, WeightsError> {
+        let r = Reader { source };
         let (h, q_dim, kv_dim) = (cfg.hidden, cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim);
         let layers = (0..cfg.layers)
             .map(|i| {
                 let name = |t: &str| format!("blk.{i}.{t}");
-                let qkv_bias = if file.tensor(&name("attn_q.bias")).is_some() {
-                    Some([
+                let qkv_bias = match source.tensor_data(&name("attn_q.bias")) {
+                    Some(_) => Some([
                         r.vector(&name("attn_q.bias"), q_dim)?,
                         r.vector(&name("attn_k.bias"), kv_dim)?,
                         r.vector(&name("attn_v.bias"), kv_dim)?,
-                    ])
-                } else {
-                    None
+                    ]),
+                    None => None,
                 };
                 Ok(Layer {
                     attn_norm: r.vector(&name("attn_norm.weight"), h)?,
@@ -173,12 +200,37 @@ impl Weights {
                 })
             })
             .collect::<Result<Vec<_>, WeightsError>>()?;
-        let output_name = if file.tensor("output.weight").is_some() { "output.weight" } else { "token_embd.weight" };
+        let output_name = match source.tensor_data("output.weight") {
+            Some(_) => "output.weight",
+            None => "token_embd.weight",
+        };
         Ok(Weights {
             embed: r.matrix("token_embd.weight", h, cfg.vocab_size)?,
             layers,
             out_norm: r.vector("output_norm.weight", h)?,
             output: r.matrix(output_name, h, cfg.vocab_size)?,
+        })
+    }
+
+    /// The weights of a GGUF file.
+    pub fn from_gguf(file: &crate::gguf::GgufFile, cfg: &DecoderConfig) -> Result<Weights, WeightsError> {
+        Weights::load(file, cfg)
+    }
+}
+
+impl TensorSource for crate::gguf::GgufFile {
+    fn describe(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn tensor_data(&self, name: &str) -> Option<TensorData> {
+        let (slice, _) = self.tensor(name)?;
+        Some(TensorData {
+            map: self.map().clone(),
+            start: slice.start,
+            len: slice.len,
+            ty: slice.ty,
+            dims: slice.dims.clone(),
         })
     }
 }

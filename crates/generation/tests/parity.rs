@@ -1,43 +1,57 @@
-//! The forward pass against transformers: the tiny Llama and Qwen2 models from their f32 GGUF
-//! files give transformers' last-position logits (within 1e-4), argmax and 24 greedy tokens.
+//! The forward pass against transformers: the tiny Llama and Qwen2 models, from their Hugging
+//! Face folders and their f32 GGUF files, give transformers' input ids, last-position logits
+//! (within 1e-4), argmax and 24 greedy tokens; prompts run as one batch and token by token.
 
 mod common;
 
-use std::sync::Arc;
-
 use common::shared;
+use lathe_generation::decoder::OpTimes;
 use lathe_generation::sampling::argmax;
-use lathe_generation::{Decoder, DecoderConfig, GgufFile, Weights};
+use lathe_generation::{Decoder, KvCache, LanguageModel, Message};
 
-fn decoder(path: &str) -> Decoder {
-    let file = Arc::new(GgufFile::open(&shared(path)).unwrap());
-    let cfg = DecoderConfig::from_gguf(&file).unwrap();
-    let weights = Weights::from_gguf(&file, &cfg).unwrap();
-    Decoder::new(cfg, weights)
+fn model(path: &str) -> LanguageModel {
+    LanguageModel::open(&shared(path)).unwrap()
+}
+
+/// Runs `ids`: in one batch when `batched`, else one token at a time.
+fn run_prompt(d: &Decoder, ids: &[u32], cache: &mut KvCache, batched: bool) -> Vec<f32> {
+    if batched {
+        return d.run(ids, cache, &mut OpTimes::default());
+    }
+    let mut logits = Vec::new();
+    for &id in ids {
+        logits = d.forward(id, cache);
+    }
+    logits
 }
 
 /// Runs every reference case (`english_only`: the two English prompts) and compares logits
 /// (when `logits_tolerance` is given), argmax and the 24 greedy tokens.
-fn check(model: &str, file: &str, logits_tolerance: Option<f32>, english_only: bool) {
-    let d = decoder(&format!("models/{model}/{file}"));
+fn check(model_dir: &str, file: &str, logits_tolerance: Option<f32>, english_only: bool) {
+    let model_name = model_dir;
+    let m = model(&format!("models/{model_dir}/{file}"));
+    let d = &m.decoder;
     let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shared(&format!("models/{model}/reference-outputs.json"))).unwrap())
+        serde_json::from_slice(&std::fs::read(shared(&format!("models/{model_dir}/reference-outputs.json"))).unwrap())
             .unwrap();
     let cases = reference["cases"].as_array().unwrap();
     let cases = if english_only { &cases[..2] } else { &cases[..] };
-    for case in cases {
+    for (n, case) in cases.iter().enumerate() {
         let ids: Vec<u32> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let encoded = m.tokenizer.encode_prompt(case["prompt"].as_str().unwrap()).unwrap();
+        assert_eq!(encoded, ids, "{model_name} {file}: input ids of {:?}", case["prompt"]);
         let mut cache = d.new_cache();
-        let mut logits = Vec::new();
-        for &id in &ids {
-            logits = d.forward(id, &mut cache);
-        }
+        let mut logits = run_prompt(d, &ids, &mut cache, n % 2 == 1);
         let want = case.get("last_logits").unwrap_or(&case["last_logits_first16"]).as_array().unwrap();
         for (i, w) in want.iter().enumerate().filter(|_| logits_tolerance.is_some()) {
             let (w, tolerance) = (w.as_f64().unwrap() as f32, logits_tolerance.unwrap_or_default());
-            assert!((logits[i] - w).abs() <= tolerance, "{model} {file} logit {i}: {} vs transformers {w}", logits[i]);
+            assert!(
+                (logits[i] - w).abs() <= tolerance,
+                "{model_name} {file} logit {i}: {} vs transformers {w}",
+                logits[i]
+            );
         }
-        assert_eq!(argmax(&logits) as u64, case["last_logits_argmax"].as_u64().unwrap(), "{model} {file}");
+        assert_eq!(argmax(&logits) as u64, case["last_logits_argmax"].as_u64().unwrap(), "{model_name} {file}");
         let mut greedy = Vec::new();
         for _ in 0..24 {
             let next = argmax(&logits);
@@ -46,7 +60,36 @@ fn check(model: &str, file: &str, logits_tolerance: Option<f32>, english_only: b
         }
         let want: Vec<u64> =
             case["greedy_24_token_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert_eq!(greedy, want, "{model} {file}: greedy tokens of {:?}", case["prompt"]);
+        assert_eq!(greedy, want, "{model_name} {file}: greedy tokens of {:?}", case["prompt"]);
+    }
+}
+
+#[test]
+fn tiny_llama_hf_folder_matches_transformers() {
+    check("tiny-llama-random", "", Some(1e-4), false);
+}
+
+#[test]
+fn tiny_qwen2_hf_folder_matches_transformers() {
+    check("tiny-qwen2-random", "", Some(1e-4), false);
+}
+
+#[test]
+fn hf_folders_render_the_chat_template_as_transformers() {
+    for name in ["tiny-llama-random", "tiny-qwen2-random"] {
+        let m = model(&format!("models/{name}"));
+        let reference: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(shared(&format!("models/{name}/reference-outputs.json"))).unwrap())
+                .unwrap();
+        let case = &reference["chat_template_case"];
+        let messages: Vec<Message> = case["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| Message::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        let rendered = m.template.as_ref().unwrap().render(&messages, true).unwrap();
+        assert_eq!(rendered, case["rendered"].as_str().unwrap(), "{name}");
     }
 }
 
@@ -85,15 +128,13 @@ fn every_gguf_type_of_tiny_llama_256_generates_llama_cpp_tokens() {
     let models = reference["models"].as_object().unwrap();
     assert_eq!(models.len(), 10, "one reference per GGUF type");
     for (file, cases) in models {
-        let d = decoder(&format!("models/tiny-llama-256/{file}"));
-        for case in cases.as_array().unwrap() {
+        let m = model(&format!("models/tiny-llama-256/{file}"));
+        let d = &m.decoder;
+        for (n, case) in cases.as_array().unwrap().iter().enumerate() {
             let ids: Vec<u32> =
                 case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             let mut cache = d.new_cache();
-            let mut logits = Vec::new();
-            for &id in &ids {
-                logits = d.forward(id, &mut cache);
-            }
+            let mut logits = run_prompt(d, &ids, &mut cache, n % 2 == 1);
             for (step, want) in case["steps"].as_array().unwrap().iter().enumerate() {
                 let chosen = argmax(&logits) as usize;
                 assert_eq!(chosen as u64, want["id"].as_u64().unwrap(), "{file} {:?} step {step}", case["prompt"]);

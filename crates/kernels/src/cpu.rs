@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 pub enum Level {
     /// Portable Rust, vectorised only as far as the compilation target allows.
     Generic = 0,
-    /// AVX2 and FMA (x86-64).
+    /// AVX2, FMA and F16C (x86-64).
     Avx2 = 1,
     /// AVX-512 F/BW/DQ/VL with FMA (x86-64); bfloat16 products also need AVX-512 BF16.
     Avx512 = 2,
@@ -80,7 +80,7 @@ fn detected() -> Detected {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Detected {
-    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
     let avx512 = avx2
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")

@@ -8,9 +8,10 @@
 //!   bias/activation/residual epilogues; dense layers that split their columns over threads.
 //! - [`math`]: `e^x`, erf, GELU, layer norm, softmax, compiled once per code path.
 //! - [`attention`]: scaled dot-product attention over packed sequences.
+//! - [`causal`]: causal attention of new tokens over a KV cache, grouped-query heads.
 //! - [`mmap`]: read-only memory maps of immutable files (model weights).
-//! - [`quant`]: GGUF's tensor types (F32, F16, BF16, Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K) and their
-//!   dequantization.
+//! - [`quant`]: GGUF's tensor types (F32, F16, BF16, Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K), their
+//!   dequantization, and quantized matrix products (portable and AVX2).
 //!
 //! Why one crate: soundness arguments stay in one place that can be reviewed as a whole, and
 //! engines stay `#![forbid(unsafe_code)]`. The layout follows tract's `linalg`: kernels know
@@ -24,6 +25,7 @@ pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod bf16;
+pub mod causal;
 pub mod cpu;
 pub mod gemm;
 pub mod linear;

@@ -57,6 +57,74 @@ fn quantized_dot_products_stay_close_to_the_decoded_weights() {
         assert!((got - exact).abs() <= tolerance, "{}: {got} vs {exact} (scale {scale})", ty.name());
         let mut out = vec![0.0; 1];
         lathe_kernels::quant::matvec(ty, row, &x, &mut out);
-        assert_eq!(out[0] as f64, got, "{}", ty.name());
+        assert!((out[0] as f64 - got).abs() <= 1e-5 * scale, "{}: matvec {} vs dot_row {got}", ty.name(), out[0]);
+    }
+}
+
+/// `rows` weight rows of `cols` values of `ty`, made of the fixture's random blocks in a
+/// rotating order.
+fn random_rows(fixtures: &serde_json::Value, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let bytes = decode(&fixtures[ty.name()]["blocks"]);
+    let blocks: Vec<&[u8]> = bytes.chunks_exact(ty.block_bytes()).collect();
+    let per_row = cols / ty.block_values();
+    (0..rows * per_row).flat_map(|i| blocks[(i * 5 + i / per_row) % blocks.len()].iter().copied()).collect()
+}
+
+#[test]
+fn every_cpu_level_computes_the_same_products() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quant-blocks.json");
+    let fixtures: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let (rows, cols, tokens) = (37, 512, 6);
+    let x: Vec<f32> = (0..tokens * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    for ty in SUPPORTED {
+        let mut bytes = random_rows(&fixtures, ty, rows, cols);
+        if matches!(ty, GgmlType::F16 | GgmlType::BF16 | GgmlType::F32) {
+            let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 64.0).collect();
+            bytes = float_bytes(ty, &w);
+        }
+        let row_bytes = bytes.len() / rows;
+        let mut results = Vec::new();
+        lathe_kernels::cpu::for_each_level(ty.name(), |level| {
+            let mut batch = vec![0.0; tokens * rows];
+            lathe_kernels::quant::matmul(ty, &bytes, &x, tokens, &mut batch);
+            for (i, got) in batch.iter().enumerate() {
+                let (t, r) = (i / rows, i % rows);
+                let acts = lathe_kernels::quant::quantize_activations(ty, &x[t * cols..(t + 1) * cols]);
+                let want = lathe_kernels::quant::dot_row(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], &acts);
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{} {level} token {t} row {r}: {got} vs {want}",
+                    ty.name()
+                );
+            }
+            for t in 0..tokens {
+                let mut single = vec![0.0; rows];
+                lathe_kernels::quant::matvec(ty, &bytes, &x[t * cols..(t + 1) * cols], &mut single);
+                for r in 0..rows {
+                    let (a, b) = (batch[t * rows + r], single[r]);
+                    assert!(
+                        (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                        "{} {level}: token {t} row {r}: {a} vs {b}",
+                        ty.name()
+                    );
+                }
+            }
+            results.push((level, batch));
+        });
+        let (_, portable) = &results[0];
+        for (level, got) in &results[1..] {
+            for (i, (a, b)) in got.iter().zip(portable).enumerate() {
+                let tolerance = 1e-4 * b.abs().max(1.0);
+                assert!((a - b).abs() <= tolerance, "{} {level} output {i}: {a} vs portable {b}", ty.name());
+            }
+        }
+    }
+}
+
+fn float_bytes(ty: GgmlType, w: &[f32]) -> Vec<u8> {
+    match ty {
+        GgmlType::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        _ => w.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
     }
 }

@@ -2,10 +2,12 @@
 //! tokens are split out of the text first (longest first, plain substring search), then each
 //! remaining fragment is tokenized on its own. Byte-level BPE fragments go through the
 //! `tokenizers` crate configured as the file says (`bpe.rs`); SentencePiece fragments through
-//! llama.cpp's score-driven merging (`spm.rs`).
+//! llama.cpp's score-driven merging (`spm.rs`). Hugging Face folders bring their own
+//! `tokenizer.json`, run as is by the `tokenizers` crate (`hf.rs`), as transformers does.
 
 mod bpe;
 mod decode;
+mod hf;
 mod spm;
 
 pub use decode::Detokenizer;
@@ -79,6 +81,9 @@ enum Model {
     Bpe(Box<tokenizers::Tokenizer>, HashMap<char, u8>),
     /// SentencePiece (`llama`).
     Spm(spm::Spm),
+    /// A Hugging Face `tokenizer.json`; with GPT-2's byte table when its decoder is
+    /// byte-level, else SentencePiece-style pieces (`▁`, `<0x0A>`).
+    Hf(Box<tokenizers::Tokenizer>, Option<HashMap<char, u8>>),
 }
 
 /// A vocabulary with its tokenizer.
@@ -91,6 +96,8 @@ pub struct TextTokenizer {
     user_defined: Vec<(String, u32)>,
     /// Control, unknown and user-defined tokens, longest first.
     all_specials: Vec<(String, u32)>,
+    /// The token put before a prompt, when the model wants one.
+    bos: Option<u32>,
 }
 
 impl TextTokenizer {
@@ -121,6 +128,15 @@ impl TextTokenizer {
                 return Err(TokenizerError::Unsupported(message));
             }
         };
+        let add_bos = f.bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(matches!(model, Model::Spm(_)));
+        let bos = match f.get("tokenizer.ggml.bos_token_id") {
+            Some(v) if add_bos => Some(integer(v) as u32),
+            _ => None,
+        };
+        Ok(TextTokenizer::assemble(model, tokens, types, bos))
+    }
+
+    fn assemble(model: Model, tokens: Vec<String>, types: Vec<TokenType>, bos: Option<u32>) -> TextTokenizer {
         let specials = |wanted: &[TokenType]| {
             let mut s: Vec<(String, u32)> = tokens
                 .iter()
@@ -132,18 +148,50 @@ impl TextTokenizer {
             s.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
             s
         };
-        Ok(TextTokenizer {
-            model,
+        TextTokenizer {
             user_defined: specials(&[TokenType::UserDefined]),
             all_specials: specials(&[TokenType::Control, TokenType::Unknown, TokenType::UserDefined]),
+            model,
             tokens,
             types,
-        })
+            bos,
+        }
+    }
+
+    /// The id of a token's text (`<|im_end|>`), if in the vocabulary.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.tokens.iter().position(|t| t == text).map(|i| i as u32)
+    }
+
+    /// The text of token `id` as stored in the vocabulary.
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The type of token `id`.
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.types.get(id as usize).copied()
+    }
+
+    /// Token ids of a raw prompt: the model's BOS when it wants one, then `text` with
+    /// special tokens parsed (llama.cpp's `common_tokenize(…, add_special, parse_special)`;
+    /// for `tokenizer.json`, its post-processor, as transformers' `tokenizer(text)`).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        if let Model::Hf(t, _) = &self.model {
+            return hf::encode(t, text, true);
+        }
+        let mut ids: Vec<u32> = self.bos.into_iter().collect();
+        ids.extend(self.encode(text, true)?);
+        Ok(ids)
     }
 
     /// Token ids of `text`, without BOS. With `parse_special`, control tokens written in the
     /// text (`<|im_start|>`) become their ids; user-defined tokens always do.
+    /// A `tokenizer.json` always parses its added tokens, as transformers does.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, TokenizerError> {
+        if let Model::Hf(t, _) = &self.model {
+            return hf::encode(t, text, false);
+        }
         let specials = if parse_special { &self.all_specials } else { &self.user_defined };
         let mut ids = Vec::new();
         let mut after_special = true;
@@ -162,6 +210,7 @@ impl TextTokenizer {
                     spm.encode_fragment(t, after_special, &mut ids)?;
                     after_special = false;
                 }
+                (Piece::Text(_), Model::Hf(..)) => unreachable!("tokenizer.json encodes whole texts"),
             }
         }
         Ok(ids)
@@ -182,9 +231,11 @@ impl TextTokenizer {
         match (ty, &self.model) {
             (TokenType::Control | TokenType::Unknown, _) if !render_special => Vec::new(),
             (TokenType::Control | TokenType::Unknown | TokenType::UserDefined, _) => text.as_bytes().to_vec(),
-            (TokenType::Byte, Model::Spm(_)) => decode::spm_byte(text).map_or_else(Vec::new, |b| vec![b]),
-            (_, Model::Spm(_)) => text.replace('\u{2581}', " ").into_bytes(),
-            (_, Model::Bpe(_, char_to_byte)) => {
+            (TokenType::Byte, Model::Spm(_) | Model::Hf(_, None)) => {
+                decode::spm_byte(text).map_or_else(Vec::new, |b| vec![b])
+            }
+            (_, Model::Spm(_) | Model::Hf(_, None)) => text.replace('\u{2581}', " ").into_bytes(),
+            (_, Model::Bpe(_, char_to_byte) | Model::Hf(_, Some(char_to_byte))) => {
                 let mut out = Vec::with_capacity(text.len());
                 for c in text.chars() {
                     match char_to_byte.get(&c) {

@@ -10,17 +10,17 @@ use super::GgmlType;
 /// A 32-value activation block: scale, `d · Σ q` (Q8_1's sum term) and the values.
 #[derive(Clone, Copy)]
 pub struct Q8Block {
-    d: f32,
-    s: f32,
-    qs: [i8; 32],
+    pub(super) d: f32,
+    pub(super) s: f32,
+    pub(super) qs: [i8; 32],
 }
 
 /// A 256-value activation block (Q8_K): f32 scale, values and sums of each 16.
 #[derive(Clone, Copy)]
 pub struct Q8KBlock {
-    d: f32,
-    qs: [i8; 256],
-    bsums: [i16; 16],
+    pub(super) d: f32,
+    pub(super) qs: [i8; 256],
+    pub(super) bsums: [i16; 16],
 }
 
 /// An activation row quantized for one weight type.
@@ -152,19 +152,5 @@ fn block_dot_q8k(ty: GgmlType, w: &[u8], a: &Q8KBlock) -> f32 {
             f16(w, 208) * a.d * sumi as f32
         }
         _ => unreachable!("{ty:?} pairs with Q8 or f32 activations"),
-    }
-}
-
-/// `out[r] = row r · x` for `out.len()` rows of `x.len()` values stored back to back in
-/// `bytes` as type `ty` (activations quantized once).
-pub fn matvec(ty: GgmlType, bytes: &[u8], x: &[f32], out: &mut [f32]) {
-    if out.is_empty() || x.is_empty() {
-        out.fill(0.0);
-        return;
-    }
-    let acts = quantize_activations(ty, x);
-    let row_bytes = bytes.len() / out.len().max(1);
-    for (o, row) in out.iter_mut().zip(bytes.chunks_exact(row_bytes)) {
-        *o = dot_row(ty, row, &acts);
     }
 }

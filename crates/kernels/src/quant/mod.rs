@@ -5,10 +5,14 @@
 //! (`ggml/src/ggml-quants.c`, `dequantize_row_*`) and gguf-py's `gguf/quants.py`; the tests
 //! compare with the latter on random blocks.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod blocks;
 mod dot;
+mod matmul;
 
-pub use dot::{dot_row, matvec, quantize_activations, Activations, Q8Block, Q8KBlock};
+pub use dot::{dot_row, quantize_activations, Activations, Q8Block, Q8KBlock};
+pub use matmul::{matmul, matvec};
 
 use thiserror::Error;
 

@@ -1,0 +1,291 @@
+//! AVX2 dot products of quantized weight rows with 8-bit activations, after llama.cpp's
+//! `ggml_vec_dot_*_q8_*` for AVX2 (`ggml-cpu/arch/x86/quants.c`): a weight block is unpacked
+//! to 32 bytes, multiplied with the activation bytes by `vpmaddubsw` (unsigned × signed, the
+//! sign moved onto the activations for signed weights), widened by `vpmaddwd` and scaled once
+//! per block with an FMA.
+//!
+//! Every kernel takes a tile of `T` activation rows so that a weight block is unpacked once
+//! and used `T` times (prompt processing); `T = 1` is the matrix-vector product. The integer
+//! sums equal the portable path's exactly; only the order of the float additions differs.
+
+use std::arch::x86_64::*;
+
+use super::blocks::scale_min_k4;
+use super::dot::{Q8Block, Q8KBlock};
+use super::GgmlType;
+
+/// The two f16 at bytes `at..at + 4` of `b`, converted by F16C. Reading four bytes into a
+/// fresh register keeps the conversion off the accumulators' dependency chains (a 2-byte
+/// insert would merge into whatever register the compiler picks).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn f16_pair(b: &[u8], at: usize) -> (f32, f32) {
+    let bits = i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let both = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+    (_mm_cvtss_f32(both), _mm_cvtss_f32(_mm_movehdup_ps(both)))
+}
+
+/// The f16 at byte `at` of `b` (which holds at least two more bytes after it).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn f16(b: &[u8], at: usize) -> f32 {
+    f16_pair(b, at).0
+}
+
+/// Loads 32 bytes; panics (bounds check) when `b` is shorter.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load32(b: &[u8]) -> __m256i {
+    let b = &b[..32];
+    // SAFETY: `b` holds 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// Loads 16 bytes; panics (bounds check) when `b` is shorter.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load16(b: &[u8]) -> __m128i {
+    let b = &b[..16];
+    // SAFETY: `b` holds 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_i8(q: &[i8]) -> __m256i {
+    let q = &q[..32];
+    // SAFETY: `q` holds 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(q.as_ptr().cast()) }
+}
+
+/// The 32 nibbles of 16 bytes: low nibbles in bytes 0..16, high ones in 16..32.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn nibbles(qs: &[u8]) -> __m256i {
+    let x = load16(qs);
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(x), x);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+/// Byte `j` is 0xFF where bit `j` of `bits` is set, else 0 (llama.cpp's `bytes_from_bits_32`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn bytes_from_bits(bits: u32) -> __m256i {
+    let spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
+    let bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
+}
+
+/// Eight i32 sums of adjacent products `u[j] · s[j]` (u unsigned ≤ 127 or small, s signed).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// As [`dot_u8_i8`] for two signed vectors: the sign of `w` moves onto `a`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_i8_i8(w: __m256i, a: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256) -> f32 {
+    let x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    let x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    _mm_cvtss_f32(x)
+}
+
+/// One 32-value weight block unpacked: its bytes, whether they are signed, scale and min.
+struct Unpacked {
+    q: __m256i,
+    signed: bool,
+    d: f32,
+    m: f32,
+}
+
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn unpack32<const K: u8>(w: &[u8]) -> Unpacked {
+    let qh = |at: usize| u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]);
+    match K {
+        Q4_0 => {
+            Unpacked { q: _mm256_sub_epi8(nibbles(&w[2..18]), _mm256_set1_epi8(8)), signed: true, d: f16(w, 0), m: 0.0 }
+        }
+        Q4_1 => {
+            let (d, m) = f16_pair(w, 0);
+            Unpacked { q: nibbles(&w[4..20]), signed: false, d, m }
+        }
+        Q5_0 => {
+            let high = _mm256_andnot_si256(bytes_from_bits(qh(2)), _mm256_set1_epi8(0xF0u8 as i8));
+            Unpacked { q: _mm256_or_si256(nibbles(&w[6..22]), high), signed: true, d: f16(w, 0), m: 0.0 }
+        }
+        Q5_1 => {
+            let high = _mm256_and_si256(bytes_from_bits(qh(4)), _mm256_set1_epi8(0x10));
+            let (d, m) = f16_pair(w, 0);
+            Unpacked { q: _mm256_or_si256(nibbles(&w[8..24]), high), signed: false, d, m }
+        }
+        _ => Unpacked { q: load32(&w[2..34]), signed: true, d: f16(w, 0), m: 0.0 },
+    }
+}
+
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q5_0: u8 = 2;
+const Q5_1: u8 = 3;
+const Q8_0: u8 = 4;
+
+/// `out[t] = row · acts[t]` for a row of 32-value blocks of kind `K`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile32<const K: u8, const T: usize>(row: &[u8], block_bytes: usize, acts: [&[Q8Block]; T]) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut mins = [0.0f32; T];
+    for (b, w) in row.chunks_exact(block_bytes).enumerate() {
+        let u = unpack32::<K>(w);
+        for t in 0..T {
+            let a = &acts[t][b];
+            let y = load_i8(&a.qs);
+            let p = if u.signed { dot_i8_i8(u.q, y) } else { dot_u8_i8(u.q, y) };
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * a.d), _mm256_cvtepi32_ps(p), acc[t]);
+            mins[t] += u.m * a.s;
+        }
+    }
+    std::array::from_fn(|t| hsum(acc[t]) + mins[t])
+}
+
+/// Scales and mins of the 8 sub-blocks of a Q4_K/Q5_K block.
+fn k4_scales(w: &[u8]) -> ([i16; 8], [i32; 8]) {
+    let mut sc = [0i16; 8];
+    let mut mn = [0i32; 8];
+    for k in 0..8 {
+        let (s, m) = scale_min_k4(k, &w[4..16]);
+        (sc[k], mn[k]) = (s as i16, m as i32);
+    }
+    (sc, mn)
+}
+
+/// `out[t] = row · acts[t]` for Q4_K (`FIVE = false`) or Q5_K rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_k45<const FIVE: bool, const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]) -> [f32; T] {
+    let size = if FIVE { 176 } else { 144 };
+    let mut acc = [_mm256_setzero_ps(); T];
+    let mut mins = [0.0f32; T];
+    for (b, w) in row.chunks_exact(size).enumerate() {
+        let (d, dmin) = f16_pair(w, 0);
+        let (sc, mn) = k4_scales(w);
+        let qs = if FIVE { &w[48..176] } else { &w[16..144] };
+        let qh = if FIVE { load32(&w[16..48]) } else { _mm256_setzero_si256() };
+        let mut sums = [_mm256_setzero_si256(); T];
+        for j in 0..4 {
+            let bits = load32(&qs[32 * j..]);
+            let mut lo = _mm256_and_si256(bits, _mm256_set1_epi8(0x0F));
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), _mm256_set1_epi8(0x0F));
+            if FIVE {
+                let fifth = |bit: i32| {
+                    let m = _mm256_set1_epi8((1 << bit) as i8);
+                    _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m), m), _mm256_set1_epi8(16))
+                };
+                lo = _mm256_or_si256(lo, fifth(2 * j as i32));
+                hi = _mm256_or_si256(hi, fifth(2 * j as i32 + 1));
+            }
+            let (s_lo, s_hi) = (_mm256_set1_epi16(sc[2 * j]), _mm256_set1_epi16(sc[2 * j + 1]));
+            for t in 0..T {
+                let a = &acts[t][b].qs;
+                let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load_i8(&a[64 * j..])), s_lo);
+                let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load_i8(&a[64 * j + 32..])), s_hi);
+                sums[t] = _mm256_add_epi32(sums[t], _mm256_add_epi32(p_lo, p_hi));
+            }
+        }
+        for t in 0..T {
+            let a = &acts[t][b];
+            let m: i32 = (0..8).map(|s| mn[s] * (a.bsums[2 * s] as i32 + a.bsums[2 * s + 1] as i32)).sum();
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(sums[t]), acc[t]);
+            mins[t] -= dmin * a.d * m as f32;
+        }
+    }
+    std::array::from_fn(|t| hsum(acc[t]) + mins[t])
+}
+
+/// `out[t] = row · acts[t]` for Q6_K rows: values `q − 32` computed as `q·a − 32·Σa`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_q6k<const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
+    let (m4, m30) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+    for (b, w) in row.chunks_exact(210).enumerate() {
+        let d = f16_pair(w, 206).1;
+        let scales: [i16; 16] = std::array::from_fn(|i| w[192 + i] as i8 as i16);
+        let mut sums = [_mm256_setzero_si256(); T];
+        for h in 0..2 {
+            let (ql0, ql1, qh) = (load32(&w[64 * h..]), load32(&w[64 * h + 32..]), load32(&w[128 + 32 * h..]));
+            let groups = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), _mm256_and_si256(qh, m30)),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+                ),
+            ];
+            for (g, q) in groups.into_iter().enumerate() {
+                let s = 8 * h + 2 * g;
+                let scale = _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+                for t in 0..T {
+                    let a = load_i8(&acts[t][b].qs[128 * h + 32 * g..]);
+                    sums[t] = _mm256_add_epi32(sums[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), scale));
+                }
+            }
+        }
+        for t in 0..T {
+            let a = &acts[t][b];
+            let offset: i32 = (0..16).map(|s| scales[s] as i32 * a.bsums[s] as i32).sum::<i32>() * 32;
+            let total = _mm256_sub_epi32(sums[t], _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(total), acc[t]);
+        }
+    }
+    std::array::from_fn(|t| hsum(acc[t]))
+}
+
+/// Q8 activation rows of a tile, or `None` for another representation.
+fn q8_rows<const T: usize>(acts: [&super::Activations; T]) -> Option<[&[Q8Block]; T]> {
+    let mut out = [&[][..]; T];
+    for (o, a) in out.iter_mut().zip(acts) {
+        *o = match a {
+            super::Activations::Q8(blocks) => blocks,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+fn q8k_rows<const T: usize>(acts: [&super::Activations; T]) -> Option<[&[Q8KBlock]; T]> {
+    let mut out = [&[][..]; T];
+    for (o, a) in out.iter_mut().zip(acts) {
+        *o = match a {
+            super::Activations::Q8K(blocks) => blocks,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// `row · acts[t]` for each `t` on AVX2, or `None` where this file has no kernel for `ty`
+/// (float types).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_tile<const T: usize>(ty: GgmlType, row: &[u8], acts: [&super::Activations; T]) -> Option<[f32; T]> {
+    let size = ty.block_bytes();
+    Some(match ty {
+        GgmlType::Q4_0 => tile32::<Q4_0, T>(row, size, q8_rows(acts)?),
+        GgmlType::Q4_1 => tile32::<Q4_1, T>(row, size, q8_rows(acts)?),
+        GgmlType::Q5_0 => tile32::<Q5_0, T>(row, size, q8_rows(acts)?),
+        GgmlType::Q5_1 => tile32::<Q5_1, T>(row, size, q8_rows(acts)?),
+        GgmlType::Q8_0 => tile32::<Q8_0, T>(row, size, q8_rows(acts)?),
+        GgmlType::Q4K => tile_k45::<false, T>(row, q8k_rows(acts)?),
+        GgmlType::Q5K => tile_k45::<true, T>(row, q8k_rows(acts)?),
+        GgmlType::Q6K => tile_q6k::<T>(row, q8k_rows(acts)?),
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => return None,
+    })
+}
