@@ -64,9 +64,18 @@ enum Command {
     /// Split traffic between versions, mirror it, roll it back (--server).
     #[command(subcommand)]
     Traffic(commands::traffic::TrafficCommand),
-    /// Import a model made elsewhere (Hugging Face sentence-transformers folders).
+    /// Import a model made elsewhere: an LLM from a GGUF file or a Hugging Face folder, or a
+    /// sentence-transformers encoder.
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
+    /// Continue a prompt with a causal-lm version (raw completion, streamed).
+    ///
+    /// Example: lathe generate smollm2 --prompt "The capital of France is" --temperature 0
+    Generate(commands::generate::GenerateArgs),
+    /// Chat with a causal-lm version: one answer with MESSAGE, else an interactive conversation.
+    ///
+    /// Example: lathe chat smollm2 "What is the capital of Germany?"
+    Chat(commands::chat::ChatArgs),
     /// Print the server's OpenAPI document (docs/openapi.json).
     Openapi,
     /// Manage the API keys `serve` accepts.
@@ -118,6 +127,8 @@ fn main() -> ExitCode {
         Command::Bench(c) => commands::bench::run(&cli, c),
         Command::Keys(c) => commands::keys::run(&cli, c),
         Command::Import(c) => commands::import::run(&cli, c),
+        Command::Generate(a) => commands::generate::run(&cli, a),
+        Command::Chat(a) => commands::chat::run(&cli, a),
         Command::Openapi => {
             print!("{}", lathe_server::openapi::openapi_json());
             Ok(())

@@ -33,6 +33,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Copies `from` to a new file `to` in chunks, synced, calling `progress` with the bytes
+/// copied so far; returns the copy's hex sha256 and length (hashed as written, so a file
+/// changing during the copy cannot leave a digest that does not match the copy).
+pub fn copy_synced(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<(String, u64)> {
+    let mut input = File::open(from)?;
+    let mut output = File::create(to)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress(total);
+    }
+    output.sync_all()?;
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
 /// Hex sha256 and length of a file, read in chunks.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     let mut f = File::open(path)?;

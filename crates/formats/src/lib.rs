@@ -16,9 +16,9 @@ pub mod spec;
 mod weights;
 
 pub use manifest::{
-    ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation, FileEntry, JobLineage,
-    Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, UntrainedFields, EMBEDDING_KIND, MANIFEST_FILE,
-    MANIFEST_FORMAT, SEQUENTIAL_KIND, WEIGHTS_FILE,
+    CausalLmSection, CausalLmSpec, ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation,
+    FileEntry, JobLineage, Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, UntrainedFields,
+    CAUSAL_LM_KIND, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT, SEQUENTIAL_KIND, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

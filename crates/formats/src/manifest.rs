@@ -132,6 +132,8 @@ pub struct FileEntry {
 pub const SEQUENTIAL_KIND: &str = "native-sequential";
 /// Kind tag of sentence-embedding models imported from Hugging Face.
 pub const EMBEDDING_KIND: &str = "sentence-embedding";
+/// Kind tag of text-generation models (decoder-only LLMs) imported from GGUF or Hugging Face.
+pub const CAUSAL_LM_KIND: &str = "causal-lm";
 
 /// The manifest of one model version. The version number is the name of the folder.
 ///
@@ -158,7 +160,7 @@ pub struct Manifest {
 }
 
 /// The part of a manifest that depends on the kind of model, tagged by `kind` on disk.
-/// Text generation (`causal-lm`) and ONNX (`onnx`) models will add their own variants.
+/// ONNX (`onnx`) models will add their own variant.
 #[derive(Debug, Clone, PartialEq)]
 // One manifest per version in memory: boxing the larger section would save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -167,6 +169,8 @@ pub enum ModelSection {
     Sequential(SequentialSection),
     /// A sentence-embedding encoder (`sentence-embedding`).
     SentenceEmbedding(EmbeddingSection),
+    /// A text-generation model (`causal-lm`).
+    CausalLm(CausalLmSection),
     /// A kind this build has no section for (a version written by a newer Lathe): kept
     /// field for field, so listings still show it and serving says which kind is missing.
     Other {
@@ -183,6 +187,7 @@ impl Serialize for ModelSection {
         let fields = match self {
             ModelSection::Sequential(s) => serde_json::to_value(s).map_err(S::Error::custom)?,
             ModelSection::SentenceEmbedding(e) => serde_json::to_value(e).map_err(S::Error::custom)?,
+            ModelSection::CausalLm(c) => serde_json::to_value(c).map_err(S::Error::custom)?,
             ModelSection::Other { fields, .. } => serde_json::Value::Object(fields.clone()),
         };
         let serde_json::Value::Object(fields) = fields else {
@@ -209,6 +214,7 @@ impl<'de> Deserialize<'de> for ModelSection {
             EMBEDDING_KIND => {
                 serde_json::from_value(section(fields)).map(ModelSection::SentenceEmbedding).map_err(named)
             }
+            CAUSAL_LM_KIND => serde_json::from_value(section(fields)).map(ModelSection::CausalLm).map_err(named),
             _ => Ok(ModelSection::Other { kind, fields }),
         }
     }
@@ -303,6 +309,34 @@ pub struct EmbeddingSpec {
     pub normalize: bool,
 }
 
+/// What a causal-lm version records (under `spec` on disk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CausalLmSection {
+    /// The model.
+    pub spec: CausalLmSpec,
+}
+
+/// A text-generation model as imported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CausalLmSpec {
+    /// The file or folder it was imported from.
+    pub source: String,
+    /// `gguf` (the version holds `model.gguf`) or `hf` (the folder's files).
+    pub format: String,
+    /// Architecture (`llama`, `mistral`, `qwen2`).
+    pub architecture: String,
+    /// Training context length in tokens.
+    pub context_length: usize,
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// The tensor type holding most of the weights (`Q4_1`, `BF16`).
+    pub quantization: String,
+    /// Values in the weight tensors.
+    pub parameters: u64,
+    /// Whether it has a chat template (`lathe chat` and chat completions need one).
+    pub chat_template: bool,
+}
+
 /// How token states are pooled into one embedding (sentence-transformers' pooling modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -332,6 +366,7 @@ impl ModelSection {
         match self {
             ModelSection::Sequential(_) => SEQUENTIAL_KIND,
             ModelSection::SentenceEmbedding(_) => EMBEDDING_KIND,
+            ModelSection::CausalLm(_) => CAUSAL_LM_KIND,
             ModelSection::Other { kind, .. } => kind,
         }
     }
@@ -364,6 +399,14 @@ impl Manifest {
     pub fn embedding(&self) -> Option<&EmbeddingSpec> {
         match &self.model {
             ModelSection::SentenceEmbedding(e) => Some(&e.spec),
+            _ => None,
+        }
+    }
+
+    /// The spec of a text-generation model; `None` for other kinds.
+    pub fn causal_lm(&self) -> Option<&CausalLmSpec> {
+        match &self.model {
+            ModelSection::CausalLm(c) => Some(&c.spec),
             _ => None,
         }
     }

@@ -36,6 +36,20 @@ pub enum LoadError {
     Template(#[from] TemplateError),
 }
 
+/// Why a chat cannot become a prompt.
+#[derive(Debug, Error)]
+pub enum PromptError {
+    /// The model has no chat template.
+    #[error("this model has no chat template: use raw completion (lathe generate, /v1/completions)")]
+    NoTemplate,
+    /// The template failed on these messages.
+    #[error("chat template: {0}")]
+    Template(#[from] TemplateError),
+    /// Tokenizing the rendered prompt failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
 /// Sampling defaults a model ships (`generation_config.json`); `None` where it says nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerationDefaults {
@@ -155,6 +169,24 @@ impl LanguageModel {
             defaults: hf_defaults(&generation),
             facts,
         })
+    }
+}
+
+impl LanguageModel {
+    /// The token ids of a chat: the template rendered with the generation prompt, special
+    /// tokens parsed, no second BOS when the template writes one (transformers'
+    /// `apply_chat_template(…, add_generation_prompt=True, tokenize=True)`).
+    pub fn chat_prompt(&self, messages: &[crate::chat::Message]) -> Result<Vec<u32>, PromptError> {
+        let template = self.template.as_ref().ok_or(PromptError::NoTemplate)?;
+        let text = template.render(messages, true)?;
+        let mut ids = self.tokenizer.encode(&text, true)?;
+        let with_bos = self.tokenizer.encode_prompt("")?;
+        if let Some(&bos) = with_bos.first() {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
     }
 }
 

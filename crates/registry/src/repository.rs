@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lathe_formats::atomic::{sha256_hex, sync_dir, write_synced};
+use lathe_formats::atomic::{copy_synced, sha256_hex, sync_dir, write_synced};
 use lathe_formats::{FileEntry, Manifest, MANIFEST_FILE};
 use lathe_types::ModelRef;
 
@@ -23,6 +23,15 @@ pub struct Published {
     pub version: u64,
     /// Its folder.
     pub path: PathBuf,
+}
+
+/// Where a file of a new version comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum FileSource<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// A copy of this file, streamed (model weights too large to hold in memory).
+    Copy(&'a Path),
 }
 
 /// A version with its manifest.
@@ -56,11 +65,19 @@ impl Repository {
 
     /// Publishes `files` and `manifest` as the next version of `name`. The manifest's `files`
     /// map is filled with the digest of every file.
-    pub fn publish(
+    pub fn publish(&self, name: &str, files: &[(&str, &[u8])], manifest: Manifest) -> Result<Published, RegistryError> {
+        let sources: Vec<(&str, FileSource)> = files.iter().map(|(n, b)| (*n, FileSource::Bytes(b))).collect();
+        self.publish_from(name, &sources, manifest, &mut |_| {})
+    }
+
+    /// As [`Repository::publish`], with files given as bytes or as paths to copy; `progress`
+    /// receives the bytes copied so far across all files.
+    pub fn publish_from(
         &self,
         name: &str,
-        files: &[(&str, &[u8])],
+        files: &[(&str, FileSource)],
         mut manifest: Manifest,
+        progress: &mut dyn FnMut(u64),
     ) -> Result<Published, RegistryError> {
         ModelRef::validate_name(name)?;
         let model_dir = self.root.join(name);
@@ -68,7 +85,7 @@ impl Repository {
         remove_stale_temps(&model_dir);
         let tmp = model_dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique_suffix()));
         fs::create_dir(&tmp).map_err(RegistryError::io(&tmp))?;
-        let result = self.fill_and_rename(&model_dir, &tmp, files, &mut manifest);
+        let result = self.fill_and_rename(&model_dir, &tmp, files, &mut manifest, progress);
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -79,11 +96,13 @@ impl Repository {
         &self,
         model_dir: &Path,
         tmp: &Path,
-        files: &[(&str, &[u8])],
+        files: &[(&str, FileSource)],
         manifest: &mut Manifest,
+        progress: &mut dyn FnMut(u64),
     ) -> Result<Published, RegistryError> {
         let mut entries = BTreeMap::new();
-        for (file, bytes) in files {
+        let mut copied = 0u64;
+        for (file, source) in files {
             let safe = !file.is_empty()
                 && std::path::Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
             if !safe {
@@ -96,8 +115,17 @@ impl Repository {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(RegistryError::io(dir))?;
             }
-            write_synced(&path, bytes).map_err(RegistryError::io(&path))?;
-            entries.insert(file.to_string(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 });
+            let (sha256, bytes) = match source {
+                FileSource::Bytes(bytes) => {
+                    write_synced(&path, bytes).map_err(RegistryError::io(&path))?;
+                    (sha256_hex(bytes), bytes.len() as u64)
+                }
+                FileSource::Copy(from) => {
+                    copy_synced(from, &path, &mut |n| progress(copied + n)).map_err(RegistryError::io(from))?
+                }
+            };
+            copied += bytes;
+            entries.insert(file.to_string(), FileEntry { sha256, bytes });
         }
         manifest.files = entries;
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");

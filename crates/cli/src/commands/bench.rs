@@ -30,6 +30,11 @@ pub enum BenchCommand {
     ///
     /// Example: lathe bench embed --model minilm
     Embed(super::bench_embed::BenchEmbedArgs),
+    /// Prefill and decode tokens per second of a causal-lm version at 1 and 2 threads, with
+    /// where the time goes; with --baseline-llama-cpp, llama-bench side by side and the ratios.
+    ///
+    /// Example: lathe bench generate --model smollm2 --baseline-llama-cpp /tmp/llama-cpp-bin
+    Generate(super::bench_generate::BenchGenerateArgs),
 }
 
 /// Arguments of `bench train`.
@@ -57,6 +62,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Train(args) => train(cli, args),
         BenchCommand::Serve(args) => super::bench_serve::run(cli, args),
         BenchCommand::Embed(args) => super::bench_embed::run(cli, args),
+        BenchCommand::Generate(args) => super::bench_generate::run(cli, args),
     }
 }
 

@@ -2,12 +2,16 @@
 
 pub mod bench;
 mod bench_embed;
+mod bench_generate;
 mod bench_serve;
+pub mod chat;
 pub mod datasets;
 pub mod eval;
+pub mod generate;
 pub mod import;
 pub mod jobs;
 pub mod keys;
+mod llm;
 pub mod models;
 pub mod predict;
 pub mod quickstart;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use lathe_formats::{EmbeddingSpec, ModelSection, SequentialSection};
+use lathe_formats::{CausalLmSpec, EmbeddingSpec, ModelSection, SequentialSection};
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
 
@@ -186,6 +186,7 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
     match &m.model {
         ModelSection::Sequential(s) => show_sequential(s),
         ModelSection::SentenceEmbedding(e) => show_embedding(&e.spec),
+        ModelSection::CausalLm(c) => show_causal_lm(&c.spec),
         ModelSection::Other { .. } => println!("section     not known to this build of Lathe"),
     }
     for (file, e) in &m.files {
@@ -216,6 +217,14 @@ fn show_sequential(m: &SequentialSection) {
     for r in &m.history {
         println!("  epoch {:>3}  loss {:.4}  acc {:.4}", r.epoch, r.loss, r.accuracy);
     }
+}
+
+/// What a text-generation model is.
+fn show_causal_lm(c: &CausalLmSpec) {
+    println!("decoder     {} ({}) from {}", c.architecture, c.format, c.source);
+    println!("weights     {} parameters, {}", c.parameters, c.quantization);
+    println!("context     {} tokens, vocabulary {}", c.context_length, c.vocab_size);
+    println!("chat        {}", if c.chat_template { "template included" } else { "no template (raw completion only)" });
 }
 
 /// What a sentence-embedding model computes.

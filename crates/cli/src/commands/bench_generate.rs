@@ -1,0 +1,215 @@
+//! `lathe bench generate`: prompt processing (prefill) tokens/s for 64- and 512-token prompts
+//! and single-stream decoding tokens/s, in process, at each thread count, with where the time
+//! goes per operation; with `--baseline-llama-cpp`, llama.cpp's `llama-bench` runs the same
+//! tests on the same file and threads in the same run, and the ratios are printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lathe_generation::decoder::{Op, OpTimes};
+use lathe_generation::LanguageModel;
+use lathe_registry::Repository;
+use lathe_types::ModelRef;
+use serde_json::json;
+
+use crate::Cli;
+
+/// Arguments of `bench generate`.
+#[derive(Args, Debug)]
+pub struct BenchGenerateArgs {
+    /// The causal-lm version (NAME, NAME:VERSION).
+    #[arg(long, env = "LATHE_BENCH_MODEL")]
+    pub model: ModelRef,
+    /// Thread counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Prompt lengths of the prefill tests (random token ids, one batch each, as llama-bench).
+    #[arg(long, value_delimiter = ',', default_value = "64,512")]
+    pub prompt_lengths: Vec<usize>,
+    /// Tokens generated one at a time from an empty context in the decode test.
+    #[arg(long, env = "LATHE_BENCH_DECODE_TOKENS", default_value_t = 128)]
+    pub decode_tokens: usize,
+    /// Timed repetitions per test (after one warm-up); mean and standard deviation reported.
+    #[arg(long, env = "LATHE_BENCH_REPETITIONS", default_value_t = 3)]
+    pub repetitions: usize,
+    /// A folder with llama.cpp's llama-bench (and its shared libraries): runs the same tests
+    /// on the version's GGUF file with the same threads and prints Lathe's ratio.
+    #[arg(long, env = "LATHE_BENCH_BASELINE_LLAMA_CPP")]
+    pub baseline_llama_cpp: Option<PathBuf>,
+}
+
+/// One test's result.
+struct Measured {
+    test: String,
+    threads: usize,
+    mean: f64,
+    stddev: f64,
+    ops: OpTimes,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().saturating_sub(1)).max(1) as f64;
+    (mean, var.sqrt())
+}
+
+/// Deterministic pseudo-random token ids below `vocab`.
+fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}
+
+/// Tokens/s of `run` over `reps` timed runs after a warm-up.
+fn measure(reps: usize, tokens: usize, mut run: impl FnMut(&mut OpTimes)) -> (Vec<f64>, OpTimes) {
+    run(&mut OpTimes::default());
+    let mut ops = OpTimes::default();
+    let rates = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run(&mut ops);
+            tokens as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    (rates, ops)
+}
+
+fn bench_threads(model: &LanguageModel, args: &BenchGenerateArgs, threads: usize) -> Result<Vec<Measured>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let d = &model.decoder;
+    let vocab = d.config().vocab_size;
+    Ok(pool.install(|| {
+        let mut out = Vec::new();
+        for &n in &args.prompt_lengths {
+            let tokens = random_tokens(n, vocab, n as u64);
+            let (rates, ops) = measure(args.repetitions, n, |ops| {
+                d.run(&tokens, &mut d.new_cache(), ops);
+            });
+            let (mean, stddev) = mean_sd(&rates);
+            out.push(Measured { test: format!("pp{n}"), threads, mean, stddev, ops });
+        }
+        let n = args.decode_tokens;
+        let tokens = random_tokens(n, vocab, 7);
+        let (rates, ops) = measure(args.repetitions, n, |ops| {
+            let mut cache = d.new_cache();
+            tokens.iter().for_each(|&t| drop(d.run(&[t], &mut cache, ops)));
+        });
+        let (mean, stddev) = mean_sd(&rates);
+        out.push(Measured { test: format!("tg{n}"), threads, mean, stddev, ops });
+        out
+    }))
+}
+
+/// llama-bench's mean tokens/s per (test, threads).
+fn llama_bench(dir: &Path, gguf: &Path, args: &BenchGenerateArgs) -> Result<Vec<(String, usize, f64, f64)>> {
+    let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let bin = dir.join("llama-bench");
+    let output = Command::new(&bin)
+        .env("LD_LIBRARY_PATH", dir)
+        .args(["-m", &gguf.display().to_string(), "-t", &join(&args.threads), "-p", &join(&args.prompt_lengths)])
+        .args(["-n", &args.decode_tokens.to_string(), "-r", &args.repetitions.to_string(), "-o", "json"])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({}): {}", bin.display(), output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading llama-bench's JSON")?;
+    let rows = rows.as_array().context("llama-bench printed no JSON array")?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (p, g) = (r["n_prompt"].as_u64().unwrap_or(0), r["n_gen"].as_u64().unwrap_or(0));
+            let test = if g > 0 { format!("tg{g}") } else { format!("pp{p}") };
+            let threads = r["n_threads"].as_u64().unwrap_or(0) as usize;
+            (test, threads, r["avg_ts"].as_f64().unwrap_or(0.0), r["stddev_ts"].as_f64().unwrap_or(0.0))
+        })
+        .collect())
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
+    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let model = super::llm::open(cli, &args.model)?;
+    let gguf = info.path.join(lathe_generation::import::GGUF_FILE);
+    let baseline = match &args.baseline_llama_cpp {
+        Some(_) if !gguf.is_file() => bail!("--baseline-llama-cpp needs a version imported from GGUF"),
+        Some(dir) => llama_bench(dir, &gguf, args)?,
+        None => Vec::new(),
+    };
+    let mut results = Vec::new();
+    for &t in &args.threads {
+        results.extend(bench_threads(&model, args, t)?);
+    }
+    let weights_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
+    let ctx = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
+    let c = model.decoder.config();
+    let kv_bytes = (2 * c.layers * c.kv_heads * c.head_dim * 4 * ctx) as u64;
+    let rss = peak_rss().unwrap_or(0);
+    let base_of = |m: &Measured| baseline.iter().find(|b| b.0 == m.test && b.1 == m.threads);
+    if cli.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|m| {
+                let b = base_of(m);
+                let ops: serde_json::Map<String, serde_json::Value> =
+                    Op::ALL.iter().map(|&op| (op.name().to_string(), m.ops.get(op).as_secs_f64().into())).collect();
+                json!({
+                    "test": m.test, "threads": m.threads, "tokens_per_second": m.mean, "stddev": m.stddev,
+                    "llama_cpp_tokens_per_second": b.map(|b| b.2), "ratio": b.map(|b| m.mean / b.2),
+                    "seconds_per_op": ops,
+                })
+            })
+            .collect();
+        let memory = json!({ "peak_rss_bytes": rss, "model_bytes": weights_bytes, "kv_cache_bytes": kv_bytes });
+        println!("{}", json!({ "model": info.name, "version": info.version, "results": rows, "memory": memory }));
+        return Ok(());
+    }
+    println!("{}:{}  ({}, {})", info.name, info.version, model.facts.architecture, model.facts.quantization);
+    println!("{:<8} {:>7} {:>18} {:>22} {:>7}", "test", "threads", "lathe tok/s", "llama.cpp tok/s", "ratio");
+    for m in &results {
+        let (base, ratio) = match base_of(m) {
+            Some(b) => (format!("{:.1} ± {:.1}", b.2, b.3), format!("{:.2}", m.mean / b.2)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<8} {:>7} {:>18} {:>22} {:>7}",
+            m.test,
+            m.threads,
+            format!("{:.1} ± {:.1}", m.mean, m.stddev),
+            base,
+            ratio
+        );
+    }
+    println!("\nwhere the time goes (share of each test's time):");
+    for m in &results {
+        let total: f64 = Op::ALL.iter().map(|&op| m.ops.get(op).as_secs_f64()).sum::<f64>().max(1e-12);
+        let shares: Vec<String> = Op::ALL
+            .iter()
+            .map(|&op| format!("{} {:.0}%", op.name(), 100.0 * m.ops.get(op).as_secs_f64() / total))
+            .collect();
+        println!("  {} t{}: {}", m.test, m.threads, shares.join(", "));
+    }
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "\nmemory: peak resident {:.1} MiB = model file {:.1} MiB + KV cache ({} positions) {:.1} MiB + {:.1} MiB",
+        mb(rss),
+        mb(weights_bytes),
+        ctx,
+        mb(kv_bytes),
+        mb(rss) - mb(weights_bytes) - mb(kv_bytes)
+    );
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! SmolLM2-135M-Instruct (Q4_1) against llama.cpp: greedy continuations, the chosen tokens'
+//! log-probabilities and top-5 alternatives, chat prompt lengths and replies.
+
+mod common;
+
+use common::shared;
+use lathe_generation::sampling::argmax;
+use lathe_generation::{generate, LanguageModel, Message, Request, SamplingParams, Session};
+
+const DIR: &str = "models/smollm2-135m-instruct";
+
+fn model() -> LanguageModel {
+    LanguageModel::open(&shared(&format!("{DIR}/SmolLM2-135M-Instruct.Q4_1.gguf"))).unwrap()
+}
+
+fn reference() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(shared(&format!("{DIR}/reference-llamacpp.json"))).unwrap()).unwrap()
+}
+
+/// Natural log-probabilities of `logits` (log-softmax in f64).
+fn log_probs(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits.iter().map(|&l| l as f64 - max - sum.ln()).collect()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
+#[test]
+fn greedy_continuations_follow_llama_cpp() {
+    let m = model();
+    let d = &m.decoder;
+    let mut identical = 0;
+    let mut report = Vec::new();
+    for case in reference()["completions"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_token_ids"]);
+        assert_eq!(m.tokenizer.encode_prompt(case["prompt"].as_str().unwrap()).unwrap(), prompt);
+        let mut cache = d.new_cache();
+        let mut logits = d.run(&prompt, &mut cache, &mut Default::default());
+        let mut same = 0;
+        for want in case["steps"].as_array().unwrap().iter().take(16) {
+            let lp = log_probs(&logits);
+            let chosen = argmax(&logits) as usize;
+            if chosen as u64 != want["id"].as_u64().unwrap() {
+                break;
+            }
+            let theirs = want["logprob"].as_f64().unwrap();
+            report.push(format!("{:?} step {same}: {:.4} vs {theirs:.4}", case["prompt"], lp[chosen]));
+            if (lp[chosen] - theirs).abs() > 0.05 {
+                println!("OFF {}", report.last().unwrap());
+            }
+            let mut ours: Vec<usize> = (0..lp.len()).collect();
+            ours.sort_by(|&a, &b| lp[b].total_cmp(&lp[a]));
+            let top: Vec<usize> =
+                want["top"].as_array().unwrap().iter().map(|t| t[0].as_u64().unwrap() as usize).collect();
+            let shared_top = top.iter().filter(|id| ours[..5].contains(id)).count();
+            assert!(shared_top >= 4, "{:?} step {same}: top-5 {:?} vs llama.cpp {top:?}", case["prompt"], &ours[..5]);
+            same += 1;
+            logits = d.forward(chosen as u32, &mut cache);
+        }
+        identical += usize::from(same == 16);
+    }
+    assert!(identical >= 4, "{identical} of 5 prompts follow llama.cpp's first 16 greedy tokens");
+}
+
+#[test]
+fn chat_replies_name_berlin_and_the_primary_colors() {
+    let m = model();
+    let chats = reference()["chats"].clone();
+    let mut replies = Vec::new();
+    for chat in chats.as_array().unwrap() {
+        let messages: Vec<Message> = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| Message::new(x["role"].as_str().unwrap(), x["content"].as_str().unwrap()))
+            .collect();
+        let prompt = m.chat_prompt(&messages).unwrap();
+        assert_eq!(prompt.len() as u64, chat["prompt_tokens"].as_u64().unwrap());
+        let mut req = Request::new(prompt, 64);
+        req.params = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
+        let done = generate(&m, &mut Session::new(&m), &req, &mut |_| true).unwrap();
+        replies.push(done.text.to_lowercase());
+    }
+    assert!(replies[0].contains("berlin"), "{:?}", replies[0]);
+    for color in ["red", "blue", "yellow"] {
+        assert!(replies[1].contains(color), "{:?}", replies[1]);
+    }
+}
