@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::math;
+use crate::shared::SharedOut;
 
 /// The shape of a decoder's attention.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +75,9 @@ pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shap
     assert!(keys.len() >= (start + tokens) * stride && values.len() >= (start + tokens) * stride, "KV cache too short");
     let scale = 1.0 / (dim as f32).sqrt();
     let group = heads / kv_heads;
+    if tokens > 1 {
+        return attend_batch(q, KvHead { keys, values, stride, offset: 0 }, start, shape, out);
+    }
     out.par_chunks_mut(dim).enumerate().for_each_init(Vec::new, |scores, (task, o)| {
         let (i, h) = (task / heads, task % heads);
         scores.resize(start + i + 1, 0.0);
@@ -83,14 +87,79 @@ pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shap
     });
 }
 
+/// Prompt processing: per head (in parallel), `S = Q·Kᵀ` and `O = softmax(S)·V` as two
+/// matrix products (`matrixmultiply`), future positions masked.
+fn attend_batch(q: &[f32], kv: KvHead, start: usize, shape: CausalHeads, out: &mut [f32]) {
+    let CausalHeads { heads, kv_heads, dim } = shape;
+    let (q_width, tokens) = (heads * dim, q.len() / (heads * dim));
+    let total = start + tokens;
+    let scale = 1.0 / (dim as f32).sqrt();
+    let shared = SharedOut::new(out);
+    (0..heads).into_par_iter().for_each(|h| {
+        let kv_offset = (h / (heads / kv_heads)) * dim;
+        let mut scores = vec![0f32; tokens * total];
+        // SAFETY: Q_h is `tokens` rows of `dim` values at row stride q_width inside q; Kᵀ reads
+        // `total` cached keys of this kv head (checked to be in `keys` by the caller); the
+        // scores buffer is tokens × total.
+        unsafe {
+            matrixmultiply::sgemm(
+                tokens,
+                dim,
+                total,
+                1.0,
+                q.as_ptr().add(h * dim),
+                q_width as isize,
+                1,
+                kv.keys.as_ptr().add(kv_offset),
+                1,
+                kv.stride as isize,
+                0.0,
+                scores.as_mut_ptr(),
+                total as isize,
+                1,
+            );
+        }
+        for (i, row) in scores.chunks_exact_mut(total).enumerate() {
+            row[start + i + 1..].fill(f32::NEG_INFINITY);
+            math::softmax(row, scale);
+        }
+        // SAFETY: reads the scores and `total` cached values of this kv head; writes this
+        // head's `dim` columns of each of the `tokens` rows of out (row stride q_width),
+        // which no other task writes (one task per head).
+        unsafe {
+            matrixmultiply::sgemm(
+                tokens,
+                total,
+                dim,
+                1.0,
+                scores.as_ptr(),
+                total as isize,
+                1,
+                kv.values.as_ptr().add(kv_offset),
+                kv.stride as isize,
+                1,
+                0.0,
+                shared.at(h * dim),
+                q_width as isize,
+                1,
+            );
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn matches_a_plain_computation_on_every_level() {
+        for (start, tokens) in [(5, 3), (7, 1), (0, 4)] {
+            check_against_plain(start, tokens);
+        }
+    }
+
+    fn check_against_plain(start: usize, tokens: usize) {
         let shape = CausalHeads { heads: 4, kv_heads: 2, dim: 20 };
-        let (start, tokens) = (5, 3);
         let f = |i: usize| ((i * 7919 % 211) as f32 / 105.0 - 1.0) * 0.7;
         let q: Vec<f32> = (0..tokens * 80).map(f).collect();
         let keys: Vec<f32> = (0..(start + tokens) * 40).map(|i| f(i + 3)).collect();

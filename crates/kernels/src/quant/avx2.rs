@@ -14,22 +14,22 @@ use super::blocks::scale_min_k4;
 use super::dot::{Q8Block, Q8KBlock};
 use super::GgmlType;
 
-/// The two f16 at bytes `at..at + 4` of `b`, converted by F16C. Reading four bytes into a
-/// fresh register keeps the conversion off the accumulators' dependency chains (a 2-byte
-/// insert would merge into whatever register the compiler picks).
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn f16_pair(b: &[u8], at: usize) -> (f32, f32) {
-    let bits = i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let both = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
-    (_mm_cvtss_f32(both), _mm_cvtss_f32(_mm_movehdup_ps(both)))
+/// f32 values of every f16 bit pattern: a scale is one load, with no conversion that the
+/// compiler could merge into a live vector register (which would chain every block to the
+/// previous block's accumulation).
+fn f16_table() -> &'static [f32; 65536] {
+    static TABLE: std::sync::OnceLock<Box<[f32; 65536]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0f32; 65536]);
+        t.iter_mut().enumerate().for_each(|(i, v)| *v = half::f16::from_bits(i as u16).to_f32());
+        t
+    })
 }
 
-/// The f16 at byte `at` of `b` (which holds at least two more bytes after it).
+/// The f16 at byte `at` of `b`.
 #[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn f16(b: &[u8], at: usize) -> f32 {
-    f16_pair(b, at).0
+fn f16(table: &[f32; 65536], b: &[u8], at: usize) -> f32 {
+    table[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
 }
 
 /// Loads 32 bytes; panics (bounds check) when `b` is shorter.
@@ -110,26 +110,23 @@ struct Unpacked {
 
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-fn unpack32<const K: u8>(w: &[u8]) -> Unpacked {
+fn unpack32<const K: u8>(w: &[u8], table: &[f32; 65536]) -> Unpacked {
+    let f16 = |at: usize| f16(table, w, at);
     let qh = |at: usize| u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]);
     match K {
         Q4_0 => {
-            Unpacked { q: _mm256_sub_epi8(nibbles(&w[2..18]), _mm256_set1_epi8(8)), signed: true, d: f16(w, 0), m: 0.0 }
+            Unpacked { q: _mm256_sub_epi8(nibbles(&w[2..18]), _mm256_set1_epi8(8)), signed: true, d: f16(0), m: 0.0 }
         }
-        Q4_1 => {
-            let (d, m) = f16_pair(w, 0);
-            Unpacked { q: nibbles(&w[4..20]), signed: false, d, m }
-        }
+        Q4_1 => Unpacked { q: nibbles(&w[4..20]), signed: false, d: f16(0), m: f16(2) },
         Q5_0 => {
             let high = _mm256_andnot_si256(bytes_from_bits(qh(2)), _mm256_set1_epi8(0xF0u8 as i8));
-            Unpacked { q: _mm256_or_si256(nibbles(&w[6..22]), high), signed: true, d: f16(w, 0), m: 0.0 }
+            Unpacked { q: _mm256_or_si256(nibbles(&w[6..22]), high), signed: true, d: f16(0), m: 0.0 }
         }
         Q5_1 => {
             let high = _mm256_and_si256(bytes_from_bits(qh(4)), _mm256_set1_epi8(0x10));
-            let (d, m) = f16_pair(w, 0);
-            Unpacked { q: _mm256_or_si256(nibbles(&w[8..24]), high), signed: false, d, m }
+            Unpacked { q: _mm256_or_si256(nibbles(&w[8..24]), high), signed: false, d: f16(0), m: f16(2) }
         }
-        _ => Unpacked { q: load32(&w[2..34]), signed: true, d: f16(w, 0), m: 0.0 },
+        _ => Unpacked { q: load32(&w[2..34]), signed: true, d: f16(0), m: 0.0 },
     }
 }
 
@@ -142,16 +139,19 @@ const Q8_0: u8 = 4;
 /// `out[t] = row · acts[t]` for a row of 32-value blocks of kind `K`.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn tile32<const K: u8, const T: usize>(row: &[u8], block_bytes: usize, acts: [&[Q8Block]; T]) -> [f32; T] {
+    let table = f16_table();
     let mut acc = [_mm256_setzero_ps(); T];
     let mut mins = [0.0f32; T];
     for (b, w) in row.chunks_exact(block_bytes).enumerate() {
-        let u = unpack32::<K>(w);
+        let u = unpack32::<K>(w, table);
         for t in 0..T {
             let a = &acts[t][b];
             let y = load_i8(&a.qs);
             let p = if u.signed { dot_i8_i8(u.q, y) } else { dot_u8_i8(u.q, y) };
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * a.d), _mm256_cvtepi32_ps(p), acc[t]);
-            mins[t] += u.m * a.s;
+            if K == Q4_1 || K == Q5_1 {
+                mins[t] += u.m * a.s;
+            }
         }
     }
     std::array::from_fn(|t| hsum(acc[t]) + mins[t])
@@ -174,8 +174,9 @@ fn tile_k45<const FIVE: bool, const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]
     let size = if FIVE { 176 } else { 144 };
     let mut acc = [_mm256_setzero_ps(); T];
     let mut mins = [0.0f32; T];
+    let table = f16_table();
     for (b, w) in row.chunks_exact(size).enumerate() {
-        let (d, dmin) = f16_pair(w, 0);
+        let (d, dmin) = (f16(table, w, 0), f16(table, w, 2));
         let (sc, mn) = k4_scales(w);
         let qs = if FIVE { &w[48..176] } else { &w[16..144] };
         let qh = if FIVE { load32(&w[16..48]) } else { _mm256_setzero_si256() };
@@ -215,8 +216,9 @@ fn tile_k45<const FIVE: bool, const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]
 fn tile_q6k<const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]) -> [f32; T] {
     let mut acc = [_mm256_setzero_ps(); T];
     let (m4, m30) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+    let table = f16_table();
     for (b, w) in row.chunks_exact(210).enumerate() {
-        let d = f16_pair(w, 206).1;
+        let d = f16(table, w, 208);
         let scales: [i16; 16] = std::array::from_fn(|i| w[192 + i] as i8 as i16);
         let mut sums = [_mm256_setzero_si256(); T];
         for h in 0..2 {

@@ -33,6 +33,7 @@ pub enum Activations {
     Q8K(Vec<Q8KBlock>),
 }
 
+#[inline(always)]
 fn f16_round(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
@@ -42,14 +43,36 @@ pub fn quantize_activations(ty: GgmlType, x: &[f32]) -> Activations {
     match ty {
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => Activations::F32(x.to_vec()),
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_1 => {
-            Activations::Q8(x.chunks_exact(32).map(q8_block).collect())
+            let mut blocks = vec![Q8Block { d: 0.0, s: 0.0, qs: [0; 32] }; x.len() / 32];
+            quantize_q8(x, &mut blocks);
+            Activations::Q8(blocks)
         }
-        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => Activations::Q8K(x.chunks_exact(256).map(q8k_block).collect()),
+        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => {
+            let mut blocks = vec![Q8KBlock { d: 0.0, qs: [0; 256], bsums: [0; 16] }; x.len() / 256];
+            quantize_q8k(x, &mut blocks);
+            Activations::Q8K(blocks)
+        }
     }
+}
+
+multiversion! {
+/// Q8_0/Q8_1 blocks of `x` into `out` (compiled per code path, so that rounding is one
+/// instruction rather than a library call).
+fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
+    out.iter_mut().zip(x.chunks_exact(32)).for_each(|(o, x)| *o = q8_block(x));
+}
+}
+
+multiversion! {
+/// Q8_K blocks of `x` into `out`, compiled per code path.
+fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
+    out.iter_mut().zip(x.chunks_exact(256)).for_each(|(o, x)| *o = q8k_block(x));
+}
 }
 
 /// Q8_0/Q8_1 as llama.cpp's AVX2 `quantize_row_q8_1`: scale amax/127 kept as f16, values
 /// rounded half to even, `s = d · Σ q` as f16.
+#[inline(always)]
 fn q8_block(x: &[f32]) -> Q8Block {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
@@ -62,6 +85,7 @@ fn q8_block(x: &[f32]) -> Q8Block {
 
 /// Q8_K as llama.cpp's `quantize_row_q8_K_ref`: scale −max/127 signed by the value of
 /// largest magnitude, values rounded to nearest (ties to even), at most 127.
+#[inline(always)]
 fn q8k_block(x: &[f32]) -> Q8KBlock {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {

@@ -59,6 +59,12 @@ pub fn matmul(ty: GgmlType, bytes: &[u8], x: &[f32], tokens: usize, out: &mut [f
     let acts: Vec<Activations> = x.chunks_exact(cols).map(|r| quantize_activations(ty, r)).collect();
     let row_bytes = bytes.len() / rows;
     let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(8);
+    if tokens == 1 {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(c, part)| {
+            rows_times_acts(ty, bytes, row_bytes, c * chunk, &acts, part);
+        });
+        return;
+    }
     let parts: Vec<Vec<f32>> = (0..rows.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
