@@ -141,7 +141,8 @@ fn interactive(
             "Chatting with a {} model. Send /bye or Ctrl-D to leave, /clear to forget the history;",
             model.facts.architecture
         );
-        eprintln!("start and end a multi-line message with \"\"\", or end a line with \\ to continue it. Ctrl-C stops an answer.");
+        eprintln!("Start and end a multi-line message with \"\"\", or end a line with \\ to continue it.");
+        eprintln!("Ctrl-C stops an answer.");
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
