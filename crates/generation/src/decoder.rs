@@ -5,10 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use lathe_kernels::math::swiglu;
+use rayon::prelude::*;
+
 use lathe_kernels::causal::{attend_cached, CausalHeads};
+use lathe_kernels::quant::{matvec_group, quantize_rows, Activations, GgmlType};
 
 use crate::config::{DecoderConfig, RopeStyle};
-use crate::weights::{Layer, Weights};
+use crate::weights::{Layer, Matrix, Weights};
 
 /// Keys and values of the positions a sequence has seen, per layer (f32, `[len, kv_heads ·
 /// head_dim]` each).
@@ -197,9 +201,11 @@ impl Decoder {
         let c = &self.cfg;
         rms_norm_rows(&b.x, &layer.attn_norm, c.rms_eps, &mut b.h);
         times.add(Op::Elementwise, clock);
-        layer.q.matmul(&b.h, b.n, &mut b.q);
-        layer.k.matmul(&b.h, b.n, &mut b.k);
-        layer.v.matmul(&b.h, b.n, &mut b.v);
+        SharedInput::new(&b.h, b.n).project_all(&mut [
+            (&layer.q, &mut b.q),
+            (&layer.k, &mut b.k),
+            (&layer.v, &mut b.v),
+        ]);
         times.add(Op::QkvProjection, clock);
         if let Some([bq, bk, bv]) = &layer.qkv_bias {
             add_rows(&mut b.q, bq);
@@ -228,13 +234,54 @@ impl Decoder {
     fn feed_forward(&self, layer: &Layer, b: &mut Batch, times: &mut OpTimes, clock: &mut Instant) {
         rms_norm_rows(&b.x, &layer.ffn_norm, self.cfg.rms_eps, &mut b.h);
         times.add(Op::Elementwise, clock);
-        layer.gate.matmul(&b.h, b.n, &mut b.gate);
-        layer.up.matmul(&b.h, b.n, &mut b.up);
-        b.gate.iter_mut().zip(&b.up).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+        SharedInput::new(&b.h, b.n).project_all(&mut [(&layer.gate, &mut b.gate), (&layer.up, &mut b.up)]);
+        if b.n == 1 {
+            swiglu(&mut b.gate, &b.up);
+        } else {
+            let width = self.cfg.ffn;
+            b.gate.par_chunks_mut(width).zip(b.up.par_chunks(width)).for_each(|(g, u)| swiglu(g, u));
+        }
         layer.down.matmul(&b.gate, b.n, &mut b.proj);
         times.add(Op::FeedForward, clock);
         add(&mut b.x, &b.proj);
         times.add(Op::Elementwise, clock);
+    }
+}
+
+/// One input of several projections, quantized once per weight type.
+struct SharedInput<'a> {
+    x: &'a [f32],
+    tokens: usize,
+    quantized: Option<(GgmlType, Vec<Activations>)>,
+}
+
+impl<'a> SharedInput<'a> {
+    fn new(x: &'a [f32], tokens: usize) -> SharedInput<'a> {
+        SharedInput { x, tokens, quantized: None }
+    }
+
+    /// `out = x·Wᵀ` for each `(W, out)`; one token of matrices of one type runs as one
+    /// parallel group.
+    fn project_all(&mut self, products: &mut [(&Matrix, &mut Vec<f32>)]) {
+        let ty = products[0].0.ty();
+        if self.tokens == 1 && products.iter().all(|(w, _)| w.ty() == ty) {
+            let acts = quantize_rows(ty, self.x, 1);
+            let mut members: Vec<_> = products.iter_mut().map(|(w, out)| w.group_member(out)).collect();
+            return matvec_group(&mut members, &acts);
+        }
+        for (w, out) in products.iter_mut() {
+            self.project(w, out);
+        }
+    }
+
+    /// `out = x·Wᵀ`, reusing the quantized input when `w` has the type of the previous one.
+    fn project(&mut self, w: &Matrix, out: &mut [f32]) {
+        let same = self.quantized.as_ref().is_some_and(|(ty, _)| *ty == w.ty());
+        if !same {
+            self.quantized = Some((w.ty(), quantize_rows(w.ty(), self.x, self.tokens)));
+        }
+        let (_, acts) = self.quantized.as_ref().expect("quantized above");
+        w.matmul_quantized(acts, out);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lathe_kernels::mmap::Mapped;
-use lathe_kernels::quant::{dequantize, GgmlType};
+use lathe_kernels::quant::{dequantize, Activations, GgmlType};
 use thiserror::Error;
 
 use crate::config::DecoderConfig;
@@ -104,6 +104,17 @@ impl Matrix {
     /// row read once per tile of tokens.
     pub fn matmul(&self, x: &[f32], tokens: usize, out: &mut [f32]) {
         lathe_kernels::quant::matmul(self.data.ty, self.data.bytes(), x, tokens, out);
+    }
+
+    /// This matrix as a member of a [`lathe_kernels::quant::matvec_group`] writing to `out`.
+    pub fn group_member<'a>(&'a self, out: &'a mut [f32]) -> lathe_kernels::quant::GroupMember<'a> {
+        lathe_kernels::quant::GroupMember { ty: self.data.ty, bytes: self.data.bytes(), out }
+    }
+
+    /// As [`Matrix::matmul`] with `x` already quantized for this matrix's type (shared by
+    /// matrices of one type that read the same input: q/k/v, gate/up).
+    pub fn matmul_quantized(&self, acts: &[Activations], out: &mut [f32]) {
+        lathe_kernels::quant::matmul_quantized(self.data.ty, self.data.bytes(), acts, out);
     }
 }
 

@@ -87,62 +87,71 @@ pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shap
     });
 }
 
-/// Prompt processing: per head (in parallel), `S = Q·Kᵀ` and `O = softmax(S)·V` as two
-/// matrix products (`matrixmultiply`), future positions masked.
+/// Queries whose scores are computed together; each block reads only the keys it may see.
+const QUERY_BLOCK: usize = 64;
+
+/// Prompt processing: per head (in parallel) and block of queries, `S = Q·Kᵀ` and
+/// `O = softmax(S)·V` as two matrix products (`matrixmultiply`) over the positions the block
+/// may see, later positions in the block masked.
 fn attend_batch(q: &[f32], kv: KvHead, start: usize, shape: CausalHeads, out: &mut [f32]) {
     let CausalHeads { heads, kv_heads, dim } = shape;
     let (q_width, tokens) = (heads * dim, q.len() / (heads * dim));
-    let total = start + tokens;
     let scale = 1.0 / (dim as f32).sqrt();
     let shared = SharedOut::new(out);
     (0..heads).into_par_iter().for_each(|h| {
         let kv_offset = (h / (heads / kv_heads)) * dim;
-        let mut scores = vec![0f32; tokens * total];
-        // SAFETY: Q_h is `tokens` rows of `dim` values at row stride q_width inside q; Kᵀ reads
-        // `total` cached keys of this kv head (checked to be in `keys` by the caller); the
-        // scores buffer is tokens × total.
-        unsafe {
-            matrixmultiply::sgemm(
-                tokens,
-                dim,
-                total,
-                1.0,
-                q.as_ptr().add(h * dim),
-                q_width as isize,
-                1,
-                kv.keys.as_ptr().add(kv_offset),
-                1,
-                kv.stride as isize,
-                0.0,
-                scores.as_mut_ptr(),
-                total as isize,
-                1,
-            );
-        }
-        for (i, row) in scores.chunks_exact_mut(total).enumerate() {
-            row[start + i + 1..].fill(f32::NEG_INFINITY);
-            math::softmax(row, scale);
-        }
-        // SAFETY: reads the scores and `total` cached values of this kv head; writes this
-        // head's `dim` columns of each of the `tokens` rows of out (row stride q_width),
-        // which no other task writes (one task per head).
-        unsafe {
-            matrixmultiply::sgemm(
-                tokens,
-                total,
-                dim,
-                1.0,
-                scores.as_ptr(),
-                total as isize,
-                1,
-                kv.values.as_ptr().add(kv_offset),
-                kv.stride as isize,
-                1,
-                0.0,
-                shared.at(h * dim),
-                q_width as isize,
-                1,
-            );
+        let mut scores = Vec::new();
+        for i0 in (0..tokens).step_by(QUERY_BLOCK) {
+            let rows = QUERY_BLOCK.min(tokens - i0);
+            let seen = start + i0 + rows;
+            scores.clear();
+            scores.resize(rows * seen, 0f32);
+            // SAFETY: Q rows i0..i0+rows of head h lie in q (row stride q_width); Kᵀ reads the
+            // first `seen` cached keys of this kv head (the caller checked the cache holds
+            // start + tokens positions); the scores buffer is rows × seen.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    dim,
+                    seen,
+                    1.0,
+                    q.as_ptr().add(i0 * q_width + h * dim),
+                    q_width as isize,
+                    1,
+                    kv.keys.as_ptr().add(kv_offset),
+                    1,
+                    kv.stride as isize,
+                    0.0,
+                    scores.as_mut_ptr(),
+                    seen as isize,
+                    1,
+                );
+            }
+            for (i, row) in scores.chunks_exact_mut(seen).enumerate() {
+                row[start + i0 + i + 1..].fill(f32::NEG_INFINITY);
+                math::softmax(row, scale);
+            }
+            // SAFETY: reads the scores and `seen` cached values of this kv head; writes this
+            // head's `dim` columns of rows i0..i0+rows of out (row stride q_width), which no
+            // other task writes (one task per head).
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    seen,
+                    dim,
+                    1.0,
+                    scores.as_ptr(),
+                    seen as isize,
+                    1,
+                    kv.values.as_ptr().add(kv_offset),
+                    kv.stride as isize,
+                    1,
+                    0.0,
+                    shared.at(i0 * q_width + h * dim),
+                    q_width as isize,
+                    1,
+                );
+            }
         }
     });
 }
@@ -153,7 +162,7 @@ mod tests {
 
     #[test]
     fn matches_a_plain_computation_on_every_level() {
-        for (start, tokens) in [(5, 3), (7, 1), (0, 4)] {
+        for (start, tokens) in [(5, 3), (7, 1), (0, 4), (3, 150)] {
             check_against_plain(start, tokens);
         }
     }

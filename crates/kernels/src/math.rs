@@ -78,6 +78,16 @@ pub fn layer_norm(x: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps:
 }
 }
 
+multiversion! {
+/// SwiGLU's gating, in place: `gate = silu(gate) · up` with `silu(g) = g / (1 + e^−g)`
+/// (Shazeer 2020, "GLU Variants Improve Transformer").
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+}
+
 /// Softmax of `row * scale`, in place.
 pub fn softmax(row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]

@@ -109,6 +109,15 @@ fn every_cpu_level_computes_the_same_products() {
                     );
                 }
             }
+            let acts = lathe_kernels::quant::quantize_rows(ty, &x[..cols], 1);
+            let (mut first, mut second) = (vec![0.0; rows], vec![0.0; rows - 5]);
+            let mut members = [
+                lathe_kernels::quant::GroupMember { ty, bytes: &bytes, out: &mut first },
+                lathe_kernels::quant::GroupMember { ty, bytes: &bytes[5 * row_bytes..], out: &mut second },
+            ];
+            lathe_kernels::quant::matvec_group(&mut members, &acts);
+            assert_eq!(first, batch[..rows], "{} {level}: grouped products", ty.name());
+            assert_eq!(second, batch[5..rows], "{} {level}: grouped products", ty.name());
             results.push((level, batch));
         });
         let (_, portable) = &results[0];

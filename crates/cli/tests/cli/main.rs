@@ -4,6 +4,7 @@ mod acceptance;
 mod bad_input;
 mod common;
 mod embeddings;
+mod generation;
 mod interrupt;
 mod lifecycle;
 mod remote;

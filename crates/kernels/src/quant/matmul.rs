@@ -23,21 +23,30 @@ fn dot_tile<const T: usize>(ty: GgmlType, row: &[u8], acts: [&Activations; T]) -
     std::array::from_fn(|t| dot_row(ty, row, acts[t]))
 }
 
+/// Activation rows kept hot in L1 while a chunk of weight rows passes over them.
+const TOKEN_BLOCK: usize = 32;
+
 /// Dots rows `first..first + out.len() / acts.len()` with every activation row; `out` is
-/// row-major (`[row][token]`).
+/// row-major (`[row][token]`). Tokens go in blocks of [`TOKEN_BLOCK`] so that their quantized
+/// activations stay in L1 while the rows (in L2) pass over them.
 fn rows_times_acts(ty: GgmlType, bytes: &[u8], row_bytes: usize, first: usize, acts: &[Activations], out: &mut [f32]) {
-    for (r, dst) in out.chunks_exact_mut(acts.len()).enumerate() {
-        let row = &bytes[(first + r) * row_bytes..(first + r + 1) * row_bytes];
-        let mut tiles = acts.chunks_exact(TILE);
-        let mut t = 0;
-        for tile in tiles.by_ref() {
-            let got = dot_tile::<TILE>(ty, row, [&tile[0], &tile[1], &tile[2], &tile[3]]);
-            dst[t..t + TILE].copy_from_slice(&got);
-            t += TILE;
-        }
-        for a in tiles.remainder() {
-            dst[t] = dot_tile::<1>(ty, row, [a])[0];
-            t += 1;
+    let tokens = acts.len();
+    for t0 in (0..tokens).step_by(TOKEN_BLOCK) {
+        let block = &acts[t0..(t0 + TOKEN_BLOCK).min(tokens)];
+        for (r, dst) in out.chunks_exact_mut(tokens).enumerate() {
+            let row = &bytes[(first + r) * row_bytes..(first + r + 1) * row_bytes];
+            let dst = &mut dst[t0..t0 + block.len()];
+            let mut tiles = block.chunks_exact(TILE);
+            let mut t = 0;
+            for tile in tiles.by_ref() {
+                let got = dot_tile::<TILE>(ty, row, [&tile[0], &tile[1], &tile[2], &tile[3]]);
+                dst[t..t + TILE].copy_from_slice(&got);
+                t += TILE;
+            }
+            for a in tiles.remainder() {
+                dst[t] = dot_tile::<1>(ty, row, [a])[0];
+                t += 1;
+            }
         }
     }
 }
@@ -53,15 +62,36 @@ pub fn matmul(ty: GgmlType, bytes: &[u8], x: &[f32], tokens: usize, out: &mut [f
     if tokens == 0 || out.is_empty() {
         return;
     }
-    let (rows, cols) = (out.len() / tokens, x.len() / tokens);
+    matmul_quantized(ty, bytes, &quantize_rows(ty, x, tokens), out);
+}
+
+/// The `tokens` rows of `x` quantized for products with `ty` weights (in parallel), to share
+/// between several [`matmul_quantized`] calls on the same input.
+pub fn quantize_rows(ty: GgmlType, x: &[f32], tokens: usize) -> Vec<Activations> {
+    let cols = x.len() / tokens.max(1);
+    if tokens <= 1 {
+        return x.chunks_exact(cols.max(1)).map(|r| quantize_activations(ty, r)).collect();
+    }
+    x.par_chunks_exact(cols).map(|r| quantize_activations(ty, r)).collect()
+}
+
+/// As [`matmul`], with the activation rows already quantized by [`quantize_rows`] for `ty`.
+///
+/// # Panics
+/// When the lengths disagree.
+pub fn matmul_quantized(ty: GgmlType, bytes: &[u8], acts: &[Activations], out: &mut [f32]) {
+    let tokens = acts.len();
+    if tokens == 0 || out.is_empty() {
+        return;
+    }
+    let rows = out.len() / tokens;
     assert_eq!(out.len(), rows * tokens, "out is not {tokens} rows");
-    assert_eq!(ty.bytes_for(cols).map(|b| b * rows), Some(bytes.len()), "weights are not {rows} rows of {cols}");
-    let acts: Vec<Activations> = x.chunks_exact(cols).map(|r| quantize_activations(ty, r)).collect();
+    assert!(bytes.len().is_multiple_of(rows), "weights are not {rows} rows");
     let row_bytes = bytes.len() / rows;
     let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(8);
     if tokens == 1 {
         out.par_chunks_mut(chunk).enumerate().for_each(|(c, part)| {
-            rows_times_acts(ty, bytes, row_bytes, c * chunk, &acts, part);
+            rows_times_acts(ty, bytes, row_bytes, c * chunk, acts, part);
         });
         return;
     }
@@ -70,7 +100,7 @@ pub fn matmul(ty: GgmlType, bytes: &[u8], x: &[f32], tokens: usize, out: &mut [f
         .map(|c| {
             let first = c * chunk;
             let mut part = vec![0.0; (rows - first).min(chunk) * tokens];
-            rows_times_acts(ty, bytes, row_bytes, first, &acts, &mut part);
+            rows_times_acts(ty, bytes, row_bytes, first, acts, &mut part);
             part
         })
         .collect();
@@ -79,6 +109,43 @@ pub fn matmul(ty: GgmlType, bytes: &[u8], x: &[f32], tokens: usize, out: &mut [f
             values.iter().enumerate().for_each(|(t, v)| out[t * rows + c * chunk + r] = *v);
         }
     }
+}
+
+/// One weight matrix of a [`matvec_group`]: its rows (type `ty`, back to back) and where its
+/// products go (one value per row).
+pub struct GroupMember<'a> {
+    /// The weight type.
+    pub ty: GgmlType,
+    /// The rows.
+    pub bytes: &'a [u8],
+    /// One output per row.
+    pub out: &'a mut [f32],
+}
+
+/// Matrix-vector products of several matrices that read the same quantized input (`acts`,
+/// one row, quantized for every member's type), in one parallel loop: decoding runs q/k/v and
+/// gate/up this way, one fork-join instead of one per matrix.
+///
+/// # Panics
+/// When `acts` is not one row, or a member's lengths disagree with it.
+pub fn matvec_group(members: &mut [GroupMember], acts: &[Activations]) {
+    assert_eq!(acts.len(), 1, "matvec_group takes one activation row");
+    let threads = rayon::current_num_threads();
+    let mut tasks = Vec::new();
+    for m in members.iter_mut() {
+        let rows = m.out.len();
+        if rows == 0 {
+            continue;
+        }
+        let row_bytes = m.bytes.len() / rows;
+        let chunk = rows.div_ceil(4 * threads).max(8);
+        for (c, part) in m.out.chunks_mut(chunk).enumerate() {
+            tasks.push((m.ty, m.bytes, row_bytes, c * chunk, part));
+        }
+    }
+    tasks.into_par_iter().for_each(|(ty, bytes, row_bytes, first, part)| {
+        rows_times_acts(ty, bytes, row_bytes, first, acts, part);
+    });
 }
 
 /// `out[r] = row r · x` for `out.len()` rows of `x.len()` values stored back to back in

@@ -12,7 +12,7 @@ mod dot;
 mod matmul;
 
 pub use dot::{dot_row, quantize_activations, Activations, Q8Block, Q8KBlock};
-pub use matmul::{matmul, matvec};
+pub use matmul::{matmul, matmul_quantized, matvec, matvec_group, quantize_rows, GroupMember};
 
 use thiserror::Error;
 
