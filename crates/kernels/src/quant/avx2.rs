@@ -136,25 +136,104 @@ const Q5_0: u8 = 2;
 const Q5_1: u8 = 3;
 const Q8_0: u8 = 4;
 
+/// The 16 products of `vpmaddubsw` (unsigned × signed bytes, adjacent pairs summed) for a
+/// weight block and an activation block.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair_products(u: &Unpacked, y: __m256i) -> __m256i {
+    if u.signed {
+        _mm256_maddubs_epi16(_mm256_sign_epi8(u.q, u.q), _mm256_sign_epi8(y, u.q))
+    } else {
+        _mm256_maddubs_epi16(u.q, y)
+    }
+}
+
 /// `out[t] = row · acts[t]` for a row of 32-value blocks of kind `K`.
+///
+/// For 4- and 5-bit weights the 16 pair products of a block fit i16 twice over, so the two
+/// 128-bit halves are added before widening: one 128-bit `vpmaddwd`, conversion and FMA per
+/// block instead of 256-bit ones (8-bit weights would overflow and take the wide path).
 #[target_feature(enable = "avx2,fma,f16c")]
 fn tile32<const K: u8, const T: usize>(row: &[u8], block_bytes: usize, acts: [&[Q8Block]; T]) -> [f32; T] {
     let table = f16_table();
-    let mut acc = [_mm256_setzero_ps(); T];
+    let mut wide = [_mm256_setzero_ps(); T];
+    let mut narrow = [_mm_setzero_ps(); T];
     let mut mins = [0.0f32; T];
     for (b, w) in row.chunks_exact(block_bytes).enumerate() {
+        if K == Q4_0 || K == Q4_1 {
+            nibble_block::<K, T>(w, table, b, &acts, &mut narrow, &mut mins);
+            continue;
+        }
         let u = unpack32::<K>(w, table);
         for t in 0..T {
             let a = &acts[t][b];
-            let y = load_i8(&a.qs);
-            let p = if u.signed { dot_i8_i8(u.q, y) } else { dot_u8_i8(u.q, y) };
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * a.d), _mm256_cvtepi32_ps(p), acc[t]);
+            let p = pair_products(&u, load_i8(&a.qs));
+            if K == Q8_0 {
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+                wide[t] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * a.d), sums, wide[t]);
+            } else {
+                let folded = _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
+                let sums = _mm_cvtepi32_ps(_mm_madd_epi16(folded, _mm_set1_epi16(1)));
+                narrow[t] = _mm_fmadd_ps(_mm_set1_ps(u.d * a.d), sums, narrow[t]);
+            }
             if K == Q4_1 || K == Q5_1 {
                 mins[t] += u.m * a.s;
             }
         }
     }
-    std::array::from_fn(|t| hsum(acc[t]) + mins[t])
+    std::array::from_fn(|t| hsum(wide[t]) + hsum128(narrow[t]) + mins[t])
+}
+
+/// Q4_0 and Q4_1 blocks in 128-bit halves (low nibbles are values 0..16, high ones 16..32):
+/// no lane crossing at all, the two halves' pair products added before widening.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn nibble_block<const K: u8, const T: usize>(
+    w: &[u8],
+    table: &[f32; 65536],
+    b: usize,
+    acts: &[&[Q8Block]; T],
+    narrow: &mut [__m128; T],
+    mins: &mut [f32; T],
+) {
+    let at = if K == Q4_0 { 2 } else { 4 };
+    let x = load16(&w[at..at + 16]);
+    let mask = _mm_set1_epi8(0x0F);
+    let (mut lo, mut hi) = (_mm_and_si128(x, mask), _mm_and_si128(_mm_srli_epi16::<4>(x), mask));
+    if K == Q4_0 {
+        (lo, hi) = (_mm_sub_epi8(lo, _mm_set1_epi8(8)), _mm_sub_epi8(hi, _mm_set1_epi8(8)));
+    }
+    let d = f16(table, w, 0);
+    for t in 0..T {
+        let a = &acts[t][b];
+        let (a_lo, a_hi) = (load16_i8(&a.qs[..16]), load16_i8(&a.qs[16..]));
+        let p = if K == Q4_0 {
+            let p_lo = _mm_maddubs_epi16(_mm_sign_epi8(lo, lo), _mm_sign_epi8(a_lo, lo));
+            _mm_add_epi16(p_lo, _mm_maddubs_epi16(_mm_sign_epi8(hi, hi), _mm_sign_epi8(a_hi, hi)))
+        } else {
+            _mm_add_epi16(_mm_maddubs_epi16(lo, a_lo), _mm_maddubs_epi16(hi, a_hi))
+        };
+        let sums = _mm_cvtepi32_ps(_mm_madd_epi16(p, _mm_set1_epi16(1)));
+        narrow[t] = _mm_fmadd_ps(_mm_set1_ps(d * a.d), sums, narrow[t]);
+        if K == Q4_1 {
+            mins[t] += f16(table, w, 2) * a.s;
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load16_i8(q: &[i8]) -> __m128i {
+    let q = &q[..16];
+    // SAFETY: `q` holds 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum128(x: __m128) -> f32 {
+    let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
 }
 
 /// Scales and mins of the 8 sub-blocks of a Q4_K/Q5_K block.
