@@ -77,20 +77,6 @@ fn bytes_from_bits(bits: u32) -> __m256i {
     _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1))
 }
 
-/// Eight i32 sums of adjacent products `u[j] · s[j]` (u unsigned ≤ 127 or small, s signed).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
-}
-
-/// As [`dot_u8_i8`] for two signed vectors: the sign of `w` moves onto `a`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn dot_i8_i8(w: __m256i, a: __m256i) -> __m256i {
-    dot_u8_i8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
-}
-
 #[inline]
 #[target_feature(enable = "avx2")]
 fn hsum(v: __m256) -> f32 {
