@@ -266,3 +266,56 @@ pub fn llama3_factors(dims: usize, theta: f64, factor: f64, low: f64, high: f64,
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: Value) -> Result<DecoderConfig, HfError> {
+        let mut json = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 176, "vocab_size": 512,
+        });
+        json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        decoder_config(Path::new("config.json"), &json)
+    }
+
+    #[test]
+    fn both_rope_forms_give_the_same_configuration() {
+        let old =
+            config(serde_json::json!({ "rope_theta": 500000.0, "rope_scaling": { "type": "linear", "factor": 2.0 } }));
+        let new = config(serde_json::json!({
+            "rope_parameters": { "rope_theta": 500000.0, "rope_type": "linear", "factor": 2.0 }
+        }));
+        let (old, new) = (old.unwrap(), new.unwrap());
+        assert_eq!(old, new);
+        assert_eq!((old.rope_theta, old.rope_freq_scale, old.head_dim, old.kv_heads), (500000.0, 0.5, 16, 2));
+        assert_eq!(old.rope_style, RopeStyle::Neox, "Hugging Face weights are not permuted for NORM RoPE");
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_short_wavelengths_and_divides_long_ones() {
+        // Llama 3.1: theta 500000, factor 8, low 1, high 4, original context 8192, head 128.
+        let f = llama3_factors(128, 500000.0, 8.0, 1.0, 4.0, 8192.0);
+        assert_eq!(f.len(), 64);
+        assert_eq!(f[0], 1.0);
+        assert_eq!(f[63], 8.0);
+        assert!(f.windows(2).all(|w| w[0] <= w[1]), "divisors grow with the wavelength: {f:?}");
+        assert!(f.iter().any(|&x| x > 1.0 && x < 8.0), "a band in between is interpolated");
+        let cfg = config(serde_json::json!({ "rope_scaling": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192
+        }}));
+        assert_eq!(cfg.unwrap().rope_freq_factors.map(|f| f.len()), Some(8));
+    }
+
+    #[test]
+    fn unsupported_settings_are_named() {
+        let e = config(serde_json::json!({ "architectures": ["GPT2LMHeadModel"] })).unwrap_err().to_string();
+        assert!(e.contains("architectures") && e.contains("GPT2LMHeadModel"), "{e}");
+        let e = config(serde_json::json!({ "rope_scaling": { "rope_type": "yarn", "factor": 4.0 } })).unwrap_err();
+        assert!(e.to_string().contains("unsupported RoPE scaling \"yarn\""), "{e}");
+        let e = config(serde_json::json!({ "hidden_size": "64" })).unwrap_err().to_string();
+        assert!(e.contains("hidden_size: expected an integer"), "{e}");
+    }
+}

@@ -1,15 +1,15 @@
-//! Lathe's text-generation engine: decoder-only language models read from GGUF files (and,
-//! later in this crate, Hugging Face folders), with their tokenizers and chat templates.
+//! Lathe's text-generation engine: decoder-only language models (Llama, Mistral, Qwen2) read
+//! from GGUF files and Hugging Face folders, with their tokenizers and chat templates.
 //!
-//! - [`gguf`]: a GGUF file mapped into memory, its metadata and its tensors checked against
-//!   the file before anything is built from them.
+//! - [`gguf`], [`hf`]: a GGUF file or a folder's safetensors mapped into memory and checked
+//!   before anything is built from them; `config.json` in both RoPE forms.
 //! - [`config`], [`weights`], [`decoder`]: a decoder's hyperparameters, its weights as views
-//!   of the file, and the forward pass with a KV cache (the portable reference).
-//! - [`sampling`]: choosing the next token (greedy, temperature, top-k/p, min-p, penalties,
-//!   logit bias, seeds).
-//! - [`stop`]: stop strings, also when split across tokens.
+//!   of the maps, and the forward pass over new tokens with a KV cache.
+//! - [`tokenizer`]: GGUF vocabularies as llama.cpp tokenizes them, `tokenizer.json` as
+//!   transformers does; decoding that never splits a character.
 //! - [`chat`]: chat templates rendered as transformers renders them.
-//! - [`tokenizer`]: the tokenizers of GGUF vocabularies, as llama.cpp tokenizes.
+//! - [`sampling`], [`stop`], [`generate`]: choosing tokens, stop strings, the generation loop.
+//! - [`model`], [`import`]: a model ready to generate, and checking one before it is published.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
