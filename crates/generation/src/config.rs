@@ -56,7 +56,46 @@ pub struct DecoderConfig {
     pub context_length: usize,
 }
 
+/// Largest value of any one dimension Lathe accepts (the products of dimensions it computes
+/// stay far from overflow).
+const MAX_DIMENSION: usize = 1 << 24;
+
 impl DecoderConfig {
+    /// Checks that the hyperparameters describe a decoder Lathe can run: every dimension at
+    /// least 1 and at most 2²⁴, query heads a multiple of key/value heads, RoPE dimensions even
+    /// and at most the head width. Returns the first problem, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let dims = [
+            ("vocab_size", self.vocab_size),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("ffn", self.ffn),
+            ("heads", self.heads),
+            ("kv_heads", self.kv_heads),
+            ("head_dim", self.head_dim),
+            ("context_length", self.context_length),
+        ];
+        if let Some((name, v)) = dims.iter().find(|(_, v)| *v == 0 || *v > MAX_DIMENSION) {
+            return Err(format!("{name} is {v}; expected 1 to {MAX_DIMENSION}"));
+        }
+        if !self.heads.is_multiple_of(self.kv_heads) {
+            return Err(format!("{} attention heads cannot share {} key/value heads", self.heads, self.kv_heads));
+        }
+        if self.heads * self.head_dim > MAX_DIMENSION {
+            return Err(format!("{} heads of {} dimensions are too wide", self.heads, self.head_dim));
+        }
+        if self.rope_dims > self.head_dim || !self.rope_dims.is_multiple_of(2) {
+            return Err(format!(
+                "RoPE dimensions {} must be even and at most the head width {}",
+                self.rope_dims, self.head_dim
+            ));
+        }
+        if self.rope_freq_factors.as_ref().is_some_and(|f| f.len() != self.rope_dims / 2) {
+            return Err(format!("expected {} RoPE frequency factors", self.rope_dims / 2));
+        }
+        Ok(())
+    }
+
     /// The hyperparameters of a GGUF file; errors name the missing or unsupported key.
     pub fn from_gguf(f: &GgufFile) -> Result<DecoderConfig, GgufError> {
         let arch_name = f.string("general.architecture")?;
@@ -83,7 +122,7 @@ impl DecoderConfig {
         };
         let rope_dims = f.unsigned_opt(&key("rope.dimension_count"))?.map_or(head_dim, |v| v as usize);
         let scale = f.float_opt(&key("rope.scaling.factor"))?.filter(|&x| x > 0.0).map_or(1.0, |x| 1.0 / x);
-        Ok(DecoderConfig {
+        let cfg = DecoderConfig {
             architecture,
             vocab_size,
             hidden,
@@ -102,7 +141,13 @@ impl DecoderConfig {
             rope_freq_factors: rope_freq_factors(f, rope_dims)?,
             rms_eps: f.float_opt(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32,
             context_length: usize_of("context_length")?,
-        })
+        };
+        cfg.validate().map_err(|problem| GgufError::Metadata {
+            path: f.path().into(),
+            key: format!("{arch_name}.*"),
+            problem,
+        })?;
+        Ok(cfg)
     }
 }
 

@@ -245,6 +245,46 @@ fn logprobs_of(logits: &[f32], id: u32, top: usize) -> TokenLogprob {
     }
 }
 
+/// What one sampled token did to the generation.
+enum Step {
+    /// Text may continue.
+    Continue,
+    /// It ended generation for this reason.
+    Finish(FinishReason),
+}
+
+/// The text side of a generation: detokenizing, stop strings, streaming.
+struct Output<'a> {
+    detok: Detokenizer,
+    stops: StopStrings,
+    text: String,
+    on_text: &'a mut dyn FnMut(&str) -> bool,
+}
+
+impl Output<'_> {
+    /// Adds a token's bytes; streams what is final.
+    fn push(&mut self, bytes: &[u8]) -> Step {
+        let checked = self.stops.push(&self.detok.push(bytes));
+        self.text.push_str(&checked.text);
+        let go_on = checked.text.is_empty() || (self.on_text)(&checked.text);
+        match (checked.stopped, go_on) {
+            (true, _) => Step::Finish(FinishReason::Stop),
+            (false, false) => Step::Finish(FinishReason::Cancelled),
+            (false, true) => Step::Continue,
+        }
+    }
+
+    /// Flushes what was held back (a partial character or a possible stop string) once no
+    /// stop string can match any more.
+    fn flush(&mut self) {
+        let rest = self.stops.push(&self.detok.finish()).text + &self.stops.finish();
+        if !rest.is_empty() {
+            (self.on_text)(&rest);
+            self.text.push_str(&rest);
+        }
+    }
+}
+
 /// Generates for `req`, reusing what `session` holds; `on_text` receives text as soon as it
 /// is final and returns `false` to stop.
 pub fn generate(
@@ -254,37 +294,29 @@ pub fn generate(
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Completion, GenerateError> {
     check(model, req)?;
-    let mut stops = StopStrings::new(req.stop.clone())?;
+    let stops = StopStrings::new(req.stop.clone())?;
+    let mut out = Output { detok: Detokenizer::default(), stops, text: String::new(), on_text };
     let mut sampler = Sampler::new(req.params.clone());
     let mut timings = Timings::default();
     let mut logits = prefill(model, session, &req.prompt, &mut timings);
     let context = model.decoder.config().context_length;
-    let (mut text, mut ids, mut logprobs) = (String::new(), Vec::new(), Vec::new());
-    let mut detok = Detokenizer::default();
-    let mut finish = FinishReason::Length;
-    let mut sampled = 0;
-    let start = Instant::now();
+    let (mut ids, mut logprobs) = (Vec::new(), Vec::new());
+    let (mut finish, mut sampled, start) = (FinishReason::Length, 0, Instant::now());
     while sampled < req.max_tokens && session.len() < context {
         let raw = req.top_logprobs.map(|_| logits.clone());
         let id = sampler.sample(&mut logits, &req.prompt, &ids);
         sampled += 1;
-        if let (Some(raw), Some(top)) = (raw, req.top_logprobs) {
-            logprobs.push(logprobs_of(&raw, id, top));
-        }
-        let ends = (!req.ignore_eos && model.end_of_generation.contains(&id)) || req.stop_token_ids.contains(&id);
-        if ends {
+        if (!req.ignore_eos && model.end_of_generation.contains(&id)) || req.stop_token_ids.contains(&id) {
             finish = FinishReason::Stop;
+            out.flush();
             break;
         }
         ids.push(id);
-        let checked = stops.push(&detok.push(&model.tokenizer.token_bytes(id, false)));
-        text.push_str(&checked.text);
-        if checked.stopped {
-            finish = FinishReason::Stop;
-            break;
+        if let (Some(raw), Some(top)) = (raw, req.top_logprobs) {
+            logprobs.push(logprobs_of(&raw, id, top));
         }
-        if !checked.text.is_empty() && !on_text(&checked.text) {
-            finish = FinishReason::Cancelled;
+        if let Step::Finish(reason) = out.push(&model.tokenizer.token_bytes(id, false)) {
+            finish = reason;
             break;
         }
         if sampled < req.max_tokens && session.len() < context {
@@ -292,17 +324,13 @@ pub fn generate(
             session.tokens.push(id);
         }
     }
-    if finish != FinishReason::Stop {
-        let rest = stops.push(&detok.finish()).text + &stops.finish();
-        if !rest.is_empty() && finish == FinishReason::Length {
-            on_text(&rest);
-        }
-        text.push_str(&rest);
+    if finish == FinishReason::Length {
+        out.flush();
     }
     timings.predicted_tokens = sampled;
     timings.predicted_ms = start.elapsed().as_secs_f64() * 1000.0;
     Ok(Completion {
-        text,
+        text: out.text,
         token_ids: ids,
         finish_reason: finish,
         prompt_tokens: req.prompt.len(),

@@ -67,23 +67,44 @@ pub struct SafetensorsFolder {
 }
 
 impl SafetensorsFolder {
-    /// Maps every `*.safetensors` file in `dir` and checks each header against its file.
+    /// Maps the weight files of `dir` (see [`weight_files`]) and checks each header against
+    /// its file.
     pub fn open(dir: &Path) -> Result<SafetensorsFolder, HfError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| HfError::Io { path: dir.into(), source })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(HfError::Missing { dir: dir.into(), what: "*.safetensors weights".into() });
-        }
         let mut tensors = HashMap::new();
-        for path in files {
+        for path in weight_files(dir)? {
             read_shard(&path, &mut tensors)?;
         }
         Ok(SafetensorsFolder { dir: dir.into(), tensors })
     }
+}
+
+/// The safetensors files holding a folder's weights: those `model.safetensors.index.json`
+/// maps tensors to when it exists (folders may also carry other checkpoints, such as
+/// Mistral's `consolidated.safetensors`), else every `*.safetensors` file.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, HfError> {
+    let index = dir.join("model.safetensors.index.json");
+    let mut files: Vec<PathBuf> = if index.is_file() {
+        let json = read_json(&index)?;
+        let map = json["weight_map"].as_object().ok_or_else(|| HfError::Invalid {
+            path: index.clone(),
+            message: "weight_map: expected an object of tensor names to file names".into(),
+        })?;
+        let mut names: Vec<&str> = map.values().filter_map(Value::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.iter().map(|n| dir.join(n)).collect()
+    } else {
+        let entries = std::fs::read_dir(dir).map_err(|source| HfError::Io { path: dir.into(), source })?;
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect()
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(HfError::Missing { dir: dir.into(), what: "*.safetensors weights".into() });
+    }
+    Ok(files)
 }
 
 fn read_shard(path: &Path, tensors: &mut HashMap<String, TensorData>) -> Result<(), HfError> {
@@ -194,7 +215,7 @@ pub fn decoder_config(path: &Path, json: &Value) -> Result<DecoderConfig, HfErro
     let heads = c.usize("num_attention_heads")?;
     let head_dim = c.usize_opt("head_dim")?.unwrap_or(hidden / heads.max(1));
     let rope = rope_of(&c, head_dim)?;
-    Ok(DecoderConfig {
+    let cfg = DecoderConfig {
         architecture,
         vocab_size: c.usize("vocab_size")?,
         hidden,
@@ -210,7 +231,9 @@ pub fn decoder_config(path: &Path, json: &Value) -> Result<DecoderConfig, HfErro
         rope_freq_factors: rope.factors,
         rms_eps: c.float_in(Some(json), "rms_norm_eps")?.unwrap_or(1e-6) as f32,
         context_length: c.usize_opt("max_position_embeddings")?.unwrap_or(4096),
-    })
+    };
+    cfg.validate().map_err(|problem| c.error("hyperparameters", problem))?;
+    Ok(cfg)
 }
 
 struct Rope {
@@ -317,5 +340,14 @@ mod tests {
         assert!(e.to_string().contains("unsupported RoPE scaling \"yarn\""), "{e}");
         let e = config(serde_json::json!({ "hidden_size": "64" })).unwrap_err().to_string();
         assert!(e.contains("hidden_size: expected an integer"), "{e}");
+        let e = config(serde_json::json!({ "num_key_value_heads": 3 })).unwrap_err().to_string();
+        assert!(e.contains("4 attention heads cannot share 3 key/value heads"), "{e}");
+        let e = config(serde_json::json!({ "partial_rotary_factor": 2.0 })).unwrap_err().to_string();
+        assert!(e.contains("RoPE dimensions 32 must be even and at most the head width 16"), "{e}");
+        let e = config(serde_json::json!({ "num_attention_heads": 0 })).unwrap_err().to_string();
+        assert!(e.contains("heads is 0"), "{e}");
+        let huge = 1u64 << 40;
+        let e = config(serde_json::json!({ "num_attention_heads": huge, "num_key_value_heads": huge, "head_dim": 2 }));
+        assert!(e.unwrap_err().to_string().contains("expected 1 to"));
     }
 }

@@ -14,7 +14,8 @@ use crate::model::{LanguageModel, LoadError};
 /// The file a GGUF import is stored as in its version folder.
 pub const GGUF_FILE: &str = "model.gguf";
 
-/// Files of a Hugging Face folder that a version keeps (weights are every `*.safetensors`).
+/// Files of a Hugging Face folder that a version keeps, besides the weight files
+/// ([`crate::hf::weight_files`]).
 const HF_FILES: [&str; 7] = [
     "config.json",
     "generation_config.json",
@@ -103,16 +104,27 @@ pub fn prepare(source: &Path, hf: bool, name: &str, created_at: &str) -> Result<
 }
 
 fn hf_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, HfError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| HfError::Io { path: dir.into(), source })?;
-    let mut files: Vec<(String, PathBuf)> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            (HF_FILES.contains(&name.as_str()) || name.ends_with(".safetensors")).then_some((name, p))
-        })
-        .collect();
+    let mut files: Vec<(String, PathBuf)> =
+        HF_FILES.iter().map(|name| (name.to_string(), dir.join(name))).filter(|(_, path)| path.is_file()).collect();
+    for path in crate::hf::weight_files(dir)? {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        files.push((name, path));
+    }
     files.sort();
     Ok(files)
+}
+
+/// Checks a version's copied files before it is published: the model opens from them and
+/// is the model `spec` describes.
+pub fn check_copy(dir: &Path, spec: &CausalLmSpec) -> Result<(), LoadError> {
+    let copy = open_version(dir, spec)?;
+    let facts = &copy.facts;
+    let same = facts.parameters == spec.parameters && facts.quantization == spec.quantization;
+    if !same || facts.vocab_size != spec.vocab_size || facts.context_length != spec.context_length {
+        let message = "the copied files describe another model than the source (was it changed during the import?)";
+        return Err(HfError::Invalid { path: dir.into(), message: message.into() }.into());
+    }
+    Ok(())
 }
 
 /// Opens a published `causal-lm` version from its folder.

@@ -159,6 +159,7 @@ impl LanguageModel {
         let mut end: Vec<u32> = ids(&generation["eos_token_id"]);
         end.extend(ids(&config["eos_token_id"]));
         end.extend(token_name(&tokenizer_config["eos_token"]).and_then(|t| tokenizer.token_id(&t)));
+        end.extend(known_end_tokens(&tokenizer));
         let arch = config["model_type"].as_str().unwrap_or("llama").to_string();
         let facts = facts("hf", &arch, &cfg, &folder, template.is_some());
         Ok(LanguageModel {
@@ -173,15 +174,16 @@ impl LanguageModel {
 }
 
 impl LanguageModel {
-    /// The token ids of a chat: the template rendered with the generation prompt, special
-    /// tokens parsed, no second BOS when the template writes one (transformers'
-    /// `apply_chat_template(…, add_generation_prompt=True, tokenize=True)`).
+    /// The token ids of a chat: the template rendered with the generation prompt and
+    /// tokenized with special tokens parsed. A Hugging Face folder's template writes any BOS
+    /// itself (transformers' `apply_chat_template(…, add_generation_prompt=True,
+    /// tokenize=True)`); a GGUF vocabulary that asks for BOS gets one in front unless the
+    /// template already wrote it (llama.cpp's server).
     pub fn chat_prompt(&self, messages: &[crate::chat::Message]) -> Result<Vec<u32>, PromptError> {
         let template = self.template.as_ref().ok_or(PromptError::NoTemplate)?;
         let text = template.render(messages, true)?;
         let mut ids = self.tokenizer.encode(&text, true)?;
-        let with_bos = self.tokenizer.encode_prompt("")?;
-        if let Some(&bos) = with_bos.first() {
+        if let Some(bos) = self.tokenizer.bos() {
             if ids.first() != Some(&bos) {
                 ids.insert(0, bos);
             }
@@ -290,10 +292,14 @@ fn hf_template(dir: &Path, tokenizer_config: &Value) -> Result<Option<ChatTempla
     Ok(Some(ChatTemplate::new(&source, &bos, &eos)?))
 }
 
-/// Defaults of a `generation_config.json` (`do_sample: false` means greedy).
+/// Defaults of a `generation_config.json` as transformers reads it: greedy unless
+/// `do_sample` is true (no file: nothing, so OpenAI's defaults apply).
 fn hf_defaults(g: &Value) -> GenerationDefaults {
+    if g.is_null() {
+        return GenerationDefaults::default();
+    }
     let f = |k: &str| g[k].as_f64().map(|v| v as f32);
-    let greedy = g["do_sample"] == Value::Bool(false);
+    let greedy = g["do_sample"] != Value::Bool(true);
     GenerationDefaults {
         temperature: if greedy { Some(0.0) } else { f("temperature") },
         top_p: f("top_p"),

@@ -145,3 +145,53 @@ fn every_gguf_type_of_tiny_llama_256_generates_llama_cpp_tokens() {
         }
     }
 }
+
+/// The tiny Llama folder with its weights converted to `dtype` (f16 or bf16) in `dir`.
+fn half_precision_copy(dir: &std::path::Path, dtype: safetensors::Dtype) {
+    let source = shared("models/tiny-llama-random");
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja"]
+    {
+        std::fs::copy(source.join(f), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(source.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let converted: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()));
+            let data: Vec<u8> = match dtype {
+                safetensors::Dtype::F16 => values.flat_map(|v| half::f16::from_f32(v).to_le_bytes()).collect(),
+                _ => values.flat_map(|v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            };
+            (name, view.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = converted
+        .iter()
+        .map(|(n, shape, data)| (n.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), data).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+}
+
+#[test]
+fn f16_and_bf16_safetensors_stay_close_to_transformers_f32() {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared("models/tiny-llama-random/reference-outputs.json")).unwrap())
+            .unwrap();
+    for (dtype, tolerance) in [(safetensors::Dtype::F16, 0.01), (safetensors::Dtype::BF16, 0.1)] {
+        let dir = tempfile::tempdir().unwrap();
+        half_precision_copy(dir.path(), dtype);
+        let m = LanguageModel::open(dir.path()).unwrap();
+        assert_eq!(m.facts.quantization, format!("{dtype:?}"));
+        for case in reference["cases"].as_array().unwrap() {
+            let ids: Vec<u32> =
+                case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let logits = run_prompt(&m.decoder, &ids, &mut m.decoder.new_cache(), true);
+            for (i, w) in case["last_logits_first16"].as_array().unwrap().iter().enumerate() {
+                let w = w.as_f64().unwrap() as f32;
+                assert!((logits[i] - w).abs() <= tolerance, "{dtype:?} logit {i}: {} vs transformers {w}", logits[i]);
+            }
+        }
+    }
+}

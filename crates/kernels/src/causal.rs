@@ -69,10 +69,14 @@ fn attend_one(q: &[f32], kv: KvHead, scale: f32, scores: &mut [f32], out: &mut [
 pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shape: CausalHeads, out: &mut [f32]) {
     let CausalHeads { heads, kv_heads, dim } = shape;
     assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads), "{heads} query heads cannot share {kv_heads} kv heads");
-    let (q_width, stride) = (heads * dim, kv_heads * dim);
-    let tokens = q.len() / q_width.max(1);
+    assert!(dim > 0, "heads must have at least one dimension");
+    let q_width = heads.checked_mul(dim).expect("heads × dim overflows");
+    let stride = kv_heads * dim; // at most q_width
+    assert!(q.len().is_multiple_of(q_width), "q is not whole rows of {q_width}");
+    let tokens = q.len() / q_width;
     assert_eq!(out.len(), q.len(), "out must be as long as q");
-    assert!(keys.len() >= (start + tokens) * stride && values.len() >= (start + tokens) * stride, "KV cache too short");
+    let needed = start.checked_add(tokens).and_then(|n| n.checked_mul(stride)).expect("KV cache size overflows");
+    assert!(keys.len() >= needed && values.len() >= needed, "KV cache too short");
     let scale = 1.0 / (dim as f32).sqrt();
     let group = heads / kv_heads;
     if tokens > 1 {

@@ -33,6 +33,14 @@ pub enum RegistryError {
     /// The version is still referenced.
     #[error("{0}")]
     InUse(String),
+    /// The files of a new version failed the publisher's check before the version appeared.
+    #[error("{path}: {message}")]
+    Check {
+        /// The version's temporary folder.
+        path: String,
+        /// What the check found.
+        message: String,
+    },
     /// A manifest is unreadable.
     #[error("{path}: invalid manifest: {message}")]
     Manifest {
@@ -55,7 +63,9 @@ impl lathe_types::HasErrorKind for RegistryError {
         match self {
             RegistryError::ModelNotFound { .. } | RegistryError::VersionNotFound { .. } => ErrorKind::NotFound,
             RegistryError::InUse(_) => ErrorKind::Conflict,
-            RegistryError::InvalidName(_) | RegistryError::Manifest { .. } => ErrorKind::InvalidArgument,
+            RegistryError::InvalidName(_) | RegistryError::Manifest { .. } | RegistryError::Check { .. } => {
+                ErrorKind::InvalidArgument
+            }
             RegistryError::Io { .. } => ErrorKind::Internal,
         }
     }

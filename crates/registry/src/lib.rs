@@ -17,5 +17,5 @@ mod traffic;
 
 pub use error::RegistryError;
 pub use labels::{validate_label, CONFIG_FILE, LABELS_FILE};
-pub use repository::{read_manifest, FileSource, Published, Repository, VersionInfo};
+pub use repository::{read_manifest, FileSource, Published, Publishing, Repository, VersionInfo};
 pub use traffic::{target_version, Route, Shadow, Traffic, TRAFFIC_FILE};

@@ -34,6 +34,24 @@ pub enum FileSource<'a> {
     Copy(&'a Path),
 }
 
+/// A check of a version's written files (its temporary folder) before the version appears.
+pub type CheckFiles<'a> = Box<dyn FnMut(&Path) -> Result<(), String> + 'a>;
+
+/// What a publish tells and asks its caller along the way.
+pub struct Publishing<'a> {
+    /// Bytes copied so far across all files.
+    pub progress: Box<dyn FnMut(u64) + 'a>,
+    /// Checks the written files (the version's temporary folder) before the version appears;
+    /// an error leaves no version.
+    pub check: CheckFiles<'a>,
+}
+
+impl Default for Publishing<'_> {
+    fn default() -> Self {
+        Publishing { progress: Box::new(|_| {}), check: Box::new(|_| Ok(())) }
+    }
+}
+
 /// A version with its manifest.
 #[derive(Debug, Clone)]
 pub struct VersionInfo {
@@ -67,17 +85,17 @@ impl Repository {
     /// map is filled with the digest of every file.
     pub fn publish(&self, name: &str, files: &[(&str, &[u8])], manifest: Manifest) -> Result<Published, RegistryError> {
         let sources: Vec<(&str, FileSource)> = files.iter().map(|(n, b)| (*n, FileSource::Bytes(b))).collect();
-        self.publish_from(name, &sources, manifest, &mut |_| {})
+        self.publish_from(name, &sources, manifest, &mut Publishing::default())
     }
 
-    /// As [`Repository::publish`], with files given as bytes or as paths to copy; `progress`
-    /// receives the bytes copied so far across all files.
+    /// As [`Repository::publish`], with files given as bytes or as paths to copy; `hooks`
+    /// hear of the bytes copied and may check the written files before the version appears.
     pub fn publish_from(
         &self,
         name: &str,
         files: &[(&str, FileSource)],
         mut manifest: Manifest,
-        progress: &mut dyn FnMut(u64),
+        hooks: &mut Publishing,
     ) -> Result<Published, RegistryError> {
         ModelRef::validate_name(name)?;
         let model_dir = self.root.join(name);
@@ -85,7 +103,7 @@ impl Repository {
         remove_stale_temps(&model_dir);
         let tmp = model_dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique_suffix()));
         fs::create_dir(&tmp).map_err(RegistryError::io(&tmp))?;
-        let result = self.fill_and_rename(&model_dir, &tmp, files, &mut manifest, progress);
+        let result = self.fill_and_rename(&model_dir, &tmp, files, &mut manifest, hooks);
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -98,7 +116,7 @@ impl Repository {
         tmp: &Path,
         files: &[(&str, FileSource)],
         manifest: &mut Manifest,
-        progress: &mut dyn FnMut(u64),
+        hooks: &mut Publishing,
     ) -> Result<Published, RegistryError> {
         let mut entries = BTreeMap::new();
         let mut copied = 0u64;
@@ -121,12 +139,14 @@ impl Repository {
                     (sha256_hex(bytes), bytes.len() as u64)
                 }
                 FileSource::Copy(from) => {
+                    let progress = &mut hooks.progress;
                     copy_synced(from, &path, &mut |n| progress(copied + n)).map_err(RegistryError::io(from))?
                 }
             };
             copied += bytes;
             entries.insert(file.to_string(), FileEntry { sha256, bytes });
         }
+        (hooks.check)(tmp).map_err(|message| RegistryError::Check { path: tmp.display().to_string(), message })?;
         manifest.files = entries;
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
         let manifest_path = tmp.join(MANIFEST_FILE);

@@ -107,14 +107,23 @@ fn bench_threads(model: &LanguageModel, args: &BenchGenerateArgs, threads: usize
     }))
 }
 
-/// llama-bench's mean tokens/s per (test, threads).
-fn llama_bench(dir: &Path, gguf: &Path, args: &BenchGenerateArgs) -> Result<Vec<(String, usize, f64, f64)>> {
+/// One llama-bench result.
+struct Baseline {
+    test: String,
+    threads: usize,
+    mean: f64,
+    stddev: f64,
+}
+
+/// llama-bench's mean tokens/s per (test, threads), on the CPU only (`-ngl 0`).
+fn llama_bench(dir: &Path, gguf: &Path, args: &BenchGenerateArgs) -> Result<Vec<Baseline>> {
     let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
     let bin = dir.join("llama-bench");
     let output = Command::new(&bin)
         .env("LD_LIBRARY_PATH", dir)
         .args(["-m", &gguf.display().to_string(), "-t", &join(&args.threads), "-p", &join(&args.prompt_lengths)])
         .args(["-n", &args.decode_tokens.to_string(), "-r", &args.repetitions.to_string(), "-o", "json"])
+        .args(["-ngl", "0"])
         .output()
         .with_context(|| format!("running {}", bin.display()))?;
     if !output.status.success() {
@@ -124,11 +133,12 @@ fn llama_bench(dir: &Path, gguf: &Path, args: &BenchGenerateArgs) -> Result<Vec<
     let rows = rows.as_array().context("llama-bench printed no JSON array")?;
     Ok(rows
         .iter()
-        .map(|r| {
+        .filter_map(|r| {
             let (p, g) = (r["n_prompt"].as_u64().unwrap_or(0), r["n_gen"].as_u64().unwrap_or(0));
             let test = if g > 0 { format!("tg{g}") } else { format!("pp{p}") };
-            let threads = r["n_threads"].as_u64().unwrap_or(0) as usize;
-            (test, threads, r["avg_ts"].as_f64().unwrap_or(0.0), r["stddev_ts"].as_f64().unwrap_or(0.0))
+            let threads = r["n_threads"].as_u64()? as usize;
+            let mean = r["avg_ts"].as_f64().filter(|&m| m > 0.0)?;
+            Some(Baseline { test, threads, mean, stddev: r["stddev_ts"].as_f64().unwrap_or(0.0) })
         })
         .collect())
 }
@@ -140,76 +150,103 @@ fn peak_rss() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
-pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
-    let model = super::llm::open(cli, &args.model)?;
-    let gguf = info.path.join(lathe_generation::import::GGUF_FILE);
-    let baseline = match &args.baseline_llama_cpp {
-        Some(_) if !gguf.is_file() => bail!("--baseline-llama-cpp needs a version imported from GGUF"),
-        Some(dir) => llama_bench(dir, &gguf, args)?,
-        None => Vec::new(),
-    };
-    let mut results = Vec::new();
-    for &t in &args.threads {
-        results.extend(bench_threads(&model, args, t)?);
+/// What a run measured, for printing.
+struct Report {
+    results: Vec<Measured>,
+    baseline: Vec<Baseline>,
+    /// Peak resident memory, model files and KV cache at the longest test, bytes.
+    memory: (u64, u64, u64),
+    /// Positions of that KV cache.
+    positions: usize,
+}
+
+impl Report {
+    fn baseline_of(&self, m: &Measured) -> Option<&Baseline> {
+        self.baseline.iter().find(|b| b.test == m.test && b.threads == m.threads)
     }
-    let weights_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
-    let ctx = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
-    let c = model.decoder.config();
-    let kv_bytes = (2 * c.layers * c.kv_heads * c.head_dim * 4 * ctx) as u64;
-    let rss = peak_rss().unwrap_or(0);
-    let base_of = |m: &Measured| baseline.iter().find(|b| b.0 == m.test && b.1 == m.threads);
-    if cli.json {
-        let rows: Vec<_> = results
+
+    fn json(&self, name: &str, version: u64) -> serde_json::Value {
+        let rows: Vec<_> = self
+            .results
             .iter()
             .map(|m| {
-                let b = base_of(m);
+                let b = self.baseline_of(m);
                 let ops: serde_json::Map<String, serde_json::Value> =
                     Op::ALL.iter().map(|&op| (op.name().to_string(), m.ops.get(op).as_secs_f64().into())).collect();
                 json!({
                     "test": m.test, "threads": m.threads, "tokens_per_second": m.mean, "stddev": m.stddev,
-                    "llama_cpp_tokens_per_second": b.map(|b| b.2), "ratio": b.map(|b| m.mean / b.2),
+                    "llama_cpp_tokens_per_second": b.map(|b| b.mean), "ratio": b.map(|b| m.mean / b.mean),
                     "seconds_per_op": ops,
                 })
             })
             .collect();
-        let memory = json!({ "peak_rss_bytes": rss, "model_bytes": weights_bytes, "kv_cache_bytes": kv_bytes });
-        println!("{}", json!({ "model": info.name, "version": info.version, "results": rows, "memory": memory }));
-        return Ok(());
+        let (rss, model, kv) = self.memory;
+        let memory = json!({ "peak_rss_bytes": rss, "model_bytes": model, "kv_cache_bytes": kv });
+        json!({ "model": name, "version": version, "results": rows, "memory": memory })
     }
-    println!("{}:{}  ({}, {})", info.name, info.version, model.facts.architecture, model.facts.quantization);
-    println!("{:<8} {:>7} {:>18} {:>22} {:>7}", "test", "threads", "lathe tok/s", "llama.cpp tok/s", "ratio");
-    for m in &results {
-        let (base, ratio) = match base_of(m) {
-            Some(b) => (format!("{:.1} ± {:.1}", b.2, b.3), format!("{:.2}", m.mean / b.2)),
-            None => ("-".into(), "-".into()),
-        };
+
+    fn print(&self) {
+        println!("{:<8} {:>7} {:>18} {:>22} {:>7}", "test", "threads", "lathe tok/s", "llama.cpp tok/s", "ratio");
+        for m in &self.results {
+            let (base, ratio) = match self.baseline_of(m) {
+                Some(b) => (format!("{:.1} ± {:.1}", b.mean, b.stddev), format!("{:.2}", m.mean / b.mean)),
+                None => ("-".into(), "-".into()),
+            };
+            let ours = format!("{:.1} ± {:.1}", m.mean, m.stddev);
+            println!("{:<8} {:>7} {:>18} {:>22} {:>7}", m.test, m.threads, ours, base, ratio);
+        }
+        println!("\nwhere the time goes (share of each test's time):");
+        for m in &self.results {
+            let total: f64 = Op::ALL.iter().map(|&op| m.ops.get(op).as_secs_f64()).sum::<f64>().max(1e-12);
+            let shares: Vec<String> = Op::ALL
+                .iter()
+                .map(|&op| format!("{} {:.0}%", op.name(), 100.0 * m.ops.get(op).as_secs_f64() / total))
+                .collect();
+            println!("  {} t{}: {}", m.test, m.threads, shares.join(", "));
+        }
+        let mb = |b: u64| b as f64 / (1 << 20) as f64;
+        let (rss, model, kv) = self.memory;
         println!(
-            "{:<8} {:>7} {:>18} {:>22} {:>7}",
-            m.test,
-            m.threads,
-            format!("{:.1} ± {:.1}", m.mean, m.stddev),
-            base,
-            ratio
+            "\nmemory: peak resident {:.1} MiB = model file {:.1} MiB + KV cache ({} positions) {:.1} MiB + {:.1} MiB",
+            mb(rss),
+            mb(model),
+            self.positions,
+            mb(kv),
+            mb(rss) - mb(model) - mb(kv)
         );
     }
-    println!("\nwhere the time goes (share of each test's time):");
-    for m in &results {
-        let total: f64 = Op::ALL.iter().map(|&op| m.ops.get(op).as_secs_f64()).sum::<f64>().max(1e-12);
-        let shares: Vec<String> = Op::ALL
-            .iter()
-            .map(|&op| format!("{} {:.0}%", op.name(), 100.0 * m.ops.get(op).as_secs_f64() / total))
-            .collect();
-        println!("  {} t{}: {}", m.test, m.threads, shares.join(", "));
+}
+
+/// Runs `lathe bench generate`: Lathe's tests first, then llama-bench's, then the report.
+pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
+    if args.prompt_lengths.contains(&0) || args.decode_tokens == 0 || args.threads.contains(&0) {
+        bail!("--prompt-lengths, --decode-tokens and --threads must be at least 1");
     }
-    let mb = |b: u64| b as f64 / (1 << 20) as f64;
-    println!(
-        "\nmemory: peak resident {:.1} MiB = model file {:.1} MiB + KV cache ({} positions) {:.1} MiB + {:.1} MiB",
-        mb(rss),
-        mb(weights_bytes),
-        ctx,
-        mb(kv_bytes),
-        mb(rss) - mb(weights_bytes) - mb(kv_bytes)
-    );
+    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let model = super::llm::open(cli, &args.model)?;
+    let gguf = info.path.join(lathe_generation::import::GGUF_FILE);
+    if args.baseline_llama_cpp.is_some() && !gguf.is_file() {
+        bail!("--baseline-llama-cpp needs a version imported from GGUF");
+    }
+    let mut results = Vec::new();
+    for &t in &args.threads {
+        results.extend(bench_threads(&model, args, t)?);
+    }
+    let rss = peak_rss().unwrap_or(0);
+    let baseline = match &args.baseline_llama_cpp {
+        Some(dir) => llama_bench(dir, &gguf, args)?,
+        None => Vec::new(),
+    };
+    let model_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
+    let positions = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
+    let c = model.decoder.config();
+    let kv_bytes = (2 * c.layers * c.kv_heads * c.head_dim * 4 * positions) as u64;
+    let report = Report { results, baseline, memory: (rss, model_bytes, kv_bytes), positions };
+    if cli.json {
+        println!("{}", report.json(&info.name, info.version));
+    } else {
+        println!("{}:{}  ({}, {})", info.name, info.version, model.facts.architecture, model.facts.quantization);
+        report.print();
+    }
     Ok(())
 }

@@ -30,6 +30,7 @@ pub struct ChatArgs {
     pub sampling: SamplingArgs,
 }
 
+/// Runs `lathe chat`.
 pub fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
     llm::set_threads(args.sampling.threads)?;
     let model = llm::open(cli, &args.model)?;
@@ -73,13 +74,17 @@ fn answer(
     Ok(done)
 }
 
-/// Drops the oldest turns (after any system message) until the prompt leaves room for an
-/// answer of `max_tokens` in the context; keeps at least the last message.
+/// Drops the oldest exchanges (after any system message) until the prompt leaves room for an
+/// answer of `max_tokens` in the context; keeps at least the last message, and the history
+/// still starts with a user turn (templates that check alternation need that).
 fn fit_history(model: &LanguageModel, messages: &mut Vec<Message>, max_tokens: usize) -> Result<()> {
     let context = model.decoder.config().context_length;
     let first = usize::from(messages.first().is_some_and(|m| m.role == "system"));
     while messages.len() > first + 1 && model.chat_prompt(messages)?.len() + max_tokens.min(context / 2) > context {
         messages.remove(first);
+        while messages.len() > first + 1 && messages[first].role != "user" {
+            messages.remove(first);
+        }
     }
     Ok(())
 }
@@ -162,14 +167,22 @@ fn interactive(
             _ => {}
         }
         messages.push(Message::new("user", &text));
-        fit_history(model, &mut messages, s.max_tokens)?;
         stop.store(false, Ordering::Relaxed);
         generating.store(true, Ordering::Relaxed);
-        let done = answer(model, session, &messages, s, &stop, true);
+        let done = fit_history(model, &mut messages, s.max_tokens)
+            .and_then(|()| answer(model, session, &messages, s, &stop, true));
         generating.store(false, Ordering::Relaxed);
-        let done = done?;
-        println!();
-        messages.push(Message::new("assistant", &done.text));
+        match done {
+            Ok(done) => {
+                println!();
+                messages.push(Message::new("assistant", &done.text));
+            }
+            Err(e) => {
+                // The conversation goes on without the message that could not be answered.
+                eprintln!("error: {e:#}");
+                messages.pop();
+            }
+        }
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ pub struct GenerateArgs {
     pub sampling: SamplingArgs,
 }
 
+/// Runs `lathe generate`.
 pub fn run(cli: &Cli, args: &GenerateArgs) -> Result<()> {
     llm::set_threads(args.sampling.threads)?;
     let model = llm::open(cli, &args.model)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use lathe_registry::{FileSource, Repository};
+use lathe_registry::{FileSource, Publishing, Repository};
 use lathe_types::ModelRef;
 
 use crate::Cli;
@@ -77,8 +77,13 @@ fn import_language_model(cli: &Cli, source: &Path, hf: bool, name: &str) -> Resu
     );
     let sources: Vec<(&str, FileSource)> =
         import.files.iter().map(|(n, p)| (n.as_str(), FileSource::Copy(p.as_path()))).collect();
-    let published =
-        Repository::new(&cli.repo).publish_from(name, &sources, import.manifest, &mut |n| bar.set_position(n))?;
+    let spec = import.manifest.causal_lm().cloned().expect("a causal-lm manifest");
+    let mut hooks = Publishing {
+        progress: Box::new(|n| bar.set_position(n)),
+        // What is published is what was checked: the copy opens and matches the source.
+        check: Box::new(|dir: &Path| lathe_generation::import::check_copy(dir, &spec).map_err(|e| e.to_string())),
+    };
+    let published = Repository::new(&cli.repo).publish_from(name, &sources, import.manifest, &mut hooks)?;
     bar.finish_and_clear();
     report(cli, source, name, published)
 }

@@ -128,7 +128,10 @@ impl TextTokenizer {
                 return Err(TokenizerError::Unsupported(message));
             }
         };
-        let add_bos = f.bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(matches!(model, Model::Spm(_)));
+        // llama.cpp's defaults: SentencePiece and Llama 3's BPE add BOS unless the file says no.
+        let llama3 = matches!(f.get("tokenizer.ggml.pre"), Some(MetadataValue::String(p)) if p.starts_with("llama"));
+        let default_bos = matches!(model, Model::Spm(_)) || llama3;
+        let add_bos = f.bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(default_bos);
         let bos = match f.get("tokenizer.ggml.bos_token_id") {
             Some(v) if add_bos => Some(integer(v) as u32),
             _ => None,
@@ -156,6 +159,12 @@ impl TextTokenizer {
             types,
             bos,
         }
+    }
+
+    /// The token a GGUF vocabulary puts before a prompt (`tokenizer.ggml.add_bos_token`);
+    /// `None` for `tokenizer.json`, whose post-processor and templates add it themselves.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
     }
 
     /// The id of a token's text (`<|im_end|>`), if in the vocabulary.
