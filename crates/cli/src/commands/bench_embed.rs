@@ -133,7 +133,7 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let server = BenchServer::start(&cli.repo, 2, args.max_batch_size.max(1), args.backend)?;
+    let server = BenchServer::start(&cli.repo, &args.model.name, 2, args.max_batch_size.max(1), args.backend)?;
     for (label, text) in [("short", SHORT), ("long", long.as_str())] {
         let body = Bytes::from(json!({ "model": info.name, "input": text }).to_string());
         for &c in &args.concurrency {

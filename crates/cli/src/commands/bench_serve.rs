@@ -92,8 +92,9 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 
     // Both servers run side by side; each case alternates between them `rounds` times and
     // reports medians, so background noise hits both alike.
-    let on = BenchServer::start(&cli.repo, args.http_threads, args.max_batch_size, lathe_embedding::Backend::Auto)?;
-    let off = BenchServer::start(&cli.repo, args.http_threads, 1, lathe_embedding::Backend::Auto)?;
+    let backend = lathe_embedding::Backend::Auto;
+    let on = BenchServer::start(&cli.repo, &name, args.http_threads, args.max_batch_size, backend)?;
+    let off = BenchServer::start(&cli.repo, &name, args.http_threads, 1, backend)?;
     let target = format!("{}:{}", name, info.version);
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;
@@ -218,8 +219,11 @@ pub(crate) struct BenchServer {
 }
 
 impl BenchServer {
+    /// Serves `repo` in process and waits until `model` (the one measured; other models of the
+    /// repository may fail to load without stopping the benchmark) has a ready version.
     pub(crate) fn start(
         repo: &std::path::Path,
+        model: &str,
         threads: usize,
         max_batch: usize,
         embedding_backend: lathe_embedding::Backend,
@@ -232,8 +236,8 @@ impl BenchServer {
         );
         let watcher = Watcher::start(manager.clone(), Duration::from_secs(60));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !manager.is_ready() {
-            anyhow::ensure!(Instant::now() < deadline, "models did not become ready");
+        while let Err(e) = manager.resolve(model, &lathe_runtime::Selector::Default) {
+            anyhow::ensure!(Instant::now() < deadline, "model {model:?} did not become ready: {}", e.message);
             std::thread::sleep(Duration::from_millis(10));
         }
         let state = AppState {
