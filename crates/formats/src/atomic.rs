@@ -33,12 +33,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Copies `from` to a new file `to` in chunks, synced, calling `progress` with the bytes
-/// copied so far; returns the copy's hex sha256 and length (hashed as written, so a file
-/// changing during the copy cannot leave a digest that does not match the copy).
-pub fn copy_synced(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<(String, u64)> {
-    let mut input = File::open(from)?;
-    let mut output = File::create(to)?;
+/// Reads `path` in chunks, hashing each and handing it to `each` with the bytes read so far;
+/// returns the hex sha256 and length of what was read.
+fn hash_chunks(path: &Path, each: &mut dyn FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<(String, u64)> {
+    let mut input = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -47,30 +45,30 @@ pub fn copy_synced(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io:
         if n == 0 {
             break;
         }
-        output.write_all(&buf[..n])?;
         hasher.update(&buf[..n]);
         total += n as u64;
-        progress(total);
+        each(&buf[..n], total)?;
     }
-    output.sync_all()?;
     Ok((hex::encode(hasher.finalize()), total))
+}
+
+/// Copies `from` to a new file `to` in chunks, synced, calling `progress` with the bytes
+/// copied so far; returns the copy's hex sha256 and length (hashed as written, so a file
+/// changing during the copy cannot leave a digest that does not match the copy).
+pub fn copy_synced(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<(String, u64)> {
+    let mut output = File::create(to)?;
+    let digest = hash_chunks(from, &mut |chunk, total| {
+        output.write_all(chunk)?;
+        progress(total);
+        Ok(())
+    })?;
+    output.sync_all()?;
+    Ok(digest)
 }
 
 /// Hex sha256 and length of a file, read in chunks.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((hex::encode(hasher.finalize()), total))
+    hash_chunks(path, &mut |_, _| Ok(()))
 }
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ pub struct DecoderConfig {
 const MAX_DIMENSION: usize = 1 << 24;
 
 impl DecoderConfig {
+    /// Bytes the KV cache holds per position: keys and values of every layer, f32.
+    pub fn kv_bytes_per_position(&self) -> usize {
+        2 * self.layers * self.kv_heads * self.head_dim * 4
+    }
+
     /// Checks that the hyperparameters describe a decoder Lathe can run: every dimension at
     /// least 1 and at most 2²⁴, query heads a multiple of key/value heads, RoPE dimensions even
     /// and at most the head width. Returns the first problem, naming the field.

@@ -41,11 +41,6 @@ impl KvCache {
             self.len = len;
         }
     }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.keys.iter().chain(&self.values).map(|c| c.capacity() * 4).sum()
-    }
 }
 
 /// The operations of a forward pass, for reports of where the time goes.

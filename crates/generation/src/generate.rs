@@ -181,11 +181,6 @@ impl Session {
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
-
-    /// Bytes the KV cache holds.
-    pub fn cache_bytes(&self) -> usize {
-        self.cache.bytes()
-    }
 }
 
 fn check(model: &LanguageModel, req: &Request) -> Result<(), GenerateError> {

@@ -222,11 +222,6 @@ impl Weights {
             output: r.matrix(output_name, h, cfg.vocab_size)?,
         })
     }
-
-    /// The weights of a GGUF file.
-    pub fn from_gguf(file: &crate::gguf::GgufFile, cfg: &DecoderConfig) -> Result<Weights, WeightsError> {
-        Weights::load(file, cfg)
-    }
 }
 
 impl TensorSource for crate::gguf::GgufFile {

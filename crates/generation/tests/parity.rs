@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::shared;
+use common::{log_probs, shared};
 use lathe_generation::decoder::OpTimes;
 use lathe_generation::sampling::argmax;
 use lathe_generation::{Decoder, KvCache, LanguageModel, Message};
@@ -111,13 +111,6 @@ fn tiny_qwen2_q8_0_gguf_keeps_the_greedy_tokens() {
 #[test]
 fn tiny_qwen2_f32_gguf_matches_transformers() {
     check("tiny-qwen2-random", "model-f32.gguf", Some(1e-4), false);
-}
-
-/// Natural log-probabilities of `logits` (log-softmax in f64).
-fn log_probs(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    logits.iter().map(|&l| l as f64 - max - sum.ln()).collect()
 }
 
 #[test]

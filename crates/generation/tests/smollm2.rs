@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::shared;
+use common::{log_probs, shared};
 use lathe_generation::sampling::argmax;
 use lathe_generation::{generate, LanguageModel, Message, Request, SamplingParams, Session};
 
@@ -30,13 +30,6 @@ fn model() -> LanguageModel {
 
 fn reference() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(shared(&format!("{DIR}/reference-llamacpp.json"))).unwrap()).unwrap()
-}
-
-/// Natural log-probabilities of `logits` (log-softmax in f64).
-fn log_probs(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    logits.iter().map(|&l| l as f64 - max - sum.ln()).collect()
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {

@@ -239,8 +239,7 @@ pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
     };
     let model_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
     let positions = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
-    let c = model.decoder.config();
-    let kv_bytes = (2 * c.layers * c.kv_heads * c.head_dim * 4 * positions) as u64;
+    let kv_bytes = (model.decoder.config().kv_bytes_per_position() * positions) as u64;
     let report = Report { results, baseline, memory: (rss, model_bytes, kv_bytes), positions };
     if cli.json {
         println!("{}", report.json(&info.name, info.version));

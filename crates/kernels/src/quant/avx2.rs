@@ -316,27 +316,25 @@ fn tile_q6k<const T: usize>(row: &[u8], acts: [&[Q8KBlock]; T]) -> [f32; T] {
     std::array::from_fn(|t| hsum(acc[t]))
 }
 
-/// Q8 activation rows of a tile, or `None` for another representation.
-fn q8_rows<const T: usize>(acts: [&super::Activations; T]) -> Option<[&[Q8Block]; T]> {
+/// The blocks of each activation row of a tile, as `pick` finds them, or `None` when a row
+/// has another representation.
+fn tile_rows<'a, B, const T: usize>(
+    acts: [&'a super::Activations; T],
+    pick: impl Fn(&'a super::Activations) -> Option<&'a [B]>,
+) -> Option<[&'a [B]; T]> {
     let mut out = [&[][..]; T];
     for (o, a) in out.iter_mut().zip(acts) {
-        *o = match a {
-            super::Activations::Q8(blocks) => blocks,
-            _ => return None,
-        };
+        *o = pick(a)?;
     }
     Some(out)
 }
 
+fn q8_rows<const T: usize>(acts: [&super::Activations; T]) -> Option<[&[Q8Block]; T]> {
+    tile_rows(acts, |a| if let super::Activations::Q8(b) = a { Some(&b[..]) } else { None })
+}
+
 fn q8k_rows<const T: usize>(acts: [&super::Activations; T]) -> Option<[&[Q8KBlock]; T]> {
-    let mut out = [&[][..]; T];
-    for (o, a) in out.iter_mut().zip(acts) {
-        *o = match a {
-            super::Activations::Q8K(blocks) => blocks,
-            _ => return None,
-        };
-    }
-    Some(out)
+    tile_rows(acts, |a| if let super::Activations::Q8K(b) = a { Some(&b[..]) } else { None })
 }
 
 /// `row · acts[t]` for each `t` on AVX2, or `None` where this file has no kernel for `ty`

@@ -90,10 +90,7 @@ pub fn matmul_quantized(ty: GgmlType, bytes: &[u8], acts: &[Activations], out: &
     let row_bytes = bytes.len() / rows;
     let chunk = rows.div_ceil(4 * rayon::current_num_threads()).max(8);
     if tokens == 1 {
-        out.par_chunks_mut(chunk).enumerate().for_each(|(c, part)| {
-            rows_times_acts(ty, bytes, row_bytes, c * chunk, acts, part);
-        });
-        return;
+        return matvec_group(&mut [GroupMember { ty, bytes, out }], acts);
     }
     let parts: Vec<Vec<f32>> = (0..rows.div_ceil(chunk))
         .into_par_iter()
