@@ -6,7 +6,8 @@ use std::sync::Arc;
 use lathe_engine::{Loader, Servable};
 use lathe_formats::Manifest;
 
-/// Dispatches on `manifest.kind`: native sequential models and sentence embeddings.
+/// Dispatches on `manifest.kind`: native sequential models, sentence embeddings and causal
+/// language models.
 pub struct KindLoader {
     /// Encoder backend for sentence-embedding models.
     pub embedding_backend: lathe_embedding::Backend,
@@ -19,6 +20,7 @@ impl Loader for KindLoader {
             lathe_embedding::EMBEDDING_KIND => {
                 lathe_embedding::EmbeddingLoader { backend: self.embedding_backend }.load(dir, manifest)
             }
+            lathe_formats::CAUSAL_LM_KIND => lathe_generation::CausalLmLoader.load(dir, manifest),
             other => Err(format!("no engine serves model kind {other:?}")),
         }
     }

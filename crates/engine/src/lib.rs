@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod generation;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,6 +66,12 @@ pub trait Servable: Send + Sync + 'static {
     /// [`Servable::preprocess`] or [`Servable::preprocess_token_ids`] returned, so that callers
     /// can refuse over-long inputs before computing. `None` for other models.
     fn untruncated_lengths(&self, _preprocessed: &[Tensor]) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// For text-generation models: the generator the runtime's scheduler drives (such
+    /// versions are served by the generation APIs, not by [`Servable::infer`]).
+    fn text_generator(self: Arc<Self>) -> Option<Arc<dyn generation::TextGenerator>> {
         None
     }
 }

@@ -9,21 +9,7 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
 use thiserror::Error as ThisError;
 
-/// A chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Message {
-    /// `system`, `user`, `assistant` or `tool`.
-    pub role: String,
-    /// The text.
-    pub content: String,
-}
-
-impl Message {
-    /// A message of `role` with `content`.
-    pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: content.into() }
-    }
-}
+pub use lathe_engine::generation::ChatMessage as Message;
 
 /// A template that does not parse or does not render.
 #[derive(Debug, ThisError)]

@@ -8,17 +8,21 @@ use std::time::{Duration, Instant};
 use lathe_kernels::math::swiglu;
 use rayon::prelude::*;
 
-use lathe_kernels::causal::{attend_cached, CausalHeads};
+use lathe_engine::generation::{KvBlocks, SequenceChunk};
+use lathe_kernels::causal::{attend_cached, attend_paged, CausalHeads, PagedKv};
 use lathe_kernels::quant::{matvec_group, quantize_rows, Activations, GgmlType};
 
 use crate::config::{DecoderConfig, RopeStyle};
 use crate::weights::{Layer, Matrix, Weights};
 
-/// Keys and values of the positions a sequence has seen, per layer (f32, `[len, kv_heads ·
-/// head_dim]` each).
+/// Positions per block of a single sequence's [`KvCache`].
+const CACHE_BLOCK: usize = 64;
+
+/// One sequence's KV cache, growing a block at a time (the paged layout of
+/// [`Decoder::new_kv_blocks`] with a block table of its own).
 pub struct KvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    kv: KvBlocks,
+    table: Vec<u32>,
     len: usize,
 }
 
@@ -35,11 +39,7 @@ impl KvCache {
 
     /// Forgets every position from `len` on (a shorter prefix stays usable).
     pub fn truncate(&mut self, len: usize) {
-        if len < self.len {
-            let width = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
-            self.keys.iter_mut().chain(self.values.iter_mut()).for_each(|c| c.truncate(len * width));
-            self.len = len;
-        }
+        self.len = self.len.min(len);
     }
 }
 
@@ -128,9 +128,22 @@ impl Decoder {
         &self.cfg
     }
 
+    /// f32 values of one KV-cache block of `block_size` positions: every layer's keys and
+    /// values, laid out `[layer][keys, values][position][kv_heads · head_dim]`.
+    pub fn kv_block_floats(&self, block_size: usize) -> usize {
+        let c = &self.cfg;
+        c.layers * 2 * block_size * c.kv_heads * c.head_dim
+    }
+
+    /// A zeroed pool of `blocks` KV-cache blocks of `block_size` positions.
+    pub fn new_kv_blocks(&self, blocks: usize, block_size: usize) -> KvBlocks {
+        let floats_per_block = self.kv_block_floats(block_size);
+        KvBlocks { block_size, floats_per_block, data: vec![0.0; blocks * floats_per_block] }
+    }
+
     /// An empty KV cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache { keys: vec![Vec::new(); self.cfg.layers], values: vec![Vec::new(); self.cfg.layers], len: 0 }
+        KvCache { kv: self.new_kv_blocks(0, CACHE_BLOCK), table: Vec::new(), len: 0 }
     }
 
     /// Runs `token` at the next position of `cache`; returns the logits (`vocab_size`).
@@ -144,31 +157,75 @@ impl Decoder {
     /// # Panics
     /// When `tokens` is empty or holds an id outside the vocabulary.
     pub fn run(&self, tokens: &[u32], cache: &mut KvCache, times: &mut OpTimes) -> Vec<f32> {
-        assert!(!tokens.is_empty(), "a forward pass needs a token");
+        let needed = (cache.len + tokens.len()).div_ceil(CACHE_BLOCK);
+        while cache.table.len() < needed {
+            cache.table.push(cache.kv.len() as u32);
+            let grown = cache.kv.data.len() + cache.kv.floats_per_block;
+            cache.kv.data.resize(grown, 0.0);
+        }
+        let chunk = SequenceChunk { tokens, start: cache.len, blocks: &cache.table, logits: true };
+        let mut logits = self.run_chunks(&[chunk], &mut cache.kv, times);
+        cache.len += tokens.len();
+        logits.pop().expect("the chunk asks for logits")
+    }
+
+    /// Runs the tokens of several sequences in one pass (continuous batching): every weight
+    /// row is read once for all of them, each sequence attends over its own blocks of `kv`
+    /// (a pool from [`Decoder::new_kv_blocks`]), and the new positions' keys and values are
+    /// written there. Returns the logits (`vocab_size`) after the last token of each chunk
+    /// that asks for them, in order.
+    ///
+    /// # Panics
+    /// When a chunk is empty, holds an id outside the vocabulary, or its block table does not
+    /// cover its positions with blocks of `kv`.
+    pub fn run_chunks(&self, chunks: &[SequenceChunk], kv: &mut KvBlocks, times: &mut OpTimes) -> Vec<Vec<f32>> {
+        assert!(chunks.iter().all(|c| !c.tokens.is_empty()), "a forward pass needs a token per sequence");
+        assert_eq!(kv.floats_per_block, self.kv_block_floats(kv.block_size), "KV blocks of another shape");
+        for c in chunks {
+            let needed = (c.start + c.tokens.len()).div_ceil(kv.block_size);
+            assert!(c.blocks.len() >= needed, "the block table does not cover the chunk");
+            assert!(c.blocks[..needed].iter().all(|&b| (b as usize) < kv.len()), "a block outside the pool");
+        }
         let mut clock = Instant::now();
-        let mut b = self.batch(tokens, cache.len);
+        let mut b = self.batch(chunks);
         for (i, layer) in self.weights.layers.iter().enumerate() {
-            self.attention(layer, &mut b, cache, i, times, &mut clock);
+            self.attention(layer, &mut b, chunks, kv, i, times, &mut clock);
             self.feed_forward(layer, &mut b, times, &mut clock);
         }
-        cache.len += tokens.len();
-        let c = &self.cfg;
-        let last = &b.x[(b.n - 1) * c.hidden..];
-        rms_norm(last, &self.weights.out_norm, c.rms_eps, &mut b.h[..c.hidden]);
-        let mut logits = vec![0.0; c.vocab_size];
-        self.weights.output.matvec(&b.h[..c.hidden], &mut logits);
+        let logits = self.logits(&b, chunks);
         times.add(Op::Logits, &mut clock);
         logits
     }
 
-    fn batch(&self, tokens: &[u32], start: usize) -> Batch {
+    /// The final norm and output head for the last token of each chunk that asks for logits.
+    fn logits(&self, b: &Batch, chunks: &[SequenceChunk]) -> Vec<Vec<f32>> {
+        let (hidden, vocab) = (self.cfg.hidden, self.cfg.vocab_size);
+        let mut rows = Vec::new();
+        let mut end = 0;
+        for c in chunks {
+            end += c.tokens.len();
+            if c.logits {
+                let mut h = vec![0.0; hidden];
+                rms_norm(&b.x[(end - 1) * hidden..end * hidden], &self.weights.out_norm, self.cfg.rms_eps, &mut h);
+                rows.extend(h);
+            }
+        }
+        let m = rows.len() / hidden;
+        let mut out = vec![0.0; m * vocab];
+        self.weights.output.matmul(&rows, m, &mut out);
+        out.chunks_exact(vocab.max(1)).map(<[f32]>::to_vec).collect()
+    }
+
+    fn batch(&self, chunks: &[SequenceChunk]) -> Batch {
         let c = &self.cfg;
-        let n = tokens.len();
+        let n: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
         let (q_dim, kv_dim) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let mut x = vec![0.0; n * c.hidden];
+        let tokens = chunks.iter().flat_map(|ch| ch.tokens);
         for (row, &t) in x.chunks_exact_mut(c.hidden).zip(tokens) {
             self.weights.embed.row(t as usize, row);
         }
+        let positions = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len());
         Batch {
             n,
             x,
@@ -180,15 +237,17 @@ impl Decoder {
             proj: vec![0.0; n * c.hidden],
             gate: vec![0.0; n * c.ffn],
             up: vec![0.0; n * c.ffn],
-            rotation: (start..start + n).flat_map(|pos| rotation(pos, c)).collect(),
+            rotation: positions.flat_map(|pos| rotation(pos, c)).collect(),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         layer: &Layer,
         b: &mut Batch,
-        cache: &mut KvCache,
+        chunks: &[SequenceChunk],
+        kv: &mut KvBlocks,
         i: usize,
         times: &mut OpTimes,
         clock: &mut Instant,
@@ -214,16 +273,85 @@ impl Decoder {
             let k = b.k[t * kv_dim..(t + 1) * kv_dim].chunks_exact_mut(c.head_dim);
             q.chain(k).for_each(|head| rope(head, rot, c.rope_style));
         }
-        cache.keys[i].extend_from_slice(&b.k);
-        cache.values[i].extend_from_slice(&b.v);
+        self.store_kv(b, chunks, kv, i);
         times.add(Op::Elementwise, clock);
-        let shape = CausalHeads { heads: c.heads, kv_heads: c.kv_heads, dim: c.head_dim };
-        attend_cached(&b.q, &cache.keys[i], &cache.values[i], cache.len, shape, &mut b.attn);
+        self.attend(b, chunks, kv, i);
         times.add(Op::Attention, clock);
         layer.o.matmul(&b.attn, b.n, &mut b.proj);
         times.add(Op::OutputProjection, clock);
         add(&mut b.x, &b.proj);
         times.add(Op::Elementwise, clock);
+    }
+
+    /// Where layer `layer`'s keys (`value = false`) or values start in a block, and how many
+    /// floats a block holds of them.
+    fn kv_span(&self, block_size: usize, layer: usize, value: bool) -> std::ops::Range<usize> {
+        let width = block_size * self.cfg.kv_heads * self.cfg.head_dim;
+        let start = (layer * 2 + value as usize) * width;
+        start..start + width
+    }
+
+    /// Writes the batch's new keys and values of layer `layer` into the chunks' blocks.
+    fn store_kv(&self, b: &Batch, chunks: &[SequenceChunk], kv: &mut KvBlocks, layer: usize) {
+        let (kv_dim, bs) = (self.cfg.kv_heads * self.cfg.head_dim, kv.block_size);
+        let (keys, values) = (self.kv_span(bs, layer, false), self.kv_span(bs, layer, true));
+        let mut row = 0;
+        for c in chunks {
+            for pos in c.start..c.start + c.tokens.len() {
+                let block = kv.block_mut(c.blocks[pos / bs]);
+                let slot = (pos % bs) * kv_dim;
+                block[keys.start + slot..][..kv_dim].copy_from_slice(&b.k[row * kv_dim..(row + 1) * kv_dim]);
+                block[values.start + slot..][..kv_dim].copy_from_slice(&b.v[row * kv_dim..(row + 1) * kv_dim]);
+                row += 1;
+            }
+        }
+    }
+
+    /// Layer `layer` of a sequence's first `len` positions as paged blocks.
+    fn layer_kv<'a>(&self, kv: &'a KvBlocks, blocks: &[u32], layer: usize, len: usize) -> PagedKv<'a> {
+        let bs = kv.block_size;
+        let (keys, values) = (self.kv_span(bs, layer, false), self.kv_span(bs, layer, true));
+        let used = &blocks[..len.div_ceil(bs)];
+        PagedKv {
+            keys: used.iter().map(|&id| &kv.block(id)[keys.clone()]).collect(),
+            values: used.iter().map(|&id| &kv.block(id)[values.clone()]).collect(),
+            block_size: bs,
+            len,
+        }
+    }
+
+    /// Attention of every chunk's queries over its own cached positions: single new tokens
+    /// (decoding) together over their blocks, longer chunks (prompt processing) one by one
+    /// over their positions gathered into one buffer.
+    fn attend(&self, b: &mut Batch, chunks: &[SequenceChunk], kv: &KvBlocks, layer: usize) {
+        let c = &self.cfg;
+        let shape = CausalHeads { heads: c.heads, kv_heads: c.kv_heads, dim: c.head_dim };
+        let q_dim = c.heads * c.head_dim;
+        let (mut decode_rows, mut decode_kv) = (Vec::new(), Vec::new());
+        let mut row = 0;
+        for ch in chunks {
+            let (n, len) = (ch.tokens.len(), ch.start + ch.tokens.len());
+            let paged = self.layer_kv(kv, ch.blocks, layer, len);
+            if n == 1 {
+                decode_rows.push(row);
+                decode_kv.push(paged);
+            } else {
+                let keys: Vec<f32> = paged.keys.concat();
+                let values: Vec<f32> = paged.values.concat();
+                let rows = row * q_dim..(row + n) * q_dim;
+                attend_cached(&b.q[rows.clone()], &keys, &values, ch.start, shape, &mut b.attn[rows]);
+            }
+            row += n;
+        }
+        if decode_rows.is_empty() {
+            return;
+        }
+        let q: Vec<f32> = decode_rows.iter().flat_map(|&r| &b.q[r * q_dim..(r + 1) * q_dim]).copied().collect();
+        let mut out = vec![0.0; q.len()];
+        attend_paged(&q, &decode_kv, shape, &mut out);
+        for (&r, o) in decode_rows.iter().zip(out.chunks_exact(q_dim)) {
+            b.attn[r * q_dim..(r + 1) * q_dim].copy_from_slice(o);
+        }
     }
 
     fn feed_forward(&self, layer: &Layer, b: &mut Batch, times: &mut OpTimes, clock: &mut Instant) {

@@ -38,6 +38,18 @@ pub struct Request {
 }
 
 impl Request {
+    /// Everything but the prompt, as the engine contract has it.
+    pub fn params(&self) -> GenerationParams {
+        GenerationParams {
+            sampling: self.params.clone(),
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            stop_token_ids: self.stop_token_ids.clone(),
+            top_logprobs: self.top_logprobs,
+            ignore_eos: self.ignore_eos,
+        }
+    }
+
     /// A request for `prompt` with OpenAI's defaults and `max_tokens`.
     pub fn new(prompt: Vec<u32>, max_tokens: usize) -> Request {
         Request {
@@ -52,39 +64,8 @@ impl Request {
     }
 }
 
-/// Why generation ended (OpenAI's `finish_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// An end-of-generation token, a stop token or a stop string.
-    Stop,
-    /// `max_tokens` or the context length was reached.
-    Length,
-    /// The caller stopped it (the text callback returned `false`).
-    Cancelled,
-}
-
-impl FinishReason {
-    /// OpenAI's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishReason::Stop => "stop",
-            FinishReason::Length => "length",
-            FinishReason::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// A generated token's log-probability and the most likely alternatives, from the model's
-/// distribution (log-softmax of the raw logits, before penalties, bias and temperature).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenLogprob {
-    /// The token.
-    pub id: u32,
-    /// Its natural-log probability.
-    pub logprob: f32,
-    /// The most likely tokens and their log-probabilities, most likely first.
-    pub top: Vec<(u32, f32)>,
-}
+pub use lathe_engine::generation::{FinishReason, TokenLogprob};
+use lathe_engine::generation::{GenerationParams, TokenStep};
 
 /// Where the time went, as llama.cpp's server reports it.
 #[derive(Debug, Clone, Default)]
@@ -183,9 +164,19 @@ impl Session {
     }
 }
 
+pub(crate) fn check_params(model: &LanguageModel, params: &GenerationParams) -> Result<(), GenerateError> {
+    params.sampling.validate(model.decoder.config().vocab_size)?;
+    if params.top_logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
+        let message = format!("expected at most {MAX_TOP_LOGPROBS}");
+        return Err(SamplingError { field: "top_logprobs", message }.into());
+    }
+    StopStrings::new(params.stop.clone())?;
+    Ok(())
+}
+
 fn check(model: &LanguageModel, req: &Request) -> Result<(), GenerateError> {
     let (vocab, context) = (model.decoder.config().vocab_size, model.decoder.config().context_length);
-    req.params.validate(vocab)?;
+    check_params(model, &req.params())?;
     if req.prompt.is_empty() {
         return Err(GenerateError::Prompt("expected at least one token".into()));
     }
@@ -194,10 +185,6 @@ fn check(model: &LanguageModel, req: &Request) -> Result<(), GenerateError> {
     }
     if req.prompt.len() >= context {
         return Err(GenerateError::ContextExceeded { prompt: req.prompt.len(), context });
-    }
-    if req.top_logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
-        let message = format!("expected at most {MAX_TOP_LOGPROBS}");
-        return Err(SamplingError { field: "top_logprobs", message }.into());
     }
     Ok(())
 }
@@ -240,43 +227,70 @@ fn logprobs_of(logits: &[f32], id: u32, top: usize) -> TokenLogprob {
     }
 }
 
-/// What one sampled token did to the generation.
-enum Step {
-    /// Text may continue.
-    Continue,
-    /// It ended generation for this reason.
-    Finish(FinishReason),
-}
-
-/// The text side of a generation: detokenizing, stop strings, streaming.
-struct Output<'a> {
+/// The per-token side of one generation: sampling, end-of-generation and stop tokens, stop
+/// strings, `max_tokens`, and decoding to text that never splits a character. Shared by
+/// [`generate`] and the served engine's sequences.
+pub struct Decoding {
+    sampler: Sampler,
     detok: Detokenizer,
     stops: StopStrings,
-    text: String,
-    on_text: &'a mut dyn FnMut(&str) -> bool,
+    max_tokens: usize,
+    sampled: usize,
+    top_logprobs: Option<usize>,
+    ignore_eos: bool,
+    stop_token_ids: Vec<u32>,
 }
 
-impl Output<'_> {
-    /// Adds a token's bytes; streams what is final.
-    fn push(&mut self, bytes: &[u8]) -> Step {
-        let checked = self.stops.push(&self.detok.push(bytes));
-        self.text.push_str(&checked.text);
-        let go_on = checked.text.is_empty() || (self.on_text)(&checked.text);
-        match (checked.stopped, go_on) {
-            (true, _) => Step::Finish(FinishReason::Stop),
-            (false, false) => Step::Finish(FinishReason::Cancelled),
-            (false, true) => Step::Continue,
-        }
+impl Decoding {
+    /// The decoding of `params` (checked by the caller; an invalid stop list errors here).
+    pub fn new(params: &GenerationParams) -> Result<Decoding, SamplingError> {
+        Ok(Decoding {
+            sampler: Sampler::new(params.sampling.clone()),
+            detok: Detokenizer::default(),
+            stops: StopStrings::new(params.stop.clone())?,
+            max_tokens: params.max_tokens,
+            sampled: 0,
+            top_logprobs: params.top_logprobs,
+            ignore_eos: params.ignore_eos,
+            stop_token_ids: params.stop_token_ids.clone(),
+        })
     }
 
-    /// Flushes what was held back (a partial character or a possible stop string) once no
-    /// stop string can match any more.
-    fn flush(&mut self) {
-        let rest = self.stops.push(&self.detok.finish()).text + &self.stops.finish();
-        if !rest.is_empty() {
-            (self.on_text)(&rest);
-            self.text.push_str(&rest);
+    /// Tokens sampled so far (an ending token included).
+    pub fn sampled(&self) -> usize {
+        self.sampled
+    }
+
+    /// Samples from `logits` (changed in place) and decides what the token does.
+    pub fn step(&mut self, model: &LanguageModel, logits: &mut [f32], prompt: &[u32], generated: &[u32]) -> TokenStep {
+        let raw = self.top_logprobs.map(|top| (logits.to_vec(), top));
+        let id = self.sampler.sample(logits, prompt, generated);
+        self.sampled += 1;
+        let ends = (!self.ignore_eos && model.end_of_generation.contains(&id)) || self.stop_token_ids.contains(&id);
+        if ends {
+            return TokenStep {
+                id,
+                text: self.finish(),
+                emitted: false,
+                logprob: None,
+                finish: Some(FinishReason::Stop),
+            };
         }
+        let logprob = raw.map(|(raw, top)| logprobs_of(&raw, id, top));
+        let checked = self.stops.push(&self.detok.push(&model.tokenizer.token_bytes(id, false)));
+        let mut step = TokenStep { id, text: checked.text, emitted: true, logprob, finish: None };
+        if checked.stopped {
+            step.finish = Some(FinishReason::Stop);
+        } else if self.sampled >= self.max_tokens {
+            step.text += &self.finish();
+            step.finish = Some(FinishReason::Length);
+        }
+        step
+    }
+
+    /// Ends generation: what was held back (a partial character, a possible stop string).
+    pub fn finish(&mut self) -> String {
+        self.stops.push(&self.detok.finish()).text + &self.stops.finish()
     }
 }
 
@@ -289,47 +303,47 @@ pub fn generate(
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Completion, GenerateError> {
     check(model, req)?;
-    let stops = StopStrings::new(req.stop.clone())?;
-    let mut out = Output { detok: Detokenizer::default(), stops, text: String::new(), on_text };
-    let mut sampler = Sampler::new(req.params.clone());
+    let mut decoding = Decoding::new(&req.params())?;
     let mut timings = Timings::default();
     let mut logits = prefill(model, session, &req.prompt, &mut timings);
     let context = model.decoder.config().context_length;
-    let (mut ids, mut logprobs) = (Vec::new(), Vec::new());
-    let (mut finish, mut sampled, start) = (FinishReason::Length, 0, Instant::now());
-    while sampled < req.max_tokens && session.len() < context {
-        let raw = req.top_logprobs.map(|_| logits.clone());
-        let id = sampler.sample(&mut logits, &req.prompt, &ids);
-        sampled += 1;
-        if (!req.ignore_eos && model.end_of_generation.contains(&id)) || req.stop_token_ids.contains(&id) {
-            finish = FinishReason::Stop;
-            out.flush();
-            break;
+    let (mut text, mut ids, mut logprobs) = (String::new(), Vec::new(), Vec::new());
+    let (mut finish, start) = (None, Instant::now());
+    if req.max_tokens == 0 {
+        finish = Some(FinishReason::Length);
+    }
+    while finish.is_none() {
+        let step = decoding.step(model, &mut logits, &req.prompt, &ids);
+        if step.emitted {
+            ids.push(step.id);
+            logprobs.extend(step.logprob);
         }
-        ids.push(id);
-        if let (Some(raw), Some(top)) = (raw, req.top_logprobs) {
-            logprobs.push(logprobs_of(&raw, id, top));
+        text.push_str(&step.text);
+        finish = step.finish;
+        if !step.text.is_empty() && !on_text(&step.text) && finish.is_none() {
+            finish = Some(FinishReason::Cancelled);
         }
-        if let Step::Finish(reason) = out.push(&model.tokenizer.token_bytes(id, false)) {
-            finish = reason;
-            break;
+        if finish.is_none() && session.len() >= context {
+            let rest = decoding.finish();
+            if !rest.is_empty() {
+                on_text(&rest);
+                text.push_str(&rest);
+            }
+            finish = Some(FinishReason::Length);
         }
-        if sampled < req.max_tokens && session.len() < context {
-            logits = model.decoder.run(&[id], &mut session.cache, &mut timings.ops);
-            session.tokens.push(id);
+        if finish.is_none() {
+            logits = model.decoder.run(&[step.id], &mut session.cache, &mut timings.ops);
+            session.tokens.push(step.id);
         }
     }
-    if finish == FinishReason::Length {
-        out.flush();
-    }
-    timings.predicted_tokens = sampled;
+    timings.predicted_tokens = decoding.sampled();
     timings.predicted_ms = start.elapsed().as_secs_f64() * 1000.0;
     Ok(Completion {
-        text: out.text,
+        text,
         token_ids: ids,
-        finish_reason: finish,
+        finish_reason: finish.unwrap_or(FinishReason::Length),
         prompt_tokens: req.prompt.len(),
-        completion_tokens: sampled,
+        completion_tokens: decoding.sampled(),
         logprobs,
         timings,
     })

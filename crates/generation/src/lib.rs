@@ -10,6 +10,8 @@
 //! - [`chat`]: chat templates rendered as transformers renders them.
 //! - [`sampling`], [`stop`], [`generate`]: choosing tokens, stop strings, the generation loop.
 //! - [`model`], [`import`]: a model ready to generate, and checking one before it is published.
+//! - [`served`]: a published version as the engine contract's `TextGenerator`, for the
+//!   runtime's scheduler (continuous batching over a paged KV cache).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod hf;
 pub mod import;
 pub mod model;
 pub mod sampling;
+pub mod served;
 pub mod stop;
 pub mod tokenizer;
 pub mod weights;
@@ -29,10 +32,11 @@ pub mod weights;
 pub use chat::{ChatTemplate, Message, TemplateError};
 pub use config::{Architecture, DecoderConfig, RopeStyle};
 pub use decoder::{Decoder, KvCache};
-pub use generate::{generate, Completion, FinishReason, GenerateError, Request, Session, TokenLogprob};
+pub use generate::{generate, Completion, Decoding, FinishReason, GenerateError, Request, Session, TokenLogprob};
 pub use gguf::{GgufError, GgufFile, MetadataValue, TensorSlice};
 pub use model::{GenerationDefaults, LanguageModel, LoadError, ModelFacts, PromptError};
 pub use sampling::{Sampler, SamplingError, SamplingParams};
+pub use served::{CausalLmLoader, CausalLmModel, Generator};
 pub use stop::{Checked, StopStrings};
 pub use tokenizer::{Detokenizer, TextTokenizer, TokenType, TokenizerError};
 pub use weights::{Weights, WeightsError};

@@ -5,80 +5,8 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use thiserror::Error;
 
-/// A sampling parameter out of range; the message names it and the range.
-#[derive(Debug, Error, PartialEq)]
-#[error("{field}: {message}")]
-pub struct SamplingError {
-    /// The parameter (`temperature`, `logit_bias`, …).
-    pub field: &'static str,
-    /// What was expected.
-    pub message: String,
-}
-
-/// How to choose tokens (OpenAI's defaults: temperature 1, top_p 1, no penalties).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplingParams {
-    /// 0 chooses the most likely token; higher values flatten the distribution (0 to 2).
-    pub temperature: f32,
-    /// Keep the smallest set of most likely tokens whose probabilities sum to at least this.
-    pub top_p: f32,
-    /// Keep only the `top_k` most likely tokens (0: all).
-    pub top_k: usize,
-    /// Drop tokens less likely than `min_p` times the most likely one (0: none).
-    pub min_p: f32,
-    /// Seed of the draws: the same seed, prompt and parameters give the same text.
-    pub seed: Option<u64>,
-    /// Divides positive logits (multiplies negative ones) of tokens already seen (1: off).
-    pub repetition_penalty: f32,
-    /// Subtracted once from the logit of every token already generated (−2 to 2).
-    pub presence_penalty: f32,
-    /// Subtracted per occurrence from the logit of generated tokens (−2 to 2).
-    pub frequency_penalty: f32,
-    /// Added to the logits of these token ids (−100 to 100).
-    pub logit_bias: Vec<(u32, f32)>,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            min_p: 0.0,
-            seed: None,
-            repetition_penalty: 1.0,
-            presence_penalty: 0.0,
-            frequency_penalty: 0.0,
-            logit_bias: Vec::new(),
-        }
-    }
-}
-
-fn check(ok: bool, field: &'static str, message: &str) -> Result<(), SamplingError> {
-    match ok {
-        true => Ok(()),
-        false => Err(SamplingError { field, message: message.into() }),
-    }
-}
-
-impl SamplingParams {
-    /// Checks every parameter against its range for a vocabulary of `vocab_size` tokens.
-    pub fn validate(&self, vocab_size: usize) -> Result<(), SamplingError> {
-        check((0.0..=2.0).contains(&self.temperature), "temperature", "expected a number from 0 to 2")?;
-        check(self.top_p > 0.0 && self.top_p <= 1.0, "top_p", "expected a number above 0 and at most 1")?;
-        check((0.0..=1.0).contains(&self.min_p), "min_p", "expected a number from 0 to 1")?;
-        check(self.repetition_penalty > 0.0, "repetition_penalty", "expected a positive number")?;
-        check((-2.0..=2.0).contains(&self.presence_penalty), "presence_penalty", "expected a number from -2 to 2")?;
-        check((-2.0..=2.0).contains(&self.frequency_penalty), "frequency_penalty", "expected a number from -2 to 2")?;
-        for &(id, bias) in &self.logit_bias {
-            let message = format!("token id {id}: expected an id below {vocab_size} with a bias from -100 to 100");
-            check((id as usize) < vocab_size && (-100.0..=100.0).contains(&bias), "logit_bias", &message)?;
-        }
-        Ok(())
-    }
-}
+pub use lathe_engine::generation::{SamplingError, SamplingParams};
 
 /// Chooses tokens with one set of parameters and one random stream.
 pub struct Sampler {

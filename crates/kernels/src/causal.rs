@@ -31,14 +31,53 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// One key/value head of a KV cache: position `t`'s key and value start at `t * stride +
-/// offset` of `keys` and `values`.
+/// A sequence's KV cache of one layer in blocks (vLLM's PagedAttention, Kwon et al. 2023):
+/// position `t` lives in row `t % block_size` of `keys[t / block_size]` and
+/// `values[t / block_size]`, rows of `kv_heads · dim` values.
+#[derive(Debug, Clone)]
+pub struct PagedKv<'a> {
+    /// Each block's keys, `[block_size, kv_heads · dim]` (the last block may be shorter).
+    pub keys: Vec<&'a [f32]>,
+    /// Each block's values, shaped as `keys`.
+    pub values: Vec<&'a [f32]>,
+    /// Positions per block.
+    pub block_size: usize,
+    /// Positions the query attends to (`0..len`).
+    pub len: usize,
+}
+
+impl PagedKv<'_> {
+    /// Panics unless the blocks hold `len` positions of rows `stride` wide.
+    fn check(&self, stride: usize) {
+        assert!(self.block_size > 0, "blocks must hold at least one position");
+        assert_eq!(self.keys.len(), self.values.len(), "as many key blocks as value blocks");
+        let mut left = self.len;
+        for (k, v) in self.keys.iter().zip(&self.values) {
+            let rows = left.min(self.block_size);
+            let needed = rows.checked_mul(stride).expect("KV block size overflows");
+            assert!(k.len() >= needed && v.len() >= needed, "KV block too short");
+            left -= rows;
+        }
+        assert_eq!(left, 0, "the blocks hold fewer positions than len");
+    }
+}
+
+/// One key/value head of a paged KV cache: position `t`'s key starts at `(t % block_size) ·
+/// stride + offset` of block `t / block_size`.
 #[derive(Clone, Copy)]
 struct KvHead<'a> {
-    keys: &'a [f32],
-    values: &'a [f32],
+    kv: &'a PagedKv<'a>,
     stride: usize,
     offset: usize,
+}
+
+impl<'a> KvHead<'a> {
+    #[inline(always)]
+    fn at(&self, t: usize, dim: usize) -> (&'a [f32], &'a [f32]) {
+        let (b, row) = (t / self.kv.block_size, t % self.kv.block_size);
+        let at = row * self.stride + self.offset;
+        (&self.kv.keys[b][at..at + dim], &self.kv.values[b][at..at + dim])
+    }
 }
 
 multiversion! {
@@ -47,16 +86,39 @@ multiversion! {
 fn attend_one(q: &[f32], kv: KvHead, scale: f32, scores: &mut [f32], out: &mut [f32]) {
     let dim = q.len();
     for (t, s) in scores.iter_mut().enumerate() {
-        let at = t * kv.stride + kv.offset;
-        *s = dot(q, &kv.keys[at..at + dim]);
+        *s = dot(q, kv.at(t, dim).0);
     }
     math::softmax(scores, scale);
     out.fill(0.0);
     for (t, &w) in scores.iter().enumerate() {
-        let at = t * kv.stride + kv.offset;
-        out.iter_mut().zip(&kv.values[at..at + dim]).for_each(|(o, v)| *o += w * v);
+        out.iter_mut().zip(kv.at(t, dim).1).for_each(|(o, v)| *o += w * v);
     }
 }
+}
+
+/// Decoding: one new query per sequence, each over its own paged KV cache. `q` and `out` are
+/// `[seqs.len(), heads·dim]`; query `i` attends to positions `0..seqs[i].len` of `seqs[i]`
+/// (its own position included), scaled by `1/√dim`. One task per (query, head).
+///
+/// # Panics
+/// When `kv_heads` does not divide `heads`, a buffer is shorter than the shapes say, or a
+/// sequence's blocks hold fewer than `len` positions.
+pub fn attend_paged(q: &[f32], seqs: &[PagedKv], shape: CausalHeads, out: &mut [f32]) {
+    let CausalHeads { heads, kv_heads, dim } = shape;
+    assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads), "{heads} query heads cannot share {kv_heads} kv heads");
+    assert!(dim > 0, "heads must have at least one dimension");
+    let q_width = heads.checked_mul(dim).expect("heads × dim overflows");
+    assert_eq!(q.len(), seqs.len().checked_mul(q_width).expect("query size overflows"), "one query per sequence");
+    assert_eq!(out.len(), q.len(), "out must be as long as q");
+    let stride = kv_heads * dim;
+    seqs.iter().for_each(|s| s.check(stride));
+    let (scale, group) = (1.0 / (dim as f32).sqrt(), heads / kv_heads);
+    out.par_chunks_mut(dim).enumerate().for_each_init(Vec::new, |scores, (task, o)| {
+        let (i, h) = (task / heads, task % heads);
+        scores.resize(seqs[i].len, 0.0);
+        let query = &q[i * q_width + h * dim..i * q_width + (h + 1) * dim];
+        attend_one(query, KvHead { kv: &seqs[i], stride, offset: (h / group) * dim }, scale, scores, o);
+    });
 }
 
 /// Attention of `tokens` new queries at positions `start..start + tokens`: `q` is
@@ -77,18 +139,19 @@ pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shap
     assert_eq!(out.len(), q.len(), "out must be as long as q");
     let needed = start.checked_add(tokens).and_then(|n| n.checked_mul(stride)).expect("KV cache size overflows");
     assert!(keys.len() >= needed && values.len() >= needed, "KV cache too short");
-    let scale = 1.0 / (dim as f32).sqrt();
-    let group = heads / kv_heads;
     if tokens > 1 {
-        return attend_batch(q, KvHead { keys, values, stride, offset: 0 }, start, shape, out);
+        return attend_batch(q, ContiguousKv { keys, values, stride }, start, shape, out);
     }
-    out.par_chunks_mut(dim).enumerate().for_each_init(Vec::new, |scores, (task, o)| {
-        let (i, h) = (task / heads, task % heads);
-        scores.resize(start + i + 1, 0.0);
-        let query = &q[i * q_width + h * dim..i * q_width + (h + 1) * dim];
-        let kv = KvHead { keys, values, stride, offset: (h / group) * dim };
-        attend_one(query, kv, scale, scores, o);
-    });
+    let one = PagedKv { keys: vec![keys], values: vec![values], block_size: start + 1, len: start + 1 };
+    attend_paged(q, std::slice::from_ref(&one), shape, out);
+}
+
+/// A KV cache of one layer in one buffer, position `t` at row `t` (`stride` values a row).
+#[derive(Clone, Copy)]
+struct ContiguousKv<'a> {
+    keys: &'a [f32],
+    values: &'a [f32],
+    stride: usize,
 }
 
 /// Queries whose scores are computed together; each block reads only the keys it may see.
@@ -97,7 +160,7 @@ const QUERY_BLOCK: usize = 64;
 /// Prompt processing: per head (in parallel) and block of queries, `S = Q·Kᵀ` and
 /// `O = softmax(S)·V` as two matrix products (`matrixmultiply`) over the positions the block
 /// may see, later positions in the block masked.
-fn attend_batch(q: &[f32], kv: KvHead, start: usize, shape: CausalHeads, out: &mut [f32]) {
+fn attend_batch(q: &[f32], kv: ContiguousKv, start: usize, shape: CausalHeads, out: &mut [f32]) {
     let CausalHeads { heads, kv_heads, dim } = shape;
     let (q_width, tokens) = (heads * dim, q.len() / (heads * dim));
     let scale = 1.0 / (dim as f32).sqrt();
@@ -169,6 +232,37 @@ mod tests {
         for (start, tokens) in [(5, 3), (7, 1), (0, 4), (3, 150)] {
             check_against_plain(start, tokens);
         }
+    }
+
+    #[test]
+    fn paged_blocks_give_what_one_buffer_gives() {
+        let shape = CausalHeads { heads: 4, kv_heads: 2, dim: 20 };
+        let f = |i: usize| ((i * 7919 % 211) as f32 / 105.0 - 1.0) * 0.7;
+        let lens = [1usize, 7, 16, 23];
+        let q: Vec<f32> = (0..lens.len() * 80).map(f).collect();
+        let cache: Vec<(Vec<f32>, Vec<f32>)> = lens
+            .iter()
+            .map(|&n| ((0..n * 40).map(|i| f(i + n)).collect(), (0..n * 40).map(|i| f(i + 2 * n)).collect()))
+            .collect();
+        crate::cpu::for_each_level("attend_paged", |level| {
+            let seqs: Vec<PagedKv> = cache
+                .iter()
+                .zip(lens)
+                .map(|((k, v), len)| PagedKv {
+                    keys: k.chunks(5 * 40).collect(),
+                    values: v.chunks(5 * 40).collect(),
+                    block_size: 5,
+                    len,
+                })
+                .collect();
+            let mut paged = vec![0.0; q.len()];
+            attend_paged(&q, &seqs, shape, &mut paged);
+            for (i, ((k, v), len)) in cache.iter().zip(lens).enumerate() {
+                let mut one = vec![0.0; 80];
+                attend_cached(&q[i * 80..(i + 1) * 80], k, v, len - 1, shape, &mut one);
+                assert_eq!(&paged[i * 80..(i + 1) * 80], &one[..], "{level} sequence {i}");
+            }
+        });
     }
 
     fn check_against_plain(start: usize, tokens: usize) {

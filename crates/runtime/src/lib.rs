@@ -6,11 +6,14 @@
 //!   batching; the async side only submits and awaits a oneshot reply.
 //! - [`Manager`]: the version router (policies, labels, default routes) and the load/unload
 //!   state machine (Triton's states), fed by [`Watcher`] (file notifications plus polling).
+//! - [`generation`]: the scheduler of language-model versions (continuous batching over a
+//!   paged KV cache with prefix caching and recompute preemption).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod batcher;
 mod config;
+pub mod generation;
 mod manager;
 pub mod stats;
 mod watcher;

@@ -8,6 +8,10 @@ use std::time::Duration;
 /// Upper bounds (seconds) of latency buckets: 25 µs to 10 s.
 pub const LATENCY_BUCKETS: [f64; 16] =
     [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0, 2.5, 10.0];
+/// Upper bounds (seconds) of generation latency buckets (time to first token, inter-token
+/// latency, end-to-end and queue time): 1 ms to 10 minutes.
+pub const GENERATION_BUCKETS: [f64; 18] =
+    [1e-3, 5e-3, 1e-2, 2e-2, 4e-2, 6e-2, 8e-2, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0, 600.0];
 /// Upper bounds of batch-size buckets.
 pub const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
@@ -120,6 +124,68 @@ pub struct VersionStats {
     pub batch_size: Histogram,
     /// Per batch size: executions and compute time.
     pub per_batch_size: Mutex<std::collections::BTreeMap<usize, (u64, u64)>>,
+    /// Text generation (language models only).
+    pub generation: GenerationStats,
+}
+
+/// What the generation scheduler counts (vLLM's metric set).
+#[derive(Debug)]
+pub struct GenerationStats {
+    /// Sequences in the running batch now.
+    pub running: AtomicU64,
+    /// Sequences waiting to be scheduled now (preempted ones included).
+    pub waiting: AtomicU64,
+    /// KV-cache blocks in the pool.
+    pub kv_blocks_total: AtomicU64,
+    /// KV-cache blocks held by sequences now.
+    pub kv_blocks_used: AtomicU64,
+    /// Prompt tokens looked up in the prefix cache.
+    pub prefix_queries: AtomicU64,
+    /// Of those, tokens found (their prefill skipped).
+    pub prefix_hits: AtomicU64,
+    /// Sequences preempted (KV blocks freed, recomputed later).
+    pub preemptions: AtomicU64,
+    /// Prompt tokens of finished requests.
+    pub prompt_tokens: AtomicU64,
+    /// Tokens generated.
+    pub generation_tokens: AtomicU64,
+    /// Finished requests by reason: stop, length, abort (client gone).
+    pub finished: [AtomicU64; 3],
+    /// Seconds from arrival to the first generated token.
+    pub time_to_first_token: Histogram,
+    /// Seconds between consecutive tokens of a request.
+    pub inter_token_latency: Histogram,
+    /// Seconds from arrival to the last token.
+    pub e2e_latency: Histogram,
+    /// Seconds from arrival to the first scheduling.
+    pub queue_time: Histogram,
+    /// Tokens per scheduler step (prompt and generated).
+    pub iteration_tokens: Histogram,
+}
+
+/// The reasons of [`GenerationStats::finished`], in order.
+pub const FINISHED_REASONS: [&str; 3] = ["stop", "length", "abort"];
+
+impl Default for GenerationStats {
+    fn default() -> Self {
+        GenerationStats {
+            running: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            kv_blocks_total: AtomicU64::new(0),
+            kv_blocks_used: AtomicU64::new(0),
+            prefix_queries: AtomicU64::new(0),
+            prefix_hits: AtomicU64::new(0),
+            preemptions: AtomicU64::new(0),
+            prompt_tokens: AtomicU64::new(0),
+            generation_tokens: AtomicU64::new(0),
+            finished: Default::default(),
+            time_to_first_token: Histogram::new(&GENERATION_BUCKETS),
+            inter_token_latency: Histogram::new(&GENERATION_BUCKETS),
+            e2e_latency: Histogram::new(&GENERATION_BUCKETS),
+            queue_time: Histogram::new(&GENERATION_BUCKETS),
+            iteration_tokens: Histogram::new(&BATCH_BUCKETS),
+        }
+    }
 }
 
 impl Default for VersionStats {
@@ -137,6 +203,7 @@ impl Default for VersionStats {
             compute_seconds: Histogram::new(&LATENCY_BUCKETS),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             per_batch_size: Mutex::new(Default::default()),
+            generation: GenerationStats::default(),
         }
     }
 }

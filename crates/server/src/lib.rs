@@ -14,6 +14,7 @@ mod body;
 pub mod embed;
 pub mod error;
 mod infer;
+pub mod llm;
 mod manage;
 pub mod metrics;
 pub mod oip;

@@ -15,7 +15,7 @@ use axum::Router;
 
 use crate::auth::Scope;
 use crate::state::AppState;
-use crate::{admin, manage, oip, openai, repository, tfs};
+use crate::{admin, llm, manage, oip, openai, repository, tfs};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +96,21 @@ pub static ENDPOINTS: &[Endpoint] = &[
     route(POST, "/v2/models/{m}/versions/{v}/infer", INFER, |f| on(f, oip::infer_version)),
     route(GET, "/v2/models/{m}/versions/{v}/config", READ, |f| on(f, oip::version_config)),
     route(GET, "/v2/models/{m}/versions/{v}/stats", READ, |f| on(f, oip::version_stats)),
+    route(POST, "/v2/models/{m}/generate", INFER, |f| on(f, llm::triton::generate)),
+    route(POST, "/v2/models/{m}/generate_stream", INFER, |f| on(f, llm::triton::generate_stream)),
+    route(POST, "/v2/models/{m}/versions/{v}/generate", INFER, |f| on(f, llm::triton::generate_version)),
+    route(POST, "/v2/models/{m}/versions/{v}/generate_stream", INFER, |f| on(f, llm::triton::generate_stream_version)),
     route(POST, "/v2/repository/index", ADMIN, |f| on(f, repository::index)),
     route(POST, "/v2/repository/models/{m}/load", ADMIN, |f| on(f, repository::load)),
     route(POST, "/v2/repository/models/{m}/unload", ADMIN, |f| on(f, repository::unload)),
     // TF Serving REST and KServe V1.
     route(GET, "/v1/models", READ, |f| on(f, tfs::list)),
     route(POST, "/v1/embeddings", INFER, |f| on(f, openai::embeddings)),
+    // OpenAI and vLLM text generation.
+    route(POST, "/v1/chat/completions", INFER, |f| on(f, llm::chat::completions)),
+    route(POST, "/v1/completions", INFER, |f| on(f, llm::completions::completions)),
+    route(POST, "/tokenize", INFER, |f| on(f, llm::tokenize::tokenize)),
+    route(POST, "/detokenize", INFER, |f| on(f, llm::tokenize::detokenize)),
     route(GET, V1_MODELS, Access::ByForm, |f| on(f, tfs::get)),
     form(GET, "/v1/models/{m}", Scope::Read),
     form(GET, "/v1/models/{m}/metadata", Scope::Read),

@@ -12,13 +12,15 @@ use crate::metrics::ServerMetrics;
 pub struct Limits {
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
-    /// Longest a request may take (504 after).
+    /// Longest a request may take (504 after); text generation is not limited by it.
     pub request_timeout: Duration,
+    /// Most choices (`n`) per generation request.
+    pub max_n: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 32 << 20, request_timeout: Duration::from_secs(30) }
+        Limits { max_body_bytes: 32 << 20, request_timeout: Duration::from_secs(30), max_n: 8 }
     }
 }
 

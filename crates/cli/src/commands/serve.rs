@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use lathe_registry::Repository;
+use lathe_runtime::generation::GenerationConfig;
 use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
 use lathe_server::{AppState, Limits, ServerMetrics};
 
@@ -23,7 +24,10 @@ use crate::Cli;
         \nwithout dropping requests. Per-model settings go in <repo>/<model>/config.json:\
         \n  {\"version_policy\": {\"latest\": {\"num_versions\": 2}}, \"max_batch_size\": 32,\
         \n   \"max_queue_delay_us\": 200, \"max_queue_size\": 512, \"instances\": 1}\
-        \nLabels: lathe models label NAME stable 3"
+        \nLabels: lathe models label NAME stable 3\n\
+        \nLanguage models (lathe import gguf|hf) answer OpenAI's API:\
+        \n  curl -s localhost:8080/v1/chat/completions \
+        -d '{\"model\": \"smollm2\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'"
 )]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -93,6 +97,42 @@ pub struct ServeArgs {
     /// Longest wait for in-flight requests before an old version is unloaded, milliseconds.
     #[arg(long, env = "LATHE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+    /// Language models: most sequences decoding together in one step (the running batch).
+    #[arg(long, env = "LATHE_MAX_NUM_SEQS", default_value_t = 32, help_heading = "Language models")]
+    pub max_num_seqs: usize,
+    /// Language models: most tokens per step, prompt chunks and decoded tokens together.
+    /// Smaller values keep inter-token latency low while long prompts are processed;
+    /// larger ones give a lower time to first token.
+    #[arg(long, env = "LATHE_MAX_NUM_BATCHED_TOKENS", default_value_t = 256, help_heading = "Language models")]
+    pub max_num_batched_tokens: usize,
+    /// Language models: KV-cache memory per model version (e.g. 512MiB, 2GiB). Sequences
+    /// that do not fit wait; running ones are preempted and recomputed when it runs out.
+    #[arg(long, env = "LATHE_KV_CACHE_MEMORY", default_value = "1GiB", help_heading = "Language models")]
+    pub kv_cache_memory: bytesize::ByteSize,
+    /// Language models: compute threads per model version (0: one per core).
+    #[arg(long, env = "LATHE_GENERATION_THREADS", default_value_t = 0, help_heading = "Language models")]
+    pub generation_threads: usize,
+    /// Language models: most requests waiting for a place in the running batch; more get 429.
+    #[arg(long, env = "LATHE_MAX_WAITING_SEQS", default_value_t = 256, help_heading = "Language models")]
+    pub max_waiting_seqs: usize,
+    /// Language models: most choices (`n`) per request.
+    #[arg(long, env = "LATHE_MAX_N", default_value_t = 8, help_heading = "Language models")]
+    pub max_n: usize,
+}
+
+impl ServeArgs {
+    /// The scheduler settings of language models.
+    fn generation(&self) -> GenerationConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        GenerationConfig {
+            max_num_seqs: self.max_num_seqs.max(1),
+            max_num_batched_tokens: self.max_num_batched_tokens.max(1),
+            kv_cache_bytes: usize::try_from(self.kv_cache_memory.as_u64()).unwrap_or(usize::MAX),
+            threads: if self.generation_threads == 0 { cores } else { self.generation_threads },
+            max_waiting: self.max_waiting_seqs.max(1),
+            ..GenerationConfig::default()
+        }
+    }
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
@@ -114,7 +154,11 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         max_batch_tokens: args.max_batch_tokens,
         max_batch_requests: args.max_batch_requests,
     };
-    let options = ServeOptions { defaults, drain_timeout: Duration::from_millis(args.drain_timeout_ms) };
+    let options = ServeOptions {
+        defaults,
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+        generation: args.generation(),
+    };
     let manager = Manager::new(
         Repository::new(repo),
         Arc::new(crate::loaders::KindLoader { embedding_backend: args.embedding_backend }),
@@ -177,6 +221,7 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+            max_n: args.max_n.max(1),
         },
     };
     runtime.block_on(async {

@@ -20,6 +20,7 @@ use lathe_formats::Manifest;
 use lathe_registry::Repository;
 use lathe_types::{ApiError, ErrorKind, Tensor, TensorData};
 
+use crate::generation::Generation;
 use crate::stats::VersionStats;
 use crate::{BatchConfig, Batcher, ModelConfig};
 use lathe_engine::{Loader, Servable};
@@ -74,6 +75,8 @@ pub struct LoadedVersion {
     pub batcher: Batcher,
     /// Its statistics.
     pub stats: Arc<VersionStats>,
+    /// The scheduler of a language model (`None` for other models).
+    pub generation: Option<crate::generation::Generation>,
 }
 
 /// Server-wide settings of the manager.
@@ -83,11 +86,17 @@ pub struct ServeOptions {
     pub defaults: BatchConfig,
     /// Longest wait for in-flight requests before a version is unloaded anyway.
     pub drain_timeout: Duration,
+    /// Scheduler settings of language models.
+    pub generation: crate::generation::GenerationConfig,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { defaults: BatchConfig::default(), drain_timeout: Duration::from_secs(30) }
+        ServeOptions {
+            defaults: BatchConfig::default(),
+            drain_timeout: Duration::from_secs(30),
+            generation: Default::default(),
+        }
     }
 }
 
@@ -402,18 +411,35 @@ impl Manager {
         let started = Instant::now();
         let dir = self.repo.root().join(name).join(v.to_string());
         let signature = reconcile::folder_signature(&dir);
+        let stats = self
+            .models
+            .read()
+            .expect("models lock")
+            .get(name)
+            .and_then(|m| m.versions.get(&v))
+            .map(|e| e.stats.clone());
+        let stats = stats.unwrap_or_default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, String> {
             let manifest = lathe_registry::read_manifest(&dir).map_err(|e| e.to_string())?;
             let servable = self.loader.load(&dir, &manifest)?;
-            warm_up(servable.as_ref())?;
-            Ok((manifest, servable))
+            let generation = match servable.clone().text_generator() {
+                Some(generator) => {
+                    let config = self.options.generation.clone();
+                    Some(Generation::start(generator, config, stats.clone(), &format!("{name}-{v}"))?)
+                }
+                None => {
+                    warm_up(servable.as_ref())?;
+                    None
+                }
+            };
+            Ok((manifest, servable, generation))
         }))
         .unwrap_or_else(|_| Err("the engine panicked while loading".into()));
         let seconds = started.elapsed().as_secs_f64();
         let mut models = self.models.write().expect("models lock");
         let Some(entry) = models.get_mut(name).and_then(|m| m.versions.get_mut(&v)) else { return };
         match result {
-            Ok((manifest, servable)) => {
+            Ok((manifest, servable, generation)) => {
                 let batcher = Batcher::start(servable.clone(), batching, entry.stats.clone(), &format!("{name}-{v}"));
                 entry.loaded = Some(Arc::new(LoadedVersion {
                     name: name.to_string(),
@@ -422,6 +448,7 @@ impl Manager {
                     servable,
                     batcher,
                     stats: entry.stats.clone(),
+                    generation,
                 }));
                 entry.state = LoadState::Ready;
                 entry.reason.clear();

@@ -119,7 +119,7 @@ impl TestServer {
         let manager = Manager::new(
             repo,
             setup.loader,
-            ServeOptions { defaults: setup.defaults, drain_timeout: Duration::from_secs(10) },
+            ServeOptions { defaults: setup.defaults, drain_timeout: Duration::from_secs(10), ..Default::default() },
         );
         let watcher = Watcher::start(manager.clone(), setup.poll);
         let state = AppState {
