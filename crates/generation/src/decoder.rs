@@ -9,7 +9,7 @@ use lathe_kernels::math::swiglu;
 use rayon::prelude::*;
 
 use lathe_engine::generation::{KvBlocks, SequenceChunk};
-use lathe_kernels::causal::{attend_cached, attend_paged, CausalHeads, PagedKv};
+use lathe_kernels::causal::{attend_paged, CausalHeads, PagedKv, PagedQuery};
 use lathe_kernels::quant::{matvec_group, quantize_rows, Activations, GgmlType};
 
 use crate::config::{DecoderConfig, RopeStyle};
@@ -320,38 +320,19 @@ impl Decoder {
         }
     }
 
-    /// Attention of every chunk's queries over its own cached positions: single new tokens
-    /// (decoding) together over their blocks, longer chunks (prompt processing) one by one
-    /// over their positions gathered into one buffer.
+    /// Attention of every chunk's queries over its own cached positions (its blocks), all in
+    /// one parallel pass; a query's values do not depend on the rest of the batch.
     fn attend(&self, b: &mut Batch, chunks: &[SequenceChunk], kv: &KvBlocks, layer: usize) {
         let c = &self.cfg;
         let shape = CausalHeads { heads: c.heads, kv_heads: c.kv_heads, dim: c.head_dim };
-        let q_dim = c.heads * c.head_dim;
-        let (mut decode_rows, mut decode_kv) = (Vec::new(), Vec::new());
-        let mut row = 0;
-        for ch in chunks {
-            let (n, len) = (ch.tokens.len(), ch.start + ch.tokens.len());
-            let paged = self.layer_kv(kv, ch.blocks, layer, len);
-            if n == 1 {
-                decode_rows.push(row);
-                decode_kv.push(paged);
-            } else {
-                let keys: Vec<f32> = paged.keys.concat();
-                let values: Vec<f32> = paged.values.concat();
-                let rows = row * q_dim..(row + n) * q_dim;
-                attend_cached(&b.q[rows.clone()], &keys, &values, ch.start, shape, &mut b.attn[rows]);
-            }
-            row += n;
-        }
-        if decode_rows.is_empty() {
-            return;
-        }
-        let q: Vec<f32> = decode_rows.iter().flat_map(|&r| &b.q[r * q_dim..(r + 1) * q_dim]).copied().collect();
-        let mut out = vec![0.0; q.len()];
-        attend_paged(&q, &decode_kv, shape, &mut out);
-        for (&r, o) in decode_rows.iter().zip(out.chunks_exact(q_dim)) {
-            b.attn[r * q_dim..(r + 1) * q_dim].copy_from_slice(o);
-        }
+        let seqs: Vec<PagedKv> =
+            chunks.iter().map(|ch| self.layer_kv(kv, ch.blocks, layer, ch.start + ch.tokens.len())).collect();
+        let queries: Vec<PagedQuery> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(seq, ch)| (ch.start..ch.start + ch.tokens.len()).map(move |p| PagedQuery { seq, len: p + 1 }))
+            .collect();
+        attend_paged(&b.q, &seqs, &queries, shape, &mut b.attn);
     }
 
     fn feed_forward(&self, layer: &Layer, b: &mut Batch, times: &mut OpTimes, clock: &mut Instant) {

@@ -1,12 +1,12 @@
 //! Causal attention of new query tokens over a sequence's KV cache, with grouped-query heads
 //! (Ainslie et al. 2023, "GQA"): query head `h` reads key/value head `h / (heads / kv_heads)`.
 //! One task per (token, head); scores, softmax and the weighted sum of values run in
-//! vectorised loops compiled per code path.
+//! vectorised loops compiled per code path, in position order (results do not depend on
+//! the batch).
 
 use rayon::prelude::*;
 
 use crate::math;
-use crate::shared::SharedOut;
 
 /// The shape of a decoder's attention.
 #[derive(Debug, Clone, Copy)]
@@ -96,131 +96,60 @@ fn attend_one(q: &[f32], kv: KvHead, scale: f32, scores: &mut [f32], out: &mut [
 }
 }
 
-/// Decoding: one new query per sequence, each over its own paged KV cache. `q` and `out` are
-/// `[seqs.len(), heads·dim]`; query `i` attends to positions `0..seqs[i].len` of `seqs[i]`
-/// (its own position included), scaled by `1/√dim`. One task per (query, head).
+/// One query of [`attend_paged`]: the sequence it belongs to and how many of its positions it
+/// sees (its own included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagedQuery {
+    /// Index into the sequences.
+    pub seq: usize,
+    /// Positions `0..len` are attended to.
+    pub len: usize,
+}
+
+/// Causal attention of new queries, each over its own sequence's paged KV cache: `q` and `out`
+/// are `[queries.len(), heads·dim]`, query `i` attends to positions `0..queries[i].len` of
+/// `seqs[queries[i].seq]`, scaled by `1/√dim`. One task per (query, head); each query's scores,
+/// softmax and weighted sum run in position order, so a query gets the same values whatever
+/// else is in the batch and whether its tokens came one at a time or as a prompt.
 ///
 /// # Panics
-/// When `kv_heads` does not divide `heads`, a buffer is shorter than the shapes say, or a
-/// sequence's blocks hold fewer than `len` positions.
-pub fn attend_paged(q: &[f32], seqs: &[PagedKv], shape: CausalHeads, out: &mut [f32]) {
+/// When `kv_heads` does not divide `heads`, a buffer is shorter than the shapes say, or a query
+/// reads a sequence that does not exist or positions its blocks do not hold.
+pub fn attend_paged(q: &[f32], seqs: &[PagedKv], queries: &[PagedQuery], shape: CausalHeads, out: &mut [f32]) {
     let CausalHeads { heads, kv_heads, dim } = shape;
     assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads), "{heads} query heads cannot share {kv_heads} kv heads");
     assert!(dim > 0, "heads must have at least one dimension");
     let q_width = heads.checked_mul(dim).expect("heads × dim overflows");
-    assert_eq!(q.len(), seqs.len().checked_mul(q_width).expect("query size overflows"), "one query per sequence");
+    assert_eq!(q.len(), queries.len().checked_mul(q_width).expect("query size overflows"), "one row per query");
     assert_eq!(out.len(), q.len(), "out must be as long as q");
     let stride = kv_heads * dim;
     seqs.iter().for_each(|s| s.check(stride));
+    assert!(queries.iter().all(|p| p.seq < seqs.len() && p.len <= seqs[p.seq].len), "a query reads past its cache");
     let (scale, group) = (1.0 / (dim as f32).sqrt(), heads / kv_heads);
     out.par_chunks_mut(dim).enumerate().for_each_init(Vec::new, |scores, (task, o)| {
         let (i, h) = (task / heads, task % heads);
-        scores.resize(seqs[i].len, 0.0);
+        let PagedQuery { seq, len } = queries[i];
+        scores.resize(len, 0.0);
         let query = &q[i * q_width + h * dim..i * q_width + (h + 1) * dim];
-        attend_one(query, KvHead { kv: &seqs[i], stride, offset: (h / group) * dim }, scale, scores, o);
+        attend_one(query, KvHead { kv: &seqs[seq], stride, offset: (h / group) * dim }, scale, scores, o);
     });
 }
 
 /// Attention of `tokens` new queries at positions `start..start + tokens`: `q` is
 /// `[tokens, heads·dim]`, `keys` and `values` hold at least `start + tokens` cached positions of
 /// `[kv_heads·dim]` each (the new tokens' included), and `out` receives `[tokens, heads·dim]`.
-/// Query `i` attends to positions `0..=start + i`, scaled by `1/√dim`.
+/// Query `i` attends to positions `0..=start + i`, scaled by `1/√dim` ([`attend_paged`] over
+/// one block).
 ///
 /// # Panics
 /// When `kv_heads` does not divide `heads` or a buffer is shorter than the shapes say.
 pub fn attend_cached(q: &[f32], keys: &[f32], values: &[f32], start: usize, shape: CausalHeads, out: &mut [f32]) {
-    let CausalHeads { heads, kv_heads, dim } = shape;
-    assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads), "{heads} query heads cannot share {kv_heads} kv heads");
-    assert!(dim > 0, "heads must have at least one dimension");
-    let q_width = heads.checked_mul(dim).expect("heads × dim overflows");
-    let stride = kv_heads * dim; // at most q_width
-    assert!(q.len().is_multiple_of(q_width), "q is not whole rows of {q_width}");
+    let q_width = shape.heads.checked_mul(shape.dim).expect("heads × dim overflows").max(1);
     let tokens = q.len() / q_width;
-    assert_eq!(out.len(), q.len(), "out must be as long as q");
-    let needed = start.checked_add(tokens).and_then(|n| n.checked_mul(stride)).expect("KV cache size overflows");
-    assert!(keys.len() >= needed && values.len() >= needed, "KV cache too short");
-    if tokens > 1 {
-        return attend_batch(q, ContiguousKv { keys, values, stride }, start, shape, out);
-    }
-    let one = PagedKv { keys: vec![keys], values: vec![values], block_size: start + 1, len: start + 1 };
-    attend_paged(q, std::slice::from_ref(&one), shape, out);
-}
-
-/// A KV cache of one layer in one buffer, position `t` at row `t` (`stride` values a row).
-#[derive(Clone, Copy)]
-struct ContiguousKv<'a> {
-    keys: &'a [f32],
-    values: &'a [f32],
-    stride: usize,
-}
-
-/// Queries whose scores are computed together; each block reads only the keys it may see.
-const QUERY_BLOCK: usize = 64;
-
-/// Prompt processing: per head (in parallel) and block of queries, `S = Q·Kᵀ` and
-/// `O = softmax(S)·V` as two matrix products (`matrixmultiply`) over the positions the block
-/// may see, later positions in the block masked.
-fn attend_batch(q: &[f32], kv: ContiguousKv, start: usize, shape: CausalHeads, out: &mut [f32]) {
-    let CausalHeads { heads, kv_heads, dim } = shape;
-    let (q_width, tokens) = (heads * dim, q.len() / (heads * dim));
-    let scale = 1.0 / (dim as f32).sqrt();
-    let shared = SharedOut::new(out);
-    (0..heads).into_par_iter().for_each(|h| {
-        let kv_offset = (h / (heads / kv_heads)) * dim;
-        let mut scores = Vec::new();
-        for i0 in (0..tokens).step_by(QUERY_BLOCK) {
-            let rows = QUERY_BLOCK.min(tokens - i0);
-            let seen = start + i0 + rows;
-            scores.clear();
-            scores.resize(rows * seen, 0f32);
-            // SAFETY: Q rows i0..i0+rows of head h lie in q (row stride q_width); Kᵀ reads the
-            // first `seen` cached keys of this kv head (the caller checked the cache holds
-            // start + tokens positions); the scores buffer is rows × seen.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    dim,
-                    seen,
-                    1.0,
-                    q.as_ptr().add(i0 * q_width + h * dim),
-                    q_width as isize,
-                    1,
-                    kv.keys.as_ptr().add(kv_offset),
-                    1,
-                    kv.stride as isize,
-                    0.0,
-                    scores.as_mut_ptr(),
-                    seen as isize,
-                    1,
-                );
-            }
-            for (i, row) in scores.chunks_exact_mut(seen).enumerate() {
-                row[start + i0 + i + 1..].fill(f32::NEG_INFINITY);
-                math::softmax(row, scale);
-            }
-            // SAFETY: reads the scores and `seen` cached values of this kv head; writes this
-            // head's `dim` columns of rows i0..i0+rows of out (row stride q_width), which no
-            // other task writes (one task per head).
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    seen,
-                    dim,
-                    1.0,
-                    scores.as_ptr(),
-                    seen as isize,
-                    1,
-                    kv.values.as_ptr().add(kv_offset),
-                    kv.stride as isize,
-                    1,
-                    0.0,
-                    shared.at(i0 * q_width + h * dim),
-                    q_width as isize,
-                    1,
-                );
-            }
-        }
-    });
+    let len = start.checked_add(tokens).expect("KV cache size overflows");
+    let one = PagedKv { keys: vec![keys], values: vec![values], block_size: len.max(1), len };
+    let queries: Vec<PagedQuery> = (0..tokens).map(|i| PagedQuery { seq: 0, len: start + i + 1 }).collect();
+    attend_paged(q, std::slice::from_ref(&one), &queries, shape, out);
 }
 
 #[cfg(test)]
@@ -256,7 +185,8 @@ mod tests {
                 })
                 .collect();
             let mut paged = vec![0.0; q.len()];
-            attend_paged(&q, &seqs, shape, &mut paged);
+            let queries: Vec<PagedQuery> = lens.iter().enumerate().map(|(seq, &len)| PagedQuery { seq, len }).collect();
+            attend_paged(&q, &seqs, &queries, shape, &mut paged);
             for (i, ((k, v), len)) in cache.iter().zip(lens).enumerate() {
                 let mut one = vec![0.0; 80];
                 attend_cached(&q[i * 80..(i + 1) * 80], k, v, len - 1, shape, &mut one);
