@@ -13,6 +13,7 @@ pub mod auth;
 mod body;
 pub mod embed;
 pub mod error;
+mod generation_metrics;
 mod infer;
 pub mod llm;
 mod manage;

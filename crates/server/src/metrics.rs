@@ -82,6 +82,7 @@ impl ServerMetrics {
     pub fn render_views(&self, models: &[ModelView]) -> String {
         let mut families = self.request_families();
         families.extend(version_families(models));
+        families.extend(crate::generation_metrics::generation_families(models));
         families.retain(|f| !f.get_metric().is_empty());
         TextEncoder::new().encode_to_string(&families).expect("every family has a name and series")
     }
@@ -205,7 +206,7 @@ fn version_families(models: &[ModelView]) -> Vec<MetricFamily> {
     ]
 }
 
-fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+pub(crate) fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(name.into());
     f.set_help(help.into());
@@ -231,7 +232,7 @@ fn series(labels: &[(&str, &str)]) -> Metric {
     m
 }
 
-fn counter(labels: &[(&str, &str)], value: f64) -> Metric {
+pub(crate) fn counter(labels: &[(&str, &str)], value: f64) -> Metric {
     let mut c = proto::Counter::default();
     c.set_value(value);
     let mut m = series(labels);
@@ -239,7 +240,7 @@ fn counter(labels: &[(&str, &str)], value: f64) -> Metric {
     m
 }
 
-fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
+pub(crate) fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
     let mut g = proto::Gauge::default();
     g.set_value(value);
     let mut m = series(labels);
@@ -247,7 +248,7 @@ fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
     m
 }
 
-fn histogram(labels: &[(&str, &str)], h: &HistogramSnapshot) -> Metric {
+pub(crate) fn histogram(labels: &[(&str, &str)], h: &HistogramSnapshot) -> Metric {
     let buckets = h
         .bounds
         .iter()

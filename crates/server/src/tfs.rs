@@ -87,9 +87,19 @@ fn lathe_registry_label_check(l: &str) -> Result<(), ApiError> {
 pub async fn list(State(st): State<AppState>) -> Response {
     let names: Vec<String> =
         st.manager.models().into_iter().filter(|m| !m.versions.is_empty()).map(|m| m.name).collect();
-    // One body for both kinds of clients: KServe V1 reads `models`, OpenAI clients `data`.
-    let data: Vec<Value> =
-        names.iter().map(|n| json!({ "id": n, "object": "model", "created": 0, "owned_by": "lathe" })).collect();
+    // One body for both kinds of clients: KServe V1 reads `models`, OpenAI clients `data`
+    // (language models add their context length as vLLM's `max_model_len`).
+    let data: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let mut entry = json!({ "id": n, "object": "model", "created": 0, "owned_by": "lathe" });
+            let loaded = st.manager.resolve(n, &Selector::Default).ok();
+            if let Some(g) = loaded.as_ref().and_then(|l| l.generation.as_ref()) {
+                entry["max_model_len"] = json!(g.generator().facts().context_length);
+            }
+            entry
+        })
+        .collect();
     json_ok(&json!({ "models": names, "object": "list", "data": data }))
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod embeddings;
 mod generation;
+mod generation_serve;
 mod interrupt;
 mod lifecycle;
 mod remote;

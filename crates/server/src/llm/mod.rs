@@ -52,17 +52,18 @@ impl Llm {
 /// the `X-Request-Id` header.
 pub fn resolve_llm(st: &AppState, model: Option<&str>, headers: &HeaderMap) -> Result<Llm, ApiError> {
     let Some(model) = model else { return only_llm(st) };
+    let at_model = |e: ApiError| ApiError::new(e.kind, format!("model: {}", e.message));
     let (name, loaded) = match model.split_once(':') {
         Some((name, sel)) => {
             let selector = match sel.parse::<u64>() {
                 Ok(v) => Selector::Version(v),
                 Err(_) => Selector::Label(sel.to_string()),
             };
-            (name, st.manager.resolve(name, &selector)?)
+            (name, st.manager.resolve(name, &selector).map_err(at_model)?)
         }
         None => {
             let key = headers.get("x-request-id").and_then(|v| v.to_str().ok());
-            (model, st.manager.route(model, key)?.primary)
+            (model, st.manager.route(model, key).map_err(at_model)?.primary)
         }
     };
     if loaded.generation.is_none() {

@@ -1,0 +1,262 @@
+//! Language models served by `lathe serve`, driven by real clients: the `openai` Python
+//! package (chat, streaming, completions), curl, bad input in OpenAI's error envelope, and a
+//! client that goes away mid-stream.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A server of SmolLM2 as `smol`; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_smollm2(cwd: &Path, args: &[&str]) -> Server {
+    let gguf = shared().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    ok(&lathe(cwd, &["import", "gguf", gguf.to_str().unwrap(), "--name", "smol", "--json"]));
+    let (child, listening) = spawn_serve(cwd, args);
+    let server = Server { child, base: format!("http://{}", listening["address"].as_str().unwrap()) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&server.base, "/v2/models/smol/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "the language model never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn get(base: &str, path: &str) -> (u16, String) {
+    match agent().get(format!("{base}{path}")).call() {
+        Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn post(base: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut r = agent().post(format!("{base}{path}")).send(body.as_bytes()).unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The value of the series `name{…labels…}` in a /metrics text.
+fn metric(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+const CLIENT: &str = r#"
+import sys, openai
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused")
+question = [{"role": "user", "content": "What is the capital of Germany?"}]
+whole = client.chat.completions.create(model="smol", messages=question, temperature=0, max_tokens=24)
+answer = whole.choices[0].message.content
+assert "Berlin" in answer, whole
+assert whole.choices[0].finish_reason == "stop" and whole.usage.prompt_tokens == 37, whole
+
+parts, usage = [], None
+stream = client.chat.completions.create(model="smol", messages=question, temperature=0, max_tokens=24,
+                                        stream=True, stream_options={"include_usage": True})
+for chunk in stream:
+    if chunk.choices:
+        parts.append(chunk.choices[0].delta.content or "")
+    if chunk.usage:
+        usage = chunk.usage
+assert "".join(parts) == answer, (parts, answer)
+assert usage.completion_tokens == whole.usage.completion_tokens and usage.prompt_tokens == 37, usage
+assert usage.prompt_tokens_details.cached_tokens >= 32, usage
+
+text = client.completions.create(model="smol", prompt="The capital of France is", max_tokens=8, temperature=0)
+assert text.choices[0].text.startswith(" Paris"), text
+streamed = "".join(c.choices[0].text for c in client.completions.create(
+    model="smol", prompt="The capital of France is", max_tokens=8, temperature=0, stream=True) if c.choices)
+assert streamed == text.choices[0].text, (streamed, text)
+
+two = client.chat.completions.create(model="smol", messages=question, n=2, seed=3, max_tokens=6,
+                                     logprobs=True, top_logprobs=2,
+                                     extra_body={"top_k": 40, "some_future_field": 1})
+assert [c.index for c in two.choices] == [0, 1], two
+first = two.choices[0].logprobs.content[0]
+assert len(first.top_logprobs) == 2 and first.logprob <= 0, first
+
+assert any(m.id == "smol" for m in client.models.list().data)
+try:
+    client.chat.completions.create(model="nope", messages=question)
+    raise SystemExit("expected an error for an unknown model")
+except openai.NotFoundError as e:
+    assert e.status_code == 404
+print("ok")
+"#;
+
+#[test]
+fn the_openai_package_and_curl_chat_stream_and_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve_smollm2(tmp.path(), &[]);
+    let script = tmp.path().join("client.py");
+    std::fs::write(&script, CLIENT).unwrap();
+    let out = Command::new("python3").arg(&script).arg(&server.base).output().expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the openai client failed (pip install openai):\n{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+
+    let body = r#"{"model": "smol", "messages": [{"role": "user", "content": "What is the capital of Germany?"}],
+        "temperature": 0}"#;
+    let url = format!("{}/v1/chat/completions", server.base);
+    let curl = Command::new("curl").args(["-sS", &url, "-H", "Content-Type: application/json", "-d", body]).output();
+    let reply: Value = serde_json::from_slice(&curl.unwrap().stdout).unwrap();
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("Berlin"), "{reply}");
+    let stream = json!({"model": "smol", "prompt": "Hello", "max_tokens": 4, "stream": true}).to_string();
+    let curl = Command::new("curl").args(["-sSN", &format!("{}/v1/completions", server.base), "-d", &stream]).output();
+    let events = String::from_utf8(curl.unwrap().stdout).unwrap();
+    assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
+    assert_eq!(events.matches("\"finish_reason\":\"length\"").count(), 1, "{events}");
+
+    let (status, models) = get(&server.base, "/v1/models");
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert_eq!((status, &models["data"][0]["max_model_len"]), (200, &json!(8192)), "{models}");
+    let (_, metrics) = get(&server.base, "/metrics");
+    let label = "model=\"smol\"";
+    assert!(metric(&metrics, "lathe_generation_time_to_first_token_seconds_count", label).unwrap() >= 6.0);
+    assert!(metric(&metrics, "lathe_generation_prefix_cache_hits_total", label).unwrap() >= 32.0, "{metrics}");
+    assert!(metric(&metrics, "lathe_generation_tokens_total", label).unwrap() > 0.0);
+}
+
+#[test]
+fn bad_requests_get_openai_errors_naming_the_field_and_the_server_stays_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve_smollm2(tmp.path(), &["--max-n", "2"]);
+    let user = json!([{"role": "user", "content": "Hi"}]);
+    let long_prompt = "hello ".repeat(9000);
+    let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
+        ("/v1/chat/completions", json!({"model": "nope", "messages": user}), 404, "model", "not found"),
+        ("/v1/chat/completions", json!({"model": "smol", "messages": []}), 400, "messages", "at least one"),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": [{"role": "robot", "content": "x"}]}),
+            400,
+            "messages",
+            "messages[0].role: expected system, developer, user or assistant",
+        ),
+        ("/v1/chat/completions", json!({"model": "smol", "messages": user, "max_tokens": 0}), 400, "max_tokens", ""),
+        ("/v1/chat/completions", json!({"model": "smol", "messages": user, "max_tokens": -5}), 400, "max_tokens", ""),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "max_tokens": 9000}),
+            400,
+            "max_tokens",
+            "plus max_tokens 9000 exceed the model's context of 8192 tokens",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "smol", "prompt": long_prompt}),
+            400,
+            "prompt",
+            "tokens do not fit the model's context of 8192 tokens",
+        ),
+        ("/v1/chat/completions", json!({"model": "smol", "messages": user, "temperature": -1}), 400, "temperature", ""),
+        ("/v1/chat/completions", json!({"model": "smol", "messages": user, "n": 3}), 400, "n", "--max-n"),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "logit_bias": {"x": 1}}),
+            400,
+            "logit_bias",
+            "",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "logit_bias": {"99999999": 1}}),
+            400,
+            "logit_bias",
+            "expected an id below 49152",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "logit_bias": {"5": 500}}),
+            400,
+            "logit_bias",
+            "",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            400,
+            "tools",
+            "not supported",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smol", "messages": user, "response_format": {"type": "json_object"}}),
+            400,
+            "response_format",
+            "",
+        ),
+        ("/v1/completions", json!({"model": "smol", "prompt": "a", "best_of": 3}), 400, "best_of", ""),
+        ("/v1/completions", json!({"model": "smol", "prompt": "a", "suffix": "z"}), 400, "suffix", ""),
+    ];
+    for (path, body, status, param, message) in cases {
+        let (got, reply) = post(&server.base, path, &body.to_string());
+        let error = &reply["error"];
+        assert_eq!(got, status, "{body}: {reply}");
+        assert_eq!((error["param"].as_str(), error["code"].as_u64()), (Some(param), Some(status as u64)), "{reply}");
+        assert!(error["message"].as_str().unwrap().contains(message), "{body}: {reply}");
+        assert!(error["type"].is_string(), "{reply}");
+    }
+    let (status, reply) = post(&server.base, "/v1/chat/completions", "{not json");
+    assert_eq!((status, reply["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{reply}");
+    let good = json!({"model": "smol", "messages": user, "max_tokens": 2}).to_string();
+    assert_eq!(post(&server.base, "/v1/chat/completions", &good).0, 200, "the server still answers");
+}
+
+#[test]
+fn a_client_that_disconnects_mid_stream_frees_its_sequence_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve_smollm2(tmp.path(), &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let body = json!({"model": "smol", "prompt": "Count from one to a thousand:", "max_tokens": 4000,
+        "ignore_eos": true, "temperature": 0, "stream": true})
+    .to_string();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    let head = format!("POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n");
+    let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut events = 0;
+    let mut line = String::new();
+    while events < 5 {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended early");
+        events += line.starts_with("data: ") as usize;
+    }
+    let running = |text: &str| metric(text, "lathe_generation_requests_running", "model=\"smol\"");
+    assert_eq!(running(&get(&server.base, "/metrics").1), Some(1.0), "the sequence runs while streaming");
+    conn.shutdown(std::net::Shutdown::Both).unwrap();
+    drop((reader, conn));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, text) = get(&server.base, "/metrics");
+        let usage = metric(&text, "lathe_generation_kv_cache_usage_ratio", "model=\"smol\"");
+        let aborted = metric(&text, "lathe_generation_requests_finished_total", "finished_reason=\"abort\"");
+        if running(&text) == Some(0.0) && usage == Some(0.0) && aborted == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sequence was not freed:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
