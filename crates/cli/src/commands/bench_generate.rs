@@ -1,7 +1,9 @@
 //! `lathe bench generate`: prompt processing (prefill) tokens/s for 64- and 512-token prompts
 //! and single-stream decoding tokens/s, in process, at each thread count, with where the time
-//! goes per operation; with `--baseline-llama-cpp`, llama.cpp's `llama-bench` runs the same
-//! tests on the same file and threads in the same run, and the ratios are printed.
+//! goes per operation; then concurrent streaming chats over HTTP (`lathe serve` in process):
+//! aggregate decode tokens/s and time to first token. With `--baseline-llama-cpp`, llama.cpp's
+//! `llama-bench` runs the same in-process tests and `llama-server` takes the same HTTP load,
+//! on the same file in the same run, and the ratios are printed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +15,10 @@ use lathe_generation::decoder::{Op, OpTimes};
 use lathe_generation::LanguageModel;
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::bench_generate_http::{drive, Level, LlamaServer, Load, QUESTIONS};
+use super::bench_serve::BenchServer;
 use crate::Cli;
 
 /// Arguments of `bench generate`.
@@ -39,6 +43,18 @@ pub struct BenchGenerateArgs {
     /// on the version's GGUF file with the same threads and prints Lathe's ratio.
     #[arg(long, env = "LATHE_BENCH_BASELINE_LLAMA_CPP")]
     pub baseline_llama_cpp: Option<PathBuf>,
+    /// Concurrent streaming chats of the HTTP case (empty: no HTTP case).
+    #[arg(long, env = "LATHE_BENCH_HTTP_CONCURRENCY", value_delimiter = ',', default_value = "1,4,16")]
+    pub http_concurrency: Vec<usize>,
+    /// Requests each stream of the HTTP case sends, one after the other.
+    #[arg(long, env = "LATHE_BENCH_HTTP_REQUESTS", default_value_t = 2)]
+    pub http_requests: usize,
+    /// Tokens each HTTP request generates (end of sequence ignored).
+    #[arg(long, env = "LATHE_BENCH_HTTP_MAX_TOKENS", default_value_t = 64)]
+    pub http_max_tokens: usize,
+    /// Threads of llama-server in the HTTP baseline (`-t`).
+    #[arg(long, env = "LATHE_BENCH_BASELINE_THREADS", default_value_t = 2)]
+    pub baseline_threads: usize,
 }
 
 /// One test's result.
@@ -158,6 +174,9 @@ struct Report {
     memory: (u64, u64, u64),
     /// Positions of that KV cache.
     positions: usize,
+    /// The HTTP case: Lathe's levels and llama-server's.
+    http: Vec<Level>,
+    http_baseline: Vec<Level>,
 }
 
 impl Report {
@@ -182,7 +201,64 @@ impl Report {
             .collect();
         let (rss, model, kv) = self.memory;
         let memory = json!({ "peak_rss_bytes": rss, "model_bytes": model, "kv_cache_bytes": kv });
-        json!({ "model": name, "version": version, "results": rows, "memory": memory })
+        let http: Vec<Value> = self
+            .http
+            .iter()
+            .map(|l| {
+                let b = self.http_baseline.iter().find(|b| b.concurrency == l.concurrency);
+                let mut v = l.json();
+                v["llama_server"] = b.map_or(Value::Null, Level::json);
+                v["ratio"] = b.map_or(Value::Null, |b| json!(l.tokens_per_second() / b.tokens_per_second()));
+                v
+            })
+            .collect();
+        let single = self.single_stream().map(|(http, local, _)| json!({"http": http, "in_process": local}));
+        json!({ "model": name, "version": version, "results": rows, "memory": memory, "http": http,
+            "single_stream": single })
+    }
+
+    /// Decode tokens/s of one stream over HTTP, in process at the most threads, and that test.
+    fn single_stream(&self) -> Option<(f64, f64, String)> {
+        let http = self.http.iter().find(|l| l.concurrency == 1)?;
+        let local = self.results.iter().filter(|m| m.test.starts_with("tg")).max_by_key(|m| m.threads)?;
+        Some((http.stream_decode, local.mean, format!("{} t{}", local.test, local.threads)))
+    }
+
+    fn print_http(&self) {
+        if self.http.is_empty() {
+            return;
+        }
+        println!("\nconcurrent streaming chats over HTTP (aggregate decode tokens/s; time to first token p50 / p99):");
+        println!(
+            "{:>7} {:>12} {:>18} {:>14} {:>18} {:>7}",
+            "streams", "lathe tok/s", "lathe TTFT", "llama tok/s", "llama TTFT", "ratio"
+        );
+        for l in &self.http {
+            let ttft = |l: &Level| format!("{:.2} / {:.2} s", l.ttft_quantile(0.5), l.ttft_quantile(0.99));
+            let (base, base_ttft, ratio) = match self.http_baseline.iter().find(|b| b.concurrency == l.concurrency) {
+                Some(b) => (
+                    format!("{:.1}", b.tokens_per_second()),
+                    ttft(b),
+                    format!("{:.2}", l.tokens_per_second() / b.tokens_per_second()),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:>7} {:>12.1} {:>18} {:>14} {:>18} {:>7}",
+                l.concurrency,
+                l.tokens_per_second(),
+                ttft(l),
+                base,
+                base_ttft,
+                ratio
+            );
+        }
+        if let Some((http, local, test)) = self.single_stream() {
+            println!(
+                "single stream: {http:.1} tokens/s decoding over HTTP, {local:.1} in process ({test}): {:.2}",
+                http / local
+            );
+        }
     }
 
     fn print(&self) {
@@ -214,13 +290,48 @@ impl Report {
             mb(kv),
             mb(rss) - mb(model) - mb(kv)
         );
+        self.print_http();
     }
+}
+
+/// The HTTP case: `lathe serve` in process, then llama-server when a baseline is given.
+fn http_case(
+    cli: &Cli,
+    args: &BenchGenerateArgs,
+    name: &str,
+    model: &LanguageModel,
+    gguf: &Path,
+) -> Result<(Vec<Level>, Vec<Level>)> {
+    let loads: Vec<Load> = args
+        .http_concurrency
+        .iter()
+        .map(|&concurrency| Load { concurrency, requests: args.http_requests, max_tokens: args.http_max_tokens })
+        .collect();
+    if loads.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let server = BenchServer::start(&cli.repo, name, 1, 64, lathe_embedding::Backend::Auto)?;
+    let base = format!("http://{}", server.addr);
+    let ours = loads.iter().map(|&l| drive(&base, name, l)).collect::<Result<Vec<_>>>()?;
+    drop(server);
+    let Some(dir) = &args.baseline_llama_cpp else { return Ok((ours, Vec::new())) };
+    let slots = args.http_concurrency.iter().copied().max().unwrap_or(1);
+    let longest_prompt = QUESTIONS
+        .iter()
+        .filter_map(|q| model.chat_prompt(&[lathe_generation::Message::new("user", q)]).ok())
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(64);
+    let server = LlamaServer::start(dir, gguf, slots, longest_prompt + args.http_max_tokens, args.baseline_threads)?;
+    let theirs = loads.iter().map(|&l| drive(&server.base, name, l)).collect::<Result<Vec<_>>>()?;
+    Ok((ours, theirs))
 }
 
 /// Runs `lathe bench generate`: Lathe's tests first, then llama-bench's, then the report.
 pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
-    if args.prompt_lengths.contains(&0) || args.decode_tokens == 0 || args.threads.contains(&0) {
-        bail!("--prompt-lengths, --decode-tokens and --threads must be at least 1");
+    let zero = args.http_concurrency.contains(&0) || args.http_requests == 0 || args.http_max_tokens == 0;
+    if args.prompt_lengths.contains(&0) || args.decode_tokens == 0 || args.threads.contains(&0) || zero {
+        bail!("--prompt-lengths, --decode-tokens, --threads and the --http-* counts must be at least 1");
     }
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
     let model = super::llm::open(cli, &args.model)?;
@@ -240,7 +351,8 @@ pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
     let model_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
     let positions = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
     let kv_bytes = (model.decoder.config().kv_bytes_per_position() * positions) as u64;
-    let report = Report { results, baseline, memory: (rss, model_bytes, kv_bytes), positions };
+    let (http, http_baseline) = http_case(cli, args, &info.name, &model, &gguf)?;
+    let report = Report { results, baseline, memory: (rss, model_bytes, kv_bytes), positions, http, http_baseline };
     if cli.json {
         println!("{}", report.json(&info.name, info.version));
     } else {

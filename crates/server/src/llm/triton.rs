@@ -78,7 +78,7 @@ pub async fn generate_stream_version(
 async fn run(st: AppState, m: String, v: Option<String>, headers: HeaderMap, body: Body, stream: bool) -> Response {
     let started = Instant::now();
     let api = if stream { "generate_stream" } else { "generate" };
-    let mut labels = RequestLabels { model: m.clone(), version: String::new(), protocol: "v2", api, code: 0 };
+    let mut labels = RequestLabels { model: String::new(), version: String::new(), protocol: "v2", api, code: 0 };
     let response = match answer(&st, &m, v, &headers, body, stream, &mut labels).await {
         Ok(r) => r,
         Err(e) => HttpError(e).into_response(),
@@ -126,6 +126,7 @@ async fn answer(
     let (text, obj) = fields(&bytes)?;
     let common = Common::parse(&obj, 1, None)?;
     let llm = resolve_llm(st, Some(&model), headers)?;
+    labels.model = m.to_string();
     labels.version = llm.loaded.version.to_string();
     let generator = llm.generator();
     let prompt = blocking(move || generator.tokenize(&text, true)).await??;
