@@ -260,3 +260,105 @@ fn a_client_that_disconnects_mid_stream_frees_its_sequence_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Opens a streaming completion on a raw connection and reads until its first text event.
+fn open_stream(addr: &str, max_tokens: usize) -> (TcpStream, BufReader<TcpStream>) {
+    let body = json!({"model": "smol", "prompt": "Once upon a time", "max_tokens": max_tokens,
+        "ignore_eos": true, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}})
+    .to_string();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    let head = format!("POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n");
+    conn.write_all(format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("data: ") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended before its first event");
+    }
+    (conn, reader)
+}
+
+/// The rest of a stream's events until `data: [DONE]`.
+fn read_to_done(reader: &mut BufReader<TcpStream>) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream was cut before [DONE]");
+        match line.trim_end().strip_prefix("data: ") {
+            Some("[DONE]") => return events,
+            Some(data) => events.push(serde_json::from_str(data).unwrap()),
+            None => {}
+        }
+    }
+}
+
+#[test]
+fn tokenize_detokenize_and_tritons_generate_extension() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve_smollm2(tmp.path(), &[]);
+    let (status, t) = post(&server.base, "/tokenize", r#"{"model": "smol", "prompt": "The capital of France is"}"#);
+    assert_eq!((status, t["count"].as_u64(), t["max_model_len"].as_u64()), (200, Some(5), Some(8192)), "{t}");
+    let (status, d) = post(&server.base, "/detokenize", &json!({"model": "smol", "tokens": t["tokens"]}).to_string());
+    assert_eq!((status, d["prompt"].as_str()), (200, Some("The capital of France is")), "{d}");
+    let chat = json!({"messages": [{"role": "user", "content": "What is the capital of Germany?"}]}).to_string();
+    let (_, c) = post(&server.base, "/tokenize", &chat);
+    assert_eq!(c["count"], 37, "the chat template applies, and model may be left out with one LLM: {c}");
+    let (status, e) = post(&server.base, "/detokenize", r#"{"tokens": [1, 99999999]}"#);
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("tokens")), "{e}");
+
+    let body = r#"{"text_input": "The capital of France is", "parameters": {"max_tokens": 8, "temperature": 0}}"#;
+    let (status, g) = post(&server.base, "/v2/models/smol/generate", body);
+    assert_eq!((status, g["model_name"].as_str(), g["model_version"].as_str()), (200, Some("smol"), Some("1")));
+    assert!(g["text_output"].as_str().unwrap().starts_with(" Paris"), "{g}");
+    let url = format!("{}/v2/models/smol/versions/1/generate_stream", server.base);
+    let out = Command::new("curl").args(["-sSN", &url, "-d", body]).output().unwrap();
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(|d| serde_json::from_str(d).unwrap()))
+        .collect();
+    let text: String = events.iter().map(|e| e["text_output"].as_str().unwrap()).collect();
+    assert_eq!(text, g["text_output"].as_str().unwrap());
+    assert_eq!(events.last().unwrap()["finish_reason"], "length");
+    let (status, e) = post(&server.base, "/v2/models/smol/generate", r#"{"parameters": {}}"#);
+    assert_eq!((status, e["error"].as_str()), (400, Some("text_input: expected a string")), "{e}");
+}
+
+#[test]
+fn a_full_waiting_queue_answers_429_and_a_new_version_does_not_cut_running_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let server = serve_smollm2(cwd, &["--max-num-seqs", "1", "--max-waiting-seqs", "1", "--poll-seconds", "0.2"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let (_running, mut first) = open_stream(&addr, 200);
+    let body = json!({"model": "smol", "prompt": "Hello", "max_tokens": 4, "stream": true}).to_string();
+    let waiting = std::thread::spawn({
+        let base = server.base.clone();
+        move || post(&base, "/v1/completions", &body)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&get(&server.base, "/metrics").1, "lathe_generation_requests_waiting", "smol") != Some(1.0) {
+        assert!(Instant::now() < deadline, "the second request never waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, e) = post(&server.base, "/v1/completions", r#"{"model": "smol", "prompt": "Hi"}"#);
+    assert_eq!((status, e["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{e}");
+
+    // Version 2 is published while the first stream runs; it swaps in, the stream goes on.
+    let gguf = shared().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    ok(&lathe(cwd, &["import", "gguf", gguf.to_str().unwrap(), "--name", "smol", "--json"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&server.base, "/v2/models/smol/versions/2/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "version 2 never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, g) = post(&server.base, "/v2/models/smol/generate", r#"{"text_input": "Hi", "max_tokens": 2}"#);
+    assert_eq!((status, g["model_version"].as_str()), (200, Some("2")), "{g}");
+    let events = read_to_done(&mut first);
+    let usage = &events.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"], 200, "the stream ran to its end on version 1: {usage}");
+    let finish: Vec<&Value> = events.iter().filter_map(|e| e["choices"][0].get("finish_reason")).collect();
+    assert_eq!(finish.last().unwrap().as_str(), Some("length"));
+    assert_eq!(waiting.join().unwrap().0, 200, "the waiting request ran after the first");
+}

@@ -204,10 +204,8 @@ fn every_endpoint_checks_keys_and_scopes() {
             501
         } else if path.ends_with("/versions/9") {
             404
-        } else if path == "/v1/embeddings" {
-            400 // mnist is not an embedding model
-        } else if generation.iter().any(|g| path.ends_with(g)) {
-            400 // the body is empty, and mnist is not a language model
+        } else if path == "/v1/embeddings" || generation.iter().any(|g| path.ends_with(g)) {
+            400 // mnist is neither an embedding nor a language model (and the body is empty)
         } else {
             200
         };
