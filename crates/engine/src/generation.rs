@@ -21,6 +21,9 @@ pub struct SamplingError {
     pub message: String,
 }
 
+/// Most `logit_bias` entries (OpenAI's limit).
+pub const MAX_LOGIT_BIAS: usize = 300;
+
 /// How to choose tokens (OpenAI's defaults: temperature 1, top_p 1, no penalties).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
@@ -73,12 +76,19 @@ impl SamplingParams {
         check((0.0..=2.0).contains(&self.temperature), "temperature", "expected a number from 0 to 2")?;
         check(self.top_p > 0.0 && self.top_p <= 1.0, "top_p", "expected a number above 0 and at most 1")?;
         check((0.0..=1.0).contains(&self.min_p), "min_p", "expected a number from 0 to 1")?;
-        check(self.repetition_penalty > 0.0, "repetition_penalty", "expected a positive number")?;
+        let penalty = self.repetition_penalty;
+        check(penalty > 0.0 && penalty <= 2.0, "repetition_penalty", "expected a number above 0 and at most 2")?;
         check((-2.0..=2.0).contains(&self.presence_penalty), "presence_penalty", "expected a number from -2 to 2")?;
         check((-2.0..=2.0).contains(&self.frequency_penalty), "frequency_penalty", "expected a number from -2 to 2")?;
+        if self.logit_bias.len() > MAX_LOGIT_BIAS {
+            let message = format!("{} entries, more than {MAX_LOGIT_BIAS}", self.logit_bias.len());
+            return Err(SamplingError { field: "logit_bias", message });
+        }
         for &(id, bias) in &self.logit_bias {
-            let message = format!("token id {id}: expected an id below {vocab_size} with a bias from -100 to 100");
-            check((id as usize) < vocab_size && (-100.0..=100.0).contains(&bias), "logit_bias", &message)?;
+            if (id as usize) >= vocab_size || !(-100.0..=100.0).contains(&bias) {
+                let message = format!("token id {id}: expected an id below {vocab_size} with a bias from -100 to 100");
+                return Err(SamplingError { field: "logit_bias", message });
+            }
         }
         Ok(())
     }

@@ -32,6 +32,11 @@ impl Generator {
     pub fn model(&self) -> &LanguageModel {
         &self.model
     }
+
+    /// Token ids the model can take: those with an embedding row and a vocabulary entry.
+    fn vocab_limit(&self) -> usize {
+        self.model.decoder.config().vocab_size.min(self.model.tokenizer.vocab_size())
+    }
 }
 
 /// One request's decoding, holding the model for its vocabulary and end tokens.
@@ -71,11 +76,13 @@ impl TextGenerator for Generator {
     fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, ApiError> {
         let t = &self.model.tokenizer;
         let ids = if special { t.encode_prompt(text) } else { t.encode(text, false) };
-        ids.map_err(|e| ApiError::invalid(e.to_string()))
+        let ids = ids.map_err(|e| ApiError::invalid(e.to_string()))?;
+        check_ids(&ids, self.vocab_limit())?;
+        Ok(ids)
     }
 
     fn detokenize(&self, ids: &[u32]) -> Result<String, ApiError> {
-        check_ids(ids, self.model.tokenizer.vocab_size())?;
+        check_ids(ids, self.vocab_limit())?;
         Ok(self.model.tokenizer.decode(ids))
     }
 
@@ -84,10 +91,12 @@ impl TextGenerator for Generator {
     }
 
     fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, ApiError> {
-        self.model.chat_prompt(messages).map_err(|e| match e {
+        let ids = self.model.chat_prompt(messages).map_err(|e| match e {
             PromptError::NoTemplate => ApiError::invalid(format!("messages: {e}")),
             other => ApiError::invalid(format!("messages: {other}")),
-        })
+        })?;
+        check_ids(&ids, self.vocab_limit())?;
+        Ok(ids)
     }
 
     fn sampling_defaults(&self) -> SamplingParams {
@@ -105,7 +114,7 @@ impl TextGenerator for Generator {
 
     fn start(&self, params: &GenerationParams) -> Result<Box<dyn TokenSequence>, ApiError> {
         check_params(&self.model, params).map_err(|e| ApiError::invalid(e.to_string()))?;
-        check_ids(&params.stop_token_ids, self.model.tokenizer.vocab_size())
+        check_ids(&params.stop_token_ids, self.vocab_limit())
             .map_err(|e| ApiError::invalid(format!("stop_token_ids: {}", e.message)))?;
         let decoding = Decoding::new(params).map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(Box::new(ServedSequence { model: self.model.clone(), decoding }))

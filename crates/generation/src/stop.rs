@@ -6,6 +6,9 @@ use crate::sampling::SamplingError;
 /// Most stop strings per request (OpenAI's limit).
 pub const MAX_STOP_STRINGS: usize = 4;
 
+/// Longest stop string, in bytes.
+pub const MAX_STOP_BYTES: usize = 512;
+
 /// What a piece of generated text turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
@@ -25,9 +28,10 @@ pub struct StopStrings {
 impl StopStrings {
     /// Watches for `stops` (at most [`MAX_STOP_STRINGS`], none empty).
     pub fn new(stops: Vec<String>) -> Result<StopStrings, SamplingError> {
-        let bad = stops.len() > MAX_STOP_STRINGS || stops.iter().any(String::is_empty);
+        let bad = stops.len() > MAX_STOP_STRINGS || stops.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_BYTES);
         if bad {
-            let message = format!("expected at most {MAX_STOP_STRINGS} non-empty strings");
+            let message =
+                format!("expected at most {MAX_STOP_STRINGS} non-empty strings of at most {MAX_STOP_BYTES} bytes");
             return Err(SamplingError { field: "stop", message });
         }
         Ok(StopStrings { stops, held: String::new() })

@@ -144,6 +144,7 @@ fn bad_requests_get_openai_errors_naming_the_field_and_the_server_stays_up() {
     let server = serve_smollm2(tmp.path(), &["--max-n", "2"]);
     let user = json!([{"role": "user", "content": "Hi"}]);
     let long_prompt = "hello ".repeat(9000);
+    let many_biases: serde_json::Map<String, Value> = (0..301).map(|i| (i.to_string(), json!(1))).collect();
     let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
         ("/v1/chat/completions", json!({"model": "nope", "messages": user}), 404, "model", "not found"),
         ("/v1/chat/completions", json!({"model": "smol", "messages": []}), 400, "messages", "at least one"),
@@ -208,6 +209,21 @@ fn bad_requests_get_openai_errors_naming_the_field_and_the_server_stays_up() {
             "",
         ),
         ("/v1/completions", json!({"model": "smol", "prompt": "a", "best_of": 3}), 400, "best_of", ""),
+        (
+            "/v1/completions",
+            json!({"model": "smol", "prompt": "a", "logit_bias": many_biases}),
+            400,
+            "logit_bias",
+            "301 entries, more than 300",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "smol", "prompt": "a", "repetition_penalty": 5}),
+            400,
+            "repetition_penalty",
+            "at most 2",
+        ),
+        ("/v1/completions", json!({"model": "smol", "prompt": [1, 99999999]}), 400, "prompt", "outside the vocabulary"),
         ("/v1/completions", json!({"model": "smol", "prompt": "a", "suffix": "z"}), 400, "suffix", ""),
     ];
     for (path, body, status, param, message) in cases {
@@ -326,26 +342,38 @@ fn tokenize_detokenize_and_tritons_generate_extension() {
 }
 
 #[test]
-fn a_full_waiting_queue_answers_429_and_a_new_version_does_not_cut_running_streams() {
+fn a_full_waiting_queue_answers_429() {
     let tmp = tempfile::tempdir().unwrap();
-    let cwd = tmp.path();
-    let server = serve_smollm2(cwd, &["--max-num-seqs", "1", "--max-waiting-seqs", "1", "--poll-seconds", "0.2"]);
+    let server = serve_smollm2(tmp.path(), &["--max-num-seqs", "1", "--max-waiting-seqs", "1"]);
     let addr = server.base.trim_start_matches("http://").to_string();
-    let (_running, mut first) = open_stream(&addr, 200);
-    let body = json!({"model": "smol", "prompt": "Hello", "max_tokens": 4, "stream": true}).to_string();
+    // Minutes of decoding: it holds the only place in the running batch until it is dropped.
+    let (running, reader) = open_stream(&addr, 4000);
+    let body = json!({"model": "smol", "prompt": "Hello", "max_tokens": 4}).to_string();
     let waiting = std::thread::spawn({
         let base = server.base.clone();
         move || post(&base, "/v1/completions", &body)
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while metric(&get(&server.base, "/metrics").1, "lathe_generation_requests_waiting", "smol") != Some(1.0) {
         assert!(Instant::now() < deadline, "the second request never waited");
         std::thread::sleep(Duration::from_millis(10));
     }
     let (status, e) = post(&server.base, "/v1/completions", r#"{"model": "smol", "prompt": "Hi"}"#);
     assert_eq!((status, e["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{e}");
+    running.shutdown(std::net::Shutdown::Both).unwrap();
+    drop((running, reader));
+    let (status, done) = waiting.join().unwrap();
+    assert_eq!((status, &done["usage"]["completion_tokens"]), (200, &json!(4)), "the waiting request ran: {done}");
+}
 
-    // Version 2 is published while the first stream runs; it swaps in, the stream goes on.
+#[test]
+fn a_new_version_does_not_cut_running_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let server = serve_smollm2(cwd, &["--poll-seconds", "0.2"]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let (_conn, mut stream) = open_stream(&addr, 1000);
+    // Version 2 is published while the stream runs; it swaps in, the stream goes on.
     let gguf = shared().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     ok(&lathe(cwd, &["import", "gguf", gguf.to_str().unwrap(), "--name", "smol", "--json"]));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -355,10 +383,11 @@ fn a_full_waiting_queue_answers_429_and_a_new_version_does_not_cut_running_strea
     }
     let (status, g) = post(&server.base, "/v2/models/smol/generate", r#"{"text_input": "Hi", "max_tokens": 2}"#);
     assert_eq!((status, g["model_version"].as_str()), (200, Some("2")), "{g}");
-    let events = read_to_done(&mut first);
+    let events = read_to_done(&mut stream);
+    let texts = events.iter().filter(|e| e["choices"][0]["text"].as_str().is_some_and(|t| !t.is_empty())).count();
+    assert!(texts > 10, "the stream was still running after the swap ({texts} more text events)");
     let usage = &events.last().unwrap()["usage"];
-    assert_eq!(usage["completion_tokens"], 200, "the stream ran to its end on version 1: {usage}");
+    assert_eq!(usage["completion_tokens"], 1000, "the stream ran to its end on version 1: {usage}");
     let finish: Vec<&Value> = events.iter().filter_map(|e| e["choices"][0].get("finish_reason")).collect();
     assert_eq!(finish.last().unwrap().as_str(), Some("length"));
-    assert_eq!(waiting.join().unwrap().0, 200, "the waiting request ran after the first");
 }

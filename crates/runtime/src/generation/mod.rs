@@ -20,7 +20,7 @@ use lathe_types::{ApiError, ErrorKind};
 use tokio::sync::mpsc;
 
 use crate::stats::VersionStats;
-pub use blocks::{block_hash, BlockPool};
+pub use blocks::BlockPool;
 
 /// Scheduler settings (vLLM's names).
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,8 @@ struct Sequence {
 struct Inbox {
     waiting: VecDeque<Sequence>,
     closing: bool,
+    /// The engine panicked: nothing runs any more.
+    failed: bool,
 }
 
 struct Shared {
@@ -146,7 +148,7 @@ impl Generation {
             .build()
             .map_err(|e| format!("generation threads: {e}"))?;
         let shared = Arc::new(Shared {
-            inbox: Mutex::new(Inbox { waiting: VecDeque::new(), closing: false }),
+            inbox: Mutex::new(Inbox { waiting: VecDeque::new(), closing: false, failed: false }),
             wake: Condvar::new(),
         });
         stats.generation.kv_blocks_total.store(blocks as u64, Ordering::Relaxed);
@@ -215,6 +217,12 @@ impl Generation {
             last_token: None,
         };
         let mut inbox = self.shared.inbox.lock().expect("inbox lock");
+        if inbox.failed {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "the generation engine of this version failed (see the server log); publish or load it again",
+            ));
+        }
         if inbox.closing {
             return Err(ApiError::new(ErrorKind::Unavailable, "the model version is unloading"));
         }
@@ -237,5 +245,79 @@ impl Drop for Generation {
     fn drop(&mut self) {
         self.shared.inbox.lock().expect("inbox lock").closing = true;
         self.shared.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lathe_engine::generation::{
+        ChatMessage, GenerationParams, GeneratorFacts, KvBlocks, SamplingParams, SequenceChunk, TokenStep,
+    };
+
+    /// A model whose forward pass panics.
+    struct Broken;
+
+    struct Never;
+
+    impl TokenSequence for Never {
+        fn next(&mut self, _: &mut [f32], _: &[u32], _: &[u32]) -> TokenStep {
+            unreachable!("no logits are ever produced")
+        }
+        fn finish(&mut self) -> String {
+            String::new()
+        }
+    }
+
+    impl TextGenerator for Broken {
+        fn facts(&self) -> GeneratorFacts {
+            GeneratorFacts { context_length: 64, vocab_size: 8, kv_bytes_per_token: 4, chat_template: false }
+        }
+        fn tokenize(&self, _: &str, _: bool) -> Result<Vec<u32>, ApiError> {
+            Ok(vec![1])
+        }
+        fn detokenize(&self, _: &[u32]) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
+        fn token_text(&self, _: u32) -> String {
+            String::new()
+        }
+        fn chat_prompt(&self, _: &[ChatMessage]) -> Result<Vec<u32>, ApiError> {
+            Ok(vec![1])
+        }
+        fn sampling_defaults(&self) -> SamplingParams {
+            SamplingParams::default()
+        }
+        fn start(&self, _: &GenerationParams) -> Result<Box<dyn TokenSequence>, ApiError> {
+            Ok(Box::new(Never))
+        }
+        fn new_kv_blocks(&self, blocks: usize, block_size: usize) -> KvBlocks {
+            KvBlocks { block_size, floats_per_block: block_size, data: vec![0.0; blocks * block_size] }
+        }
+        fn forward(&self, chunks: &[SequenceChunk<'_>], _: &mut KvBlocks) -> Vec<Vec<f32>> {
+            if chunks.iter().any(|c| c.tokens.len() > 1) {
+                panic!("the engine failed");
+            }
+            vec![vec![0.0; 8]; chunks.iter().filter(|c| c.logits).count()]
+        }
+    }
+
+    #[test]
+    fn an_engine_panic_ends_the_requests_in_flight_and_refuses_new_ones() {
+        let stats = Arc::new(VersionStats::default());
+        let config = GenerationConfig { kv_cache_bytes: 4 * 16 * 8, threads: 1, ..GenerationConfig::default() };
+        let gen = Generation::start(Arc::new(Broken), config, stats.clone(), "broken").unwrap();
+        let mut rx = gen.submit(vec![1, 2, 3], 4, Box::new(Never)).unwrap();
+        assert!(rx.blocking_recv().is_none(), "the request ends without a delta");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let err = loop {
+            match gen.submit(vec![1, 2], 4, Box::new(Never)) {
+                Err(e) => break e,
+                Ok(_) => assert!(Instant::now() < deadline, "submissions are still accepted"),
+            }
+        };
+        assert_eq!(err.kind, ErrorKind::Internal);
+        assert!(err.message.contains("failed"), "{err:?}");
+        assert_eq!(stats.generation.running.load(Ordering::Relaxed), 0);
     }
 }

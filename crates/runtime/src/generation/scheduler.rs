@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use lathe_engine::generation::{FinishReason, KvBlocks, SequenceChunk, TextGenerator};
 
-use super::{block_hash, BlockPool, Delta, Finished, GenerationConfig, Sequence, Shared};
+use super::{BlockPool, Delta, Finished, GenerationConfig, Sequence, Shared};
 use crate::stats::VersionStats;
 
 /// A sequence's share of one step: `len` tokens from position `start`.
@@ -42,20 +42,33 @@ impl Scheduler {
         Scheduler { generator, config, shared, stats, kv, pool, running: Vec::new() }
     }
 
-    /// Steps until the version is unloaded and nothing is left to do.
+    /// Steps until the version is unloaded and nothing is left to do. A panic in the engine
+    /// ends every request in flight (their channels close: the server answers 500) and the
+    /// scheduler: later submissions get 503.
     pub(super) fn run(mut self) {
-        self.warm_up();
-        loop {
-            if self.running.is_empty() && !self.wait_for_work() {
-                return;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.warm_up();
+            loop {
+                if self.running.is_empty() && !self.wait_for_work() {
+                    return;
+                }
+                self.drop_abandoned();
+                let plan = self.schedule();
+                if plan.is_empty() {
+                    continue;
+                }
+                self.step(plan);
+                self.publish_gauges();
             }
-            self.drop_abandoned();
-            let plan = self.schedule();
-            if plan.is_empty() {
-                continue;
-            }
-            self.step(plan);
-            self.publish_gauges();
+        }));
+        if outcome.is_err() {
+            tracing::error!("the generation engine panicked; the version stops taking requests");
+            self.running.clear();
+            let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.failed = true;
+            inbox.waiting.clear();
+            self.stats.generation.running.store(0, Ordering::Relaxed);
+            self.stats.generation.waiting.store(0, Ordering::Relaxed);
         }
     }
 
@@ -98,7 +111,9 @@ impl Scheduler {
 
     /// Chooses this step's tokens: running sequences in arrival order, then waiting ones.
     fn schedule(&mut self) -> Vec<Planned> {
-        let mut budget = self.config.max_num_batched_tokens.max(1);
+        // Every running sequence can decode in each step (vLLM asks max_num_batched_tokens ≥
+        // max_num_seqs for the same reason).
+        let mut budget = self.config.max_num_batched_tokens.max(self.config.max_num_seqs).max(1);
         let mut plan = Vec::new();
         let mut preempted = false;
         let mut i = 0;
@@ -227,8 +242,9 @@ impl Scheduler {
         seq.computed = computed;
         while (seq.hashes.len() + 1) * bs <= seq.computed {
             let k = seq.hashes.len();
-            let hash = block_hash(seq.hashes.last().copied(), &seq.tokens[k * bs..(k + 1) * bs]);
-            self.pool.register(seq.blocks[k], hash);
+            let tokens = &seq.tokens[k * bs..(k + 1) * bs];
+            let hash = self.pool.hash(seq.hashes.last().copied(), tokens);
+            self.pool.register(seq.blocks[k], hash, tokens);
             seq.hashes.push(hash);
         }
     }

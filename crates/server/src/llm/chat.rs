@@ -145,18 +145,19 @@ async fn answer(
     let choices = submit(&llm, std::slice::from_ref(&prompt), &req.common, None)?;
     let id = request_id("chatcmpl");
     if req.common.stream {
-        let first: Vec<Value> = (0..choices.len())
-            .map(|i| {
-                chunk(
-                    &id,
-                    &llm,
-                    json!([{"index": i, "delta": {"role": "assistant", "content": ""},
-                "logprobs": null, "finish_reason": null}]),
-                )
-            })
-            .collect();
-        let encoder =
-            ChatChunks { id, llm, prompt_len: prompt.len(), finished: Vec::new(), usage: req.common.include_usage };
+        let encoder = ChatChunks {
+            id,
+            llm,
+            prompt_len: prompt.len(),
+            n: req.common.n,
+            finished: Vec::new(),
+            usage: req.common.include_usage,
+        };
+        let role = |i| {
+            json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null,
+            "finish_reason": null}])
+        };
+        let first: Vec<Value> = (0..choices.len()).map(|i| encoder.chunk(role(i))).collect();
         return Ok(sse(choices, first, encoder));
     }
     let n = req.common.n;
@@ -174,7 +175,7 @@ async fn answer(
             })
         })
         .collect();
-    let finished: Vec<_> = outputs.iter().map(|o| &o.finished).collect();
+    let finished: Vec<_> = outputs.iter().map(|o| &o.finished).enumerate().collect();
     Ok(json_ok(&json!({
         "id": id,
         "object": "chat.completion",
@@ -218,8 +219,20 @@ struct ChatChunks {
     id: String,
     llm: Llm,
     prompt_len: usize,
-    finished: Vec<lathe_runtime::generation::Finished>,
+    n: usize,
+    finished: Vec<(usize, lathe_runtime::generation::Finished)>,
     usage: bool,
+}
+
+impl ChatChunks {
+    /// A chunk of this answer; with `include_usage`, every chunk carries `"usage": null`.
+    fn chunk(&self, choices: Value) -> Value {
+        let mut c = chunk(&self.id, &self.llm, choices);
+        if self.usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    }
 }
 
 impl Encoder for ChatChunks {
@@ -230,12 +243,12 @@ impl Encoder for ChatChunks {
         if !d.text.is_empty() || logprobs.is_some() {
             let c =
                 json!([{"index": choice, "delta": {"content": d.text}, "logprobs": logprobs, "finish_reason": null}]);
-            events.push(chunk(&self.id, &self.llm, c));
+            events.push(self.chunk(c));
         }
         if let Some(f) = &d.finished {
             let c = json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": f.reason.as_str()}]);
-            events.push(chunk(&self.id, &self.llm, c));
-            self.finished.push(f.clone());
+            events.push(self.chunk(c));
+            self.finished.push((choice, f.clone()));
         }
         events
     }
@@ -244,9 +257,9 @@ impl Encoder for ChatChunks {
         if !self.usage {
             return Vec::new();
         }
-        let finished: Vec<_> = self.finished.iter().collect();
+        let finished: Vec<_> = self.finished.iter().map(|(i, f)| (*i, f)).collect();
         let mut last = chunk(&self.id, &self.llm, json!([]));
-        last["usage"] = usage(&[self.prompt_len], &finished, usize::MAX);
+        last["usage"] = usage(&[self.prompt_len], &finished, self.n);
         vec![last]
     }
 }

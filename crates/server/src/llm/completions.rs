@@ -145,7 +145,9 @@ async fn answer(
             id,
             llm,
             lens,
+            n: common.n,
             finished: Vec::new(),
+            offsets: std::collections::HashMap::new(),
             usage: common.include_usage,
             logprobs: common.top_logprobs.is_some(),
         };
@@ -165,7 +167,7 @@ async fn answer(
             })
         })
         .collect();
-    let finished: Vec<_> = outputs.iter().map(|o| &o.finished).collect();
+    let finished: Vec<_> = outputs.iter().map(|o| &o.finished).enumerate().collect();
     Ok(json_ok(&json!({
         "id": id,
         "object": "text_completion",
@@ -197,7 +199,10 @@ struct TextChunks {
     id: String,
     llm: Llm,
     lens: Vec<usize>,
-    finished: Vec<Finished>,
+    n: usize,
+    finished: Vec<(usize, Finished)>,
+    /// Each choice's text length so far, for `text_offset`.
+    offsets: std::collections::HashMap<usize, usize>,
     usage: bool,
     logprobs: bool,
 }
@@ -208,22 +213,28 @@ impl Encoder for TextChunks {
             return Vec::new();
         }
         let g = self.llm.generator();
-        let logprobs = self.logprobs.then(|| text_logprobs(g.as_ref(), d.logprob.as_slice(), 0));
+        let offset = self.offsets.entry(choice).or_default();
+        let logprobs = self.logprobs.then(|| text_logprobs(g.as_ref(), d.logprob.as_slice(), *offset));
+        *offset += d.text.len();
         let finish = d.finished.as_ref().map(|f| f.reason.as_str());
         if let Some(f) = &d.finished {
-            self.finished.push(f.clone());
+            self.finished.push((choice, f.clone()));
         }
         let choices = json!([{"index": choice, "text": d.text, "logprobs": logprobs, "finish_reason": finish}]);
-        vec![json!({"id": self.id, "object": "text_completion", "created": created(), "model": self.llm.name,
-            "choices": choices})]
+        let mut chunk = json!({"id": self.id, "object": "text_completion", "created": created(),
+            "model": self.llm.name, "choices": choices});
+        if self.usage {
+            chunk["usage"] = Value::Null;
+        }
+        vec![chunk]
     }
 
     fn finish(&mut self) -> Vec<Value> {
         if !self.usage {
             return Vec::new();
         }
-        let finished: Vec<_> = self.finished.iter().collect();
+        let finished: Vec<_> = self.finished.iter().map(|(i, f)| (*i, f)).collect();
         vec![json!({"id": self.id, "object": "text_completion", "created": created(), "model": self.llm.name,
-            "choices": [], "usage": usage(&self.lens, &finished, usize::MAX)})]
+            "choices": [], "usage": usage(&self.lens, &finished, self.n)})]
     }
 }

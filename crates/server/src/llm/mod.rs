@@ -129,8 +129,22 @@ pub fn submit(
     let generator = llm.generator();
     let context = llm.context();
     let defaults = generator.sampling_defaults();
+    let (kv_tokens, queue) = (llm.generation().kv_tokens(), llm.generation().config().max_waiting);
+    if prompts.len() * common.n > queue {
+        return Err(ApiError::invalid(format!(
+            "n: {} prompts × n {} are more sequences than the server queues at once ({queue}, --max-waiting-seqs)",
+            prompts.len(),
+            common.n
+        )));
+    }
     let mut choices = Vec::new();
     for (p, prompt) in prompts.iter().enumerate() {
+        if prompt.len() >= kv_tokens.min(context) && prompt.len() < context {
+            return Err(ApiError::invalid(format!(
+                "prompt: {} tokens do not fit the KV cache of {kv_tokens} positions (raise --kv-cache-memory)",
+                prompt.len()
+            )));
+        }
         if prompt.len() >= context {
             return Err(ApiError::invalid(format!(
                 "prompt: {} tokens do not fit the model's context of {context} tokens (at least one must be left \
@@ -148,7 +162,8 @@ pub fn submit(
                 )))
             }
             Some(m) => m,
-            None => default_max.unwrap_or(room).min(room),
+            // Without a limit, up to the end of the context or of the KV cache.
+            None => default_max.unwrap_or(room).min(room).min(kv_tokens - prompt.len()),
         };
         for c in 0..common.n {
             let sequence = generator.start(&common.params(&defaults, max_tokens, c))?;
@@ -195,11 +210,13 @@ pub async fn collect_all(choices: Vec<Choice>) -> Result<Vec<Output>, ApiError> 
     Ok(outputs)
 }
 
-/// OpenAI's `usage`: prompt tokens once per prompt, completion tokens of every choice.
-pub fn usage(prompt_lens: &[usize], finished: &[&Finished], n: usize) -> serde_json::Value {
+/// OpenAI's `usage`: prompt tokens once per prompt, completion tokens of every choice, cached
+/// prompt tokens of each prompt's first choice. `finished` holds each choice's index (prompt
+/// `index / n`) and how it ended, in any order.
+pub fn usage(prompt_lens: &[usize], finished: &[(usize, &Finished)], n: usize) -> serde_json::Value {
     let prompt: usize = prompt_lens.iter().sum();
-    let completion: usize = finished.iter().map(|f| f.completion_tokens).sum();
-    let cached: usize = finished.iter().step_by(n.max(1)).map(|f| f.cached_tokens).sum();
+    let completion: usize = finished.iter().map(|(_, f)| f.completion_tokens).sum();
+    let cached: usize = finished.iter().filter(|(i, _)| i % n.max(1) == 0).map(|(_, f)| f.cached_tokens).sum();
     serde_json::json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -131,12 +131,20 @@ pub fn check_fields(obj: &Map<String, Value>, own: &[&str]) -> Result<(), ApiErr
 fn logit_bias(obj: &Map<String, Value>) -> Result<Vec<(u32, f32)>, ApiError> {
     let Some(v) = obj.get("logit_bias").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
     let map = v.as_object().ok_or_else(|| ApiError::invalid("logit_bias: expected an object of token id → bias"))?;
+    if map.len() > lathe_engine::generation::MAX_LOGIT_BIAS {
+        let most = lathe_engine::generation::MAX_LOGIT_BIAS;
+        return Err(ApiError::invalid(format!("logit_bias: {} entries, more than {most}", map.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
     map.iter()
         .map(|(k, v)| {
             let id = k
                 .parse::<u32>()
                 .map_err(|_| ApiError::invalid(format!("logit_bias: key {k:?}: expected a token id")))?;
             let bias = v.as_f64().ok_or_else(|| ApiError::invalid(format!("logit_bias: {k}: expected a number")))?;
+            if !seen.insert(id) {
+                return Err(ApiError::invalid(format!("logit_bias: token id {id} is given twice")));
+            }
             Ok((id, bias as f32))
         })
         .collect()

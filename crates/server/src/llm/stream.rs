@@ -26,6 +26,10 @@ pub trait Encoder: Send + 'static {
     fn done_marker(&self) -> bool {
         true
     }
+    /// The event of an error after the response began (OpenAI's envelope, as vLLM sends it).
+    fn error(&self, message: &str) -> Value {
+        json!({"error": {"message": message, "type": "server_error", "param": null, "code": 500}})
+    }
 }
 
 /// A choice's deltas, ending with `Err` when the scheduler stopped before it finished.
@@ -68,8 +72,7 @@ pub fn sse(choices: Vec<Choice>, first: Vec<Value>, mut encoder: impl Encoder) -
                 None => break,
                 Some((i, Ok(delta))) => encoder.delta(i, &delta),
                 Some((_, Err(()))) => {
-                    let error = json!({"error": {"message": "generation stopped before the sequence finished",
-                        "type": "server_error", "param": null, "code": 500}});
+                    let error = encoder.error("generation stopped before the sequence finished");
                     let _ = tx.send(event(&error)).await;
                     break;
                 }

@@ -88,8 +88,15 @@ async fn run(st: AppState, m: String, v: Option<String>, headers: HeaderMap, bod
     response
 }
 
-/// The request's fields: `parameters` merged over the top level (both forms are in use).
-fn fields(bytes: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
+/// A generate request: its `id`, the text, and `parameters` merged over the top level.
+struct Fields {
+    id: Option<Value>,
+    text: String,
+    params: Map<String, Value>,
+}
+
+/// The request's fields (`parameters` merged over the top level: both forms are in use).
+fn fields(bytes: &[u8]) -> Result<Fields, ApiError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))?;
     let Value::Object(mut obj) = value else { return Err(ApiError::invalid("expected a JSON object")) };
@@ -101,11 +108,15 @@ fn fields(bytes: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
         let Value::Object(params) = params else { return Err(ApiError::invalid("parameters: expected an object")) };
         obj.extend(params);
     }
-    for key in ["model", "n", "stream", "stream_options", "id"] {
+    let id = obj.remove("id").filter(|v| !v.is_null());
+    if id.as_ref().is_some_and(|v| !v.is_string()) {
+        return Err(ApiError::invalid("id: expected a string"));
+    }
+    for key in ["model", "n", "stream", "stream_options"] {
         obj.remove(key);
     }
     super::request::check_fields(&obj, &[])?;
-    Ok((text, obj))
+    Ok(Fields { id, text, params: obj })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -123,8 +134,8 @@ async fn answer(
         None => m.to_string(),
     };
     let bytes = read_body(body, st.limits.max_body_bytes).await?;
-    let (text, obj) = fields(&bytes)?;
-    let common = Common::parse(&obj, 1, None)?;
+    let Fields { id, text, params } = fields(&bytes)?;
+    let common = Common::parse(&params, 1, None)?;
     let llm = resolve_llm(st, Some(&model), headers)?;
     labels.model = m.to_string();
     labels.version = llm.loaded.version.to_string();
@@ -133,20 +144,25 @@ async fn answer(
     let mut choices = submit(&llm, std::slice::from_ref(&prompt), &common, Some(DEFAULT_MAX_TOKENS))?;
     let (name, version) = (m.to_string(), llm.loaded.version.to_string());
     if stream {
-        return Ok(sse(choices, Vec::new(), TritonEvents { name, version }));
+        return Ok(sse(choices, Vec::new(), TritonEvents { id, name, version }));
     }
     let out = collect(choices.remove(0)).await?;
-    Ok(json_ok(&json!({
+    let mut answer = json!({
         "model_name": name,
         "model_version": version,
         "text_output": out.text,
         "finish_reason": out.finished.reason.as_str(),
-    })))
+    });
+    if let Some(id) = id {
+        answer["id"] = id;
+    }
+    Ok(json_ok(&answer))
 }
 
-/// `{model_name, model_version, text_output}` per delta with text, the last with
-/// `finish_reason`.
+/// `{id?, model_name, model_version, text_output}` per delta with text, the last with
+/// `finish_reason`; a later error as V2's `{"error": …}`.
 struct TritonEvents {
+    id: Option<Value>,
     name: String,
     version: String,
 }
@@ -157,6 +173,9 @@ impl Encoder for TritonEvents {
             return Vec::new();
         }
         let mut event = json!({"model_name": self.name, "model_version": self.version, "text_output": d.text});
+        if let Some(id) = &self.id {
+            event["id"] = id.clone();
+        }
         if let Some(f) = &d.finished {
             event["finish_reason"] = json!(f.reason.as_str());
         }
@@ -165,5 +184,9 @@ impl Encoder for TritonEvents {
 
     fn done_marker(&self) -> bool {
         false
+    }
+
+    fn error(&self, message: &str) -> Value {
+        json!({ "error": message })
     }
 }
