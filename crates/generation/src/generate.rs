@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::decoder::{KvCache, OpTimes};
 use crate::model::LanguageModel;
-use crate::sampling::{Sampler, SamplingError, SamplingParams};
+use crate::sampling::{Sampler, SamplingError};
 use crate::stop::StopStrings;
 use crate::tokenizer::Detokenizer;
 
@@ -18,49 +18,19 @@ const PREFILL_CHUNK: usize = 512;
 /// Most alternatives per position in logprobs (OpenAI's limit).
 pub const MAX_TOP_LOGPROBS: usize = 20;
 
-/// One generation.
+/// One generation: a prompt and everything else about it.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// Prompt token ids (at least one).
     pub prompt: Vec<u32>,
-    /// Sampling.
-    pub params: SamplingParams,
-    /// Most tokens to generate.
-    pub max_tokens: usize,
-    /// Stop strings (at most 4), not included in the text.
-    pub stop: Vec<String>,
-    /// Token ids that end generation besides the model's end-of-generation tokens.
-    pub stop_token_ids: Vec<u32>,
-    /// Alternatives to report per generated token (`None`: no log-probabilities).
-    pub top_logprobs: Option<usize>,
-    /// Keep going past the model's end-of-generation tokens.
-    pub ignore_eos: bool,
+    /// Sampling, limits, stops and logprobs.
+    pub params: GenerationParams,
 }
 
 impl Request {
-    /// Everything but the prompt, as the engine contract has it.
-    pub fn params(&self) -> GenerationParams {
-        GenerationParams {
-            sampling: self.params.clone(),
-            max_tokens: self.max_tokens,
-            stop: self.stop.clone(),
-            stop_token_ids: self.stop_token_ids.clone(),
-            top_logprobs: self.top_logprobs,
-            ignore_eos: self.ignore_eos,
-        }
-    }
-
     /// A request for `prompt` with OpenAI's defaults and `max_tokens`.
     pub fn new(prompt: Vec<u32>, max_tokens: usize) -> Request {
-        Request {
-            prompt,
-            params: SamplingParams::default(),
-            max_tokens,
-            stop: Vec::new(),
-            stop_token_ids: Vec::new(),
-            top_logprobs: None,
-            ignore_eos: false,
-        }
+        Request { prompt, params: GenerationParams::new(max_tokens) }
     }
 }
 
@@ -176,7 +146,7 @@ pub(crate) fn check_params(model: &LanguageModel, params: &GenerationParams) -> 
 
 fn check(model: &LanguageModel, req: &Request) -> Result<(), GenerateError> {
     let (vocab, context) = (model.decoder.config().vocab_size, model.decoder.config().context_length);
-    check_params(model, &req.params())?;
+    check_params(model, &req.params)?;
     if req.prompt.is_empty() {
         return Err(GenerateError::Prompt("expected at least one token".into()));
     }
@@ -303,13 +273,13 @@ pub fn generate(
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Completion, GenerateError> {
     check(model, req)?;
-    let mut decoding = Decoding::new(&req.params())?;
+    let mut decoding = Decoding::new(&req.params)?;
     let mut timings = Timings::default();
     let mut logits = prefill(model, session, &req.prompt, &mut timings);
     let context = model.decoder.config().context_length;
     let (mut text, mut ids, mut logprobs) = (String::new(), Vec::new(), Vec::new());
     let (mut finish, start) = (None, Instant::now());
-    if req.max_tokens == 0 {
+    if req.params.max_tokens == 0 {
         finish = Some(FinishReason::Length);
     }
     while finish.is_none() {

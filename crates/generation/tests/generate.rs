@@ -12,7 +12,7 @@ fn model() -> LanguageModel {
 
 fn greedy(prompt: Vec<u32>, max_tokens: usize) -> Request {
     let mut req = Request::new(prompt, max_tokens);
-    req.params = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
+    req.params.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
     req
 }
 
@@ -32,7 +32,7 @@ fn streamed_text_is_the_final_text_however_generation_ends() {
     let m = model();
     let prompt = m.tokenizer.encode_prompt("Hello, how are you").unwrap();
     let mut req = greedy(prompt.clone(), 24);
-    req.ignore_eos = true;
+    req.params.ignore_eos = true;
     let (full, streamed) = run(&m, &mut Session::new(&m), &req);
     assert_eq!((full.finish_reason, streamed.as_str()), (FinishReason::Length, full.text.as_str()));
     assert_eq!(full.token_ids.len(), 24);
@@ -40,7 +40,7 @@ fn streamed_text_is_the_final_text_however_generation_ends() {
     // A stop string taken from the middle of the full text: everything before it, streamed too.
     let stop: String = full.text.chars().skip(full.text.chars().count() / 2).take(3).collect();
     let mut with_stop = req.clone();
-    with_stop.stop = vec![stop.clone()];
+    with_stop.params.stop = vec![stop.clone()];
     let (done, streamed) = run(&m, &mut Session::new(&m), &with_stop);
     assert_eq!(done.finish_reason, FinishReason::Stop);
     assert_eq!(done.text, full.text[..full.text.find(&stop).unwrap()]);
@@ -50,7 +50,7 @@ fn streamed_text_is_the_final_text_however_generation_ends() {
     let ids = &full.token_ids;
     let at = (3..ids.len()).find(|&i| !ids[..i].contains(&ids[i])).expect("a token not seen before");
     let mut with_token = req.clone();
-    with_token.stop_token_ids = vec![ids[at]];
+    with_token.params.stop_token_ids = vec![ids[at]];
     let (done, streamed) = run(&m, &mut Session::new(&m), &with_token);
     assert_eq!((done.finish_reason, done.token_ids.as_slice()), (FinishReason::Stop, &ids[..at]));
     assert_eq!(done.text, m.tokenizer.decode(&ids[..at]));
@@ -61,7 +61,7 @@ fn streamed_text_is_the_final_text_however_generation_ends() {
 fn logprobs_line_up_with_the_generated_tokens() {
     let m = model();
     let mut req = greedy(m.tokenizer.encode_prompt("Hello, how are you").unwrap(), 12);
-    req.top_logprobs = Some(3);
+    req.params.top_logprobs = Some(3);
     let (done, _) = run(&m, &mut Session::new(&m), &req);
     assert_eq!(done.logprobs.len(), done.token_ids.len());
     for (lp, &id) in done.logprobs.iter().zip(&done.token_ids) {
@@ -98,7 +98,7 @@ fn requests_out_of_range_are_refused_by_field() {
     let e = generate(&m, &mut Session::new(&m), &greedy(Vec::new(), 4), &mut |_| true).unwrap_err();
     assert!(e.to_string().contains("at least one token"), "{e}");
     let mut req = greedy(vec![1], 4);
-    req.stop = vec![String::new()];
+    req.params.stop = vec![String::new()];
     let e = generate(&m, &mut Session::new(&m), &req, &mut |_| true).unwrap_err();
     assert!(e.to_string().contains("stop"), "{e}");
     let too_long = vec![1; m.decoder.config().context_length];

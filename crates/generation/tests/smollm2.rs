@@ -85,7 +85,7 @@ fn chat_replies_name_berlin_and_the_primary_colors() {
         let prompt = m.chat_prompt(&messages).unwrap();
         assert_eq!(prompt.len() as u64, chat["prompt_tokens"].as_u64().unwrap());
         let mut req = Request::new(prompt, 64);
-        req.params = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
+        req.params.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
         let done = generate(&m, &mut Session::new(&m), &req, &mut |_| true).unwrap();
         replies.push(done.text.to_lowercase());
     }

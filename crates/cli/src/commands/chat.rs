@@ -61,8 +61,8 @@ fn answer(
 ) -> Result<Completion> {
     let prompt = model.chat_prompt(messages)?;
     let mut req = Request::new(prompt, sampling.max_tokens);
-    req.params = sampling.params(model);
-    req.stop = sampling.stop.clone();
+    req.params.sampling = sampling.params(model);
+    req.params.stop = sampling.stop.clone();
     let mut out = std::io::stdout();
     let done = generate(model, session, &req, &mut |text| {
         if stream {

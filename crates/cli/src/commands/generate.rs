@@ -35,10 +35,10 @@ pub fn run(cli: &Cli, args: &GenerateArgs) -> Result<()> {
     llm::set_threads(args.sampling.threads)?;
     let model = llm::open(cli, &args.model)?;
     let mut req = Request::new(model.tokenizer.encode_prompt(&args.prompt)?, args.sampling.max_tokens);
-    req.params = args.sampling.params(&model);
-    req.stop = args.sampling.stop.clone();
-    req.top_logprobs = args.logprobs;
-    req.ignore_eos = args.ignore_eos;
+    req.params.sampling = args.sampling.params(&model);
+    req.params.stop = args.sampling.stop.clone();
+    req.params.top_logprobs = args.logprobs;
+    req.params.ignore_eos = args.ignore_eos;
     let mut session = Session::new(&model);
     let stream = !cli.json;
     let mut out = std::io::stdout();

@@ -13,10 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::request::{boolean, check_fields, Common};
 use super::stream::{sse, Encoder};
-use super::{blocking, collect_all, created, param_of, request_id, resolve_llm, submit, usage, Llm};
+use super::{answered, blocking, collect_all, created, openai_labels, request_id, resolve_llm, submit, usage, Llm};
 use crate::body::{json_ok, read_body};
 use crate::metrics::RequestLabels;
-use crate::openai::openai_error;
 use crate::state::AppState;
 
 /// Fields of chat completions besides the shared ones.
@@ -111,21 +110,9 @@ fn parse(bytes: &[u8], max_n: usize) -> Result<ChatRequest, ApiError> {
     ),
 )]
 pub async fn completions(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let mut labels = RequestLabels {
-        model: String::new(),
-        version: String::new(),
-        protocol: "openai",
-        api: "chat_completions",
-        code: 0,
-    };
-    let response = match answer(&st, &headers, body, &mut labels).await {
-        Ok(r) => r,
-        Err(e) => openai_error(&e, param_of(&e).as_deref()),
-    };
-    labels.code = response.status().as_u16();
-    st.metrics.record(labels, started.elapsed().as_secs_f64());
-    response
+    let (started, mut labels) = (Instant::now(), openai_labels("chat_completions"));
+    let result = answer(&st, &headers, body, &mut labels).await;
+    answered(&st, labels, started, result)
 }
 
 async fn answer(

@@ -13,10 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::request::{check_fields, Common, MAX_TOP_LOGPROBS};
 use super::stream::{sse, Encoder};
-use super::{blocking, collect_all, created, param_of, request_id, resolve_llm, submit, usage, Llm};
+use super::{answered, blocking, collect_all, created, openai_labels, request_id, resolve_llm, submit, usage, Llm};
 use crate::body::{json_ok, read_body};
 use crate::metrics::RequestLabels;
-use crate::openai::openai_error;
 use crate::state::AppState;
 
 /// OpenAI's default `max_tokens` for text completions.
@@ -97,16 +96,9 @@ fn parse(bytes: &[u8], max_n: usize) -> Result<(Common, Vec<Prompt>), ApiError> 
     ),
 )]
 pub async fn completions(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let mut labels =
-        RequestLabels { model: String::new(), version: String::new(), protocol: "openai", api: "completions", code: 0 };
-    let response = match answer(&st, &headers, body, &mut labels).await {
-        Ok(r) => r,
-        Err(e) => openai_error(&e, param_of(&e).as_deref()),
-    };
-    labels.code = response.status().as_u16();
-    st.metrics.record(labels, started.elapsed().as_secs_f64());
-    response
+    let (started, mut labels) = (Instant::now(), openai_labels("completions"));
+    let result = answer(&st, &headers, body, &mut labels).await;
+    answered(&st, labels, started, result)
 }
 
 async fn answer(

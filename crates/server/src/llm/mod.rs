@@ -19,8 +19,12 @@ use lathe_runtime::{LoadedVersion, Selector};
 use lathe_types::{ApiError, ErrorKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::metrics::RequestLabels;
+use crate::openai::openai_error;
 use crate::state::AppState;
+use axum::response::Response;
 use request::Common;
+use std::time::Instant;
 
 /// A version's name, number and scheduler, as a request resolved it.
 pub struct Llm {
@@ -100,6 +104,24 @@ pub fn param_of(e: &ApiError) -> Option<String> {
     let field = head.split(['[', '.']).next()?;
     let known = field.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !field.is_empty();
     known.then(|| field.to_string())
+}
+
+/// The metrics labels of an OpenAI request to `api`, model and version filled in once resolved.
+pub fn openai_labels(api: &'static str) -> RequestLabels {
+    RequestLabels { model: String::new(), version: String::new(), protocol: "openai", api, code: 0 }
+}
+
+/// The response of an OpenAI handler (an error in OpenAI's envelope), counted in the metrics.
+pub fn answered(
+    st: &AppState,
+    mut labels: RequestLabels,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let response = result.unwrap_or_else(|e| openai_error(&e, param_of(&e).as_deref()));
+    labels.code = response.status().as_u16();
+    st.metrics.record(labels, started.elapsed().as_secs_f64());
+    response
 }
 
 /// Runs `f` on the blocking pool (tokenization and template rendering are compute).
