@@ -71,27 +71,24 @@ struct KvHead<'a> {
     offset: usize,
 }
 
-impl<'a> KvHead<'a> {
-    #[inline(always)]
-    fn at(&self, t: usize, dim: usize) -> (&'a [f32], &'a [f32]) {
-        let (b, row) = (t / self.kv.block_size, t % self.kv.block_size);
-        let at = row * self.stride + self.offset;
-        (&self.kv.keys[b][at..at + dim], &self.kv.values[b][at..at + dim])
-    }
-}
-
 multiversion! {
 /// One head of one query: `out = softmax(q·Kᵀ·scale)·V` over the first `scores.len()` cached
-/// positions of `kv`.
+/// positions of `kv`, block by block, in position order.
 fn attend_one(q: &[f32], kv: KvHead, scale: f32, scores: &mut [f32], out: &mut [f32]) {
-    let dim = q.len();
-    for (t, s) in scores.iter_mut().enumerate() {
-        *s = dot(q, kv.at(t, dim).0);
+    let (dim, bs) = (q.len(), kv.kv.block_size);
+    for (chunk, keys) in scores.chunks_mut(bs).zip(&kv.kv.keys) {
+        for (row, s) in chunk.iter_mut().enumerate() {
+            let at = row * kv.stride + kv.offset;
+            *s = dot(q, &keys[at..at + dim]);
+        }
     }
     math::softmax(scores, scale);
     out.fill(0.0);
-    for (t, &w) in scores.iter().enumerate() {
-        out.iter_mut().zip(kv.at(t, dim).1).for_each(|(o, v)| *o += w * v);
+    for (chunk, values) in scores.chunks(bs).zip(&kv.kv.values) {
+        for (row, &w) in chunk.iter().enumerate() {
+            let at = row * kv.stride + kv.offset;
+            out.iter_mut().zip(&values[at..at + dim]).for_each(|(o, v)| *o += w * v);
+        }
     }
 }
 }

@@ -177,6 +177,8 @@ struct Report {
     /// The HTTP case: Lathe's levels and llama-server's.
     http: Vec<Level>,
     http_baseline: Vec<Level>,
+    /// Decode tokens/s of the single-stream chats run in process (same requests, same threads).
+    in_process_stream: Option<f64>,
 }
 
 impl Report {
@@ -212,16 +214,15 @@ impl Report {
                 v
             })
             .collect();
-        let single = self.single_stream().map(|(http, local, _)| json!({"http": http, "in_process": local}));
+        let single = self.single_stream().map(|(http, local)| json!({"http": http, "in_process": local}));
         json!({ "model": name, "version": version, "results": rows, "memory": memory, "http": http,
             "single_stream": single })
     }
 
-    /// Decode tokens/s of one stream over HTTP, in process at the most threads, and that test.
-    fn single_stream(&self) -> Option<(f64, f64, String)> {
+    /// Decode tokens/s of one stream of chats over HTTP and of the same chats in process.
+    fn single_stream(&self) -> Option<(f64, f64)> {
         let http = self.http.iter().find(|l| l.concurrency == 1)?;
-        let local = self.results.iter().filter(|m| m.test.starts_with("tg")).max_by_key(|m| m.threads)?;
-        Some((http.stream_decode, local.mean, format!("{} t{}", local.test, local.threads)))
+        Some((http.stream_decode, self.in_process_stream?))
     }
 
     fn print_http(&self) {
@@ -253,9 +254,9 @@ impl Report {
                 ratio
             );
         }
-        if let Some((http, local, test)) = self.single_stream() {
+        if let Some((http, local)) = self.single_stream() {
             println!(
-                "single stream: {http:.1} tokens/s decoding over HTTP, {local:.1} in process ({test}): {:.2}",
+                "single stream: {http:.1} tokens/s decoding over HTTP, {local:.1} for the same chats in process: {:.2}",
                 http / local
             );
         }
@@ -294,6 +295,36 @@ impl Report {
     }
 }
 
+/// Decode tokens/s of the single-stream HTTP load's chats generated in process, one after the
+/// other, on as many threads as the server's scheduler uses; measured as over HTTP (tokens
+/// after the first over the time from the first piece of text to the last).
+fn in_process_chats(model: &LanguageModel, load: Load) -> Result<f64> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let mut rates = Vec::new();
+    for r in 0..load.requests {
+        let prompt = model.chat_prompt(&[lathe_generation::Message::new("user", QUESTIONS[r % QUESTIONS.len()])])?;
+        let mut req = lathe_generation::Request::new(prompt, load.max_tokens);
+        req.params.sampling.temperature = 0.0;
+        req.params.ignore_eos = true;
+        let (mut first, mut last) = (None, Instant::now());
+        let mut session = lathe_generation::Session::new(model);
+        let done = pool.install(|| {
+            lathe_generation::generate(model, &mut session, &req, &mut |text| {
+                if !text.is_empty() {
+                    last = Instant::now();
+                    first.get_or_insert(last);
+                }
+                true
+            })
+        })?;
+        if let Some(first) = first.filter(|&f| last > f) {
+            rates.push(done.completion_tokens.saturating_sub(1) as f64 / (last - first).as_secs_f64());
+        }
+    }
+    Ok(rates.iter().sum::<f64>() / rates.len().max(1) as f64)
+}
+
 /// The HTTP case: `lathe serve` in process, then llama-server when a baseline is given.
 fn http_case(
     cli: &Cli,
@@ -301,20 +332,22 @@ fn http_case(
     name: &str,
     model: &LanguageModel,
     gguf: &Path,
-) -> Result<(Vec<Level>, Vec<Level>)> {
+) -> Result<(Vec<Level>, Vec<Level>, Option<f64>)> {
     let loads: Vec<Load> = args
         .http_concurrency
         .iter()
         .map(|&concurrency| Load { concurrency, requests: args.http_requests, max_tokens: args.http_max_tokens })
         .collect();
     if loads.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), None));
     }
     let server = BenchServer::start(&cli.repo, name, 1, 64, lathe_embedding::Backend::Auto)?;
     let base = format!("http://{}", server.addr);
     let ours = loads.iter().map(|&l| drive(&base, name, l)).collect::<Result<Vec<_>>>()?;
     drop(server);
-    let Some(dir) = &args.baseline_llama_cpp else { return Ok((ours, Vec::new())) };
+    let single = Load { concurrency: 1, requests: args.http_requests, max_tokens: args.http_max_tokens };
+    let in_process = in_process_chats(model, single)?;
+    let Some(dir) = &args.baseline_llama_cpp else { return Ok((ours, Vec::new(), Some(in_process))) };
     let slots = args.http_concurrency.iter().copied().max().unwrap_or(1);
     let longest_prompt = QUESTIONS
         .iter()
@@ -324,7 +357,7 @@ fn http_case(
         .unwrap_or(64);
     let server = LlamaServer::start(dir, gguf, slots, longest_prompt + args.http_max_tokens, args.baseline_threads)?;
     let theirs = loads.iter().map(|&l| drive(&server.base, name, l)).collect::<Result<Vec<_>>>()?;
-    Ok((ours, theirs))
+    Ok((ours, theirs, Some(in_process)))
 }
 
 /// Runs `lathe bench generate`: Lathe's tests first, then llama-bench's, then the report.
@@ -351,8 +384,9 @@ pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
     let model_bytes: u64 = info.manifest.files.values().map(|f| f.bytes).sum();
     let positions = args.prompt_lengths.iter().copied().max().unwrap_or(0).max(args.decode_tokens);
     let kv_bytes = (model.decoder.config().kv_bytes_per_position() * positions) as u64;
-    let (http, http_baseline) = http_case(cli, args, &info.name, &model, &gguf)?;
-    let report = Report { results, baseline, memory: (rss, model_bytes, kv_bytes), positions, http, http_baseline };
+    let (http, http_baseline, in_process_stream) = http_case(cli, args, &info.name, &model, &gguf)?;
+    let memory = (rss, model_bytes, kv_bytes);
+    let report = Report { results, baseline, memory, positions, http, http_baseline, in_process_stream };
     if cli.json {
         println!("{}", report.json(&info.name, info.version));
     } else {
