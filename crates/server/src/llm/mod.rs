@@ -254,7 +254,7 @@ pub fn request_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{:016x}{:016x}", nanos as u64, n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    format!("{prefix}-{:016x}{:016x}", nanos as u64, (n + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Seconds since the Unix epoch (OpenAI's `created`).
