@@ -348,18 +348,29 @@ fn a_full_waiting_queue_answers_429() {
     let addr = server.base.trim_start_matches("http://").to_string();
     // Minutes of decoding: it holds the only place in the running batch until it is dropped.
     let (running, reader) = open_stream(&addr, 4000);
+    // The gauges are published after each step: wait for the step's own figures, so that the
+    // first request (waiting before it was scheduled) is not taken for the second one.
+    let gauge = |name: &str| metric(&get(&server.base, "/metrics").1, name, "smol");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (gauge("lathe_generation_requests_running"), gauge("lathe_generation_requests_waiting"))
+        != (Some(1.0), Some(0.0))
+    {
+        assert!(Instant::now() < deadline, "the first request never ran alone");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let body = json!({"model": "smol", "prompt": "Hello", "max_tokens": 4}).to_string();
     let waiting = std::thread::spawn({
         let base = server.base.clone();
         move || post(&base, "/v1/completions", &body)
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&get(&server.base, "/metrics").1, "lathe_generation_requests_waiting", "smol") != Some(1.0) {
+    while gauge("lathe_generation_requests_waiting") != Some(1.0) {
         assert!(Instant::now() < deadline, "the second request never waited");
         std::thread::sleep(Duration::from_millis(10));
     }
     let (status, e) = post(&server.base, "/v1/completions", r#"{"model": "smol", "prompt": "Hi"}"#);
-    assert_eq!((status, e["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{e}");
+    let metrics = get(&server.base, "/metrics").1;
+    assert_eq!((status, e["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{e}\n{metrics}");
     running.shutdown(std::net::Shutdown::Both).unwrap();
     drop((running, reader));
     let (status, done) = waiting.join().unwrap();
