@@ -128,8 +128,12 @@ fn swap_under_load_answers_every_request_from_a_published_version() {
             })
             .collect();
         for _ in 0..20 {
+            // Announced before it is published: the watcher may swap it in before `publish`
+            // returns, and a client must not take it for a version from the future.
+            let next = latest.load(Ordering::Acquire) + 1;
+            latest.store(next, Ordering::Release);
             let v = publish(&repo, "mnist");
-            latest.store(v, Ordering::Release);
+            assert_eq!(v, next, "versions are numbered in order");
             s.wait_until(
                 |s| s.manager.resolve("mnist", &lathe_runtime::Selector::Default).is_ok_and(|l| l.version == v),
                 "the swap",
