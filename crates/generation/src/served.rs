@@ -28,11 +28,6 @@ impl Generator {
         Generator { model: Arc::new(model) }
     }
 
-    /// The model.
-    pub fn model(&self) -> &LanguageModel {
-        &self.model
-    }
-
     /// Token ids the model can take: those with an embedding row and a vocabulary entry.
     fn vocab_limit(&self) -> usize {
         self.model.decoder.config().vocab_size.min(self.model.tokenizer.vocab_size())

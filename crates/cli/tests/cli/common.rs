@@ -142,3 +142,24 @@ pub fn spawn_serve(cwd: &Path, args: &[&str]) -> (std::process::Child, Value) {
     std::thread::spawn(move || lines.for_each(drop));
     (child, first)
 }
+
+/// A `lathe serve` process and its base URL; killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `lathe serve` in `cwd` polling the repository every 0.2 s, with `extra` arguments.
+pub fn start_server_with(cwd: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--poll-seconds", "0.2"];
+    args.extend_from_slice(extra);
+    let (child, first) = spawn_serve(cwd, &args);
+    Server { child, base: format!("http://{}", first["address"].as_str().unwrap()) }
+}

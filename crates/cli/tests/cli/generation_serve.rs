@@ -5,31 +5,18 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// A server of SmolLM2 as `smol`; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A server of SmolLM2, imported as `smol`, once it is ready.
 fn serve_smollm2(cwd: &Path, args: &[&str]) -> Server {
     let gguf = shared().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     ok(&lathe(cwd, &["import", "gguf", gguf.to_str().unwrap(), "--name", "smol", "--json"]));
-    let (child, listening) = spawn_serve(cwd, args);
-    let server = Server { child, base: format!("http://{}", listening["address"].as_str().unwrap()) };
+    let server = start_server_with(cwd, args);
     let deadline = Instant::now() + Duration::from_secs(60);
     while get(&server.base, "/v2/models/smol/ready").0 != 200 {
         assert!(Instant::now() < deadline, "the language model never became ready");
@@ -381,7 +368,7 @@ fn a_full_waiting_queue_answers_429() {
 fn a_new_version_does_not_cut_running_streams() {
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
-    let server = serve_smollm2(cwd, &["--poll-seconds", "0.2"]);
+    let server = serve_smollm2(cwd, &[]);
     let addr = server.base.trim_start_matches("http://").to_string();
     let (_conn, mut stream) = open_stream(&addr, 1000);
     // Version 2 is published while the stream runs; it swaps in, the stream goes on.

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -17,27 +16,8 @@ const IDX_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte.gz",
 ];
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(cwd: &Path) -> Server {
     start_server_with(cwd, &[])
-}
-
-fn start_server_with(cwd: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["--poll-seconds", "0.2"];
-    args.extend_from_slice(extra);
-    let (child, first) = spawn_serve(cwd, &args);
-    Server { child, base: format!("http://{}", first["address"].as_str().unwrap()) }
 }
 
 fn agent() -> ureq::Agent {
