@@ -39,7 +39,8 @@ impl Reporter {
             Event::Progress { seen, loss, accuracy, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(*seen as u64);
-                    bar.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
+                    let acc = accuracy.map_or_else(String::new, |a| format!(" acc {a:.4}"));
+                    bar.set_message(format!("loss {loss:.4}{acc}"));
                 }
             }
             Event::EpochEnd(r) => {
@@ -48,12 +49,11 @@ impl Reporter {
                 }
                 let val = match (r.val_loss, r.val_accuracy) {
                     (Some(l), Some(a)) => format!("  val_loss {l:.4}  val_acc {a:.4}"),
+                    (Some(l), None) => format!("  val_loss {l:.4}"),
                     _ => String::new(),
                 };
-                eprintln!(
-                    "epoch {:>3}  loss {:.4}  acc {:.4}{val}  lr {:.2e}  {:.2}s",
-                    r.epoch, r.loss, r.accuracy, r.lr, r.seconds
-                );
+                let acc = r.accuracy.map_or_else(String::new, |a| format!("  acc {a:.4}"));
+                eprintln!("epoch {:>3}  loss {:.4}{acc}{val}  lr {:.2e}  {:.2}s", r.epoch, r.loss, r.lr, r.seconds);
             }
             Event::Resumed { epochs_done } => eprintln!("resuming after epoch {epochs_done} from the checkpoint"),
             Event::EarlyStop { epoch, best_epoch } => {

@@ -2,11 +2,30 @@
 
 use lathe_formats::Evaluation;
 
-/// Prints an evaluation: headline figures, per-class table, confusion matrix.
+/// A figure to four decimals, or `-` when there is none.
+pub fn figure(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{x:.4}"))
+}
+
+/// Prints an evaluation: a regressor's figures per target, or a classifier's headline
+/// figures, per-class table and confusion matrix.
 pub fn print_evaluation(e: &Evaluation) {
+    if !e.per_target.is_empty() {
+        print_regression(e);
+        return;
+    }
+    let binary = match (e.roc_auc, e.log_loss) {
+        (None, None) => String::new(),
+        (auc, log_loss) => format!("  ROC AUC {}  log loss {}", figure(auc), figure(log_loss)),
+    };
     println!(
-        "samples {}  loss {:.4}  accuracy {:.4}  macro precision {:.4}  recall {:.4}  F1 {:.4}",
-        e.samples, e.loss, e.accuracy, e.macro_precision, e.macro_recall, e.macro_f1
+        "samples {}  loss {:.4}  accuracy {}  macro precision {}  recall {}  F1 {}{binary}",
+        e.samples,
+        e.loss,
+        figure(e.accuracy),
+        figure(e.macro_precision),
+        figure(e.macro_recall),
+        figure(e.macro_f1)
     );
     let width = e.per_class.iter().map(|c| c.class.len()).max().unwrap_or(5).max(5);
     println!();
@@ -22,6 +41,24 @@ pub fn print_evaluation(e: &Evaluation) {
     for (c, row) in e.per_class.iter().zip(&e.confusion) {
         let cells: Vec<String> = row.iter().map(|v| format!("{v:>cell$}")).collect();
         println!("{:>width$}  {}", c.class, cells.join(" "));
+    }
+}
+
+/// MAE, RMSE and R² overall and per target.
+fn print_regression(e: &Evaluation) {
+    println!(
+        "samples {}  loss {:.4}  MAE {}  RMSE {}  R² {}",
+        e.samples,
+        e.loss,
+        figure(e.mae),
+        figure(e.rmse),
+        figure(e.r2)
+    );
+    let width = e.per_target.iter().map(|t| t.target.len()).max().unwrap_or(6).max(6);
+    println!();
+    println!("{:>width$}  {:>12}  {:>12}  {:>8}", "target", "MAE", "RMSE", "R²");
+    for t in &e.per_target {
+        println!("{:>width$}  {:>12.4}  {:>12.4}  {:>8.4}", t.target, t.mae, t.rmse, t.r2);
     }
 }
 

@@ -17,8 +17,9 @@ mod weights;
 
 pub use manifest::{
     CausalLmSection, CausalLmSpec, ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation,
-    FileEntry, JobLineage, Manifest, ModelSection, Pooling, SequentialSection, TrainingInfo, UntrainedFields,
-    CAUSAL_LM_KIND, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT, SEQUENTIAL_KIND, WEIGHTS_FILE,
+    FileEntry, JobLineage, Manifest, ModelSection, Pooling, SequentialSection, TargetMetrics, TargetScaling,
+    TrainingInfo, UntrainedFields, CAUSAL_LM_KIND, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT, SEQUENTIAL_KIND,
+    WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

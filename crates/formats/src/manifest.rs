@@ -30,25 +30,108 @@ pub struct ClassMetrics {
     pub support: u64,
 }
 
-/// Evaluation of a model on a labelled data set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Mean absolute error, root mean squared error and R² of one regression target, in the
+/// target's own units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetMetrics {
+    /// Target column.
+    pub target: String,
+    /// Mean of |prediction − truth|.
+    pub mae: f64,
+    /// Square root of the mean of (prediction − truth)².
+    pub rmse: f64,
+    /// Coefficient of determination, 1 − SSE / SST (SST around the evaluated data's mean; 0
+    /// when the target is constant there and SSE is not 0, 1 when both are 0).
+    pub r2: f64,
+}
+
+/// Evaluation of a model on a labelled data set: a classifier's accuracy, per-class figures
+/// and confusion matrix (plus ROC AUC and log loss for two classes), or a regressor's MAE,
+/// RMSE and R² (overall: the mean over targets, and per target). Figures a task does not have
+/// are absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Samples evaluated.
     pub samples: u64,
-    /// Mean loss.
+    /// Mean loss (of standardised targets for regressors).
     pub loss: f64,
     /// Fraction classified correctly.
-    pub accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
     /// Unweighted mean of the per-class precisions.
-    pub macro_precision: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_precision: Option<f64>,
     /// Unweighted mean of the per-class recalls.
-    pub macro_recall: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_recall: Option<f64>,
     /// Unweighted mean of the per-class F1 scores.
-    pub macro_f1: f64,
-    /// Per-class figures, in class order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<f64>,
+    /// Area under the ROC curve of the second class's probability (two classes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<f64>,
+    /// Mean −ln p(true class), probabilities clipped to [1e-15, 1 − 1e-15] (two classes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_loss: Option<f64>,
+    /// Mean absolute error, averaged over targets (regressors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
+    /// Root mean squared error, averaged over targets (regressors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+    /// R², averaged over targets (regressors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<f64>,
+    /// Per-class figures, in class order (classifiers; empty for regressors).
+    #[serde(default)]
     pub per_class: Vec<ClassMetrics>,
-    /// `confusion[true][predicted]` counts.
+    /// `confusion[true][predicted]` counts (classifiers; empty for regressors).
+    #[serde(default)]
     pub confusion: Vec<Vec<u64>>,
+    /// Per-target figures, in target order (regressors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_target: Vec<TargetMetrics>,
+}
+
+impl Default for Evaluation {
+    /// An empty classifier evaluation: zeros, as every manifest carried before regression.
+    fn default() -> Self {
+        Evaluation {
+            samples: 0,
+            loss: 0.0,
+            accuracy: Some(0.0),
+            macro_precision: Some(0.0),
+            macro_recall: Some(0.0),
+            macro_f1: Some(0.0),
+            roc_auc: None,
+            log_loss: None,
+            mae: None,
+            rmse: None,
+            r2: None,
+            per_class: Vec::new(),
+            confusion: Vec::new(),
+            per_target: Vec::new(),
+        }
+    }
+}
+
+impl Evaluation {
+    /// A named figure (`accuracy`, `macro_f1`, `r2`, `loss`, …), when this evaluation has it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "loss" => Some(self.loss),
+            "accuracy" => self.accuracy,
+            "macro_precision" => self.macro_precision,
+            "macro_recall" => self.macro_recall,
+            "macro_f1" => self.macro_f1,
+            "roc_auc" => self.roc_auc,
+            "log_loss" => self.log_loss,
+            "mae" => self.mae,
+            "rmse" => self.rmse,
+            "r2" => self.r2,
+            _ => None,
+        }
+    }
 }
 
 /// Metrics of one training epoch.
@@ -58,8 +141,9 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training loss over the epoch.
     pub loss: f64,
-    /// Training accuracy over the epoch.
-    pub accuracy: f64,
+    /// Training accuracy over the epoch (classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
     /// Validation loss, when a validation split exists.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f64>,
@@ -227,11 +311,14 @@ pub struct SequentialSection {
     pub spec: serde_json::Value,
     /// Preprocessing applied to raw inputs.
     pub preprocessing: Preprocessing,
-    /// Class names, indexed by output unit.
+    /// Class names, indexed by output unit (empty for regressors).
     pub class_names: Vec<String>,
     /// Names of the input features of tabular models, in input order (empty for images).
     #[serde(default)]
     pub feature_names: Vec<String>,
+    /// Regression targets in output order, with the statistics they were standardised with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetScaling>,
     /// Evaluation on the test split.
     #[serde(default)]
     pub metrics: Evaluation,
@@ -250,6 +337,18 @@ pub struct SequentialSection {
     /// The training job, when a job trained it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobLineage>,
+}
+
+/// A regression target and the training split's statistics: the network predicts
+/// `(y − mean) / std`, and predictions are returned as `output · std + mean`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetScaling {
+    /// Target column.
+    pub name: String,
+    /// Mean on the training split.
+    pub mean: f64,
+    /// Standard deviation on the training split (1 when the target is constant there).
+    pub std: f64,
 }
 
 /// What a sentence-embedding version records (under `spec` on disk).
@@ -442,7 +541,7 @@ mod tests {
         let s = m.sequential().unwrap();
         assert_eq!(s.class_names.len(), 10);
         assert_eq!(s.preprocessing, Preprocessing::Rescale { divisor: 255.0 });
-        assert!(s.metrics.accuracy > 0.9);
+        assert!(s.metrics.accuracy.unwrap() > 0.9);
         assert_eq!(s.history.len(), 1);
         assert_eq!(m.signature.inputs[0].shape, vec![-1, 28, 28]);
         assert!(m.files.contains_key(WEIGHTS_FILE));

@@ -47,7 +47,8 @@ pub fn evaluate(
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("loading {model}:{}: {e}", info.version)))?;
     let dir = datasets_root.join(dataset);
     let path = lathe_train::data::dataset_path(&dir);
-    let data = Dataset::load(&path, &LoadOptions::default())
+    let label_columns = lathe_train::label_columns_for(&loaded, &[]);
+    let data = Dataset::load(&path, &LoadOptions { label_columns })
         .map_err(|e| ApiError::invalid(format!("dataset {dataset:?}: {e}")))?;
     let metrics = lathe_train::evaluate_version(&loaded, data)
         .map_err(|e| ApiError::invalid(format!("dataset {dataset:?}: {e}")))?;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct AutoPromote {
     /// Label to move (e.g. `stable`).
     pub label: String,
-    /// Metric compared: `accuracy` (default) or `macro_f1`.
+    /// Metric compared (higher is better): `accuracy` (default), `macro_f1` or `roc_auc` for
+    /// classifiers, `r2` for regressors.
     #[serde(default = "default_metric")]
     pub metric: String,
 }
@@ -35,10 +36,14 @@ pub struct JobRequest {
     /// Optional label promotion after training.
     #[serde(default)]
     pub auto_promote: Option<AutoPromote>,
-    /// CSV label column.
+    /// CSV label column, or several regression targets separated by commas (`a,b`); default:
+    /// the spec's `targets`, else `label`, else the last column.
     #[serde(default)]
     pub label_column: Option<String>,
 }
+
+/// Metrics an auto-promotion rule may compare.
+const PROMOTION_METRICS: [&str; 4] = ["accuracy", "macro_f1", "roc_auc", "r2"];
 
 impl JobRequest {
     /// Validates names, the spec and the promotion rule; returns the parsed spec.
@@ -52,13 +57,22 @@ impl JobRequest {
         if let Some(p) = &self.auto_promote {
             lathe_registry::validate_label(&p.label)
                 .map_err(|e| ApiError::invalid(format!("auto_promote.label: {e}")))?;
-            if !matches!(p.metric.as_str(), "accuracy" | "macro_f1") {
+            if !PROMOTION_METRICS.contains(&p.metric.as_str()) {
                 return Err(ApiError::invalid(format!(
-                    "auto_promote.metric: expected accuracy or macro_f1, got {:?}",
+                    "auto_promote.metric: expected one of {}, got {:?}",
+                    PROMOTION_METRICS.join(", "),
                     p.metric
                 )));
             }
         }
+        if self.label_columns().iter().any(String::is_empty) {
+            return Err(ApiError::invalid("label_column: expected column names separated by commas"));
+        }
         Ok(spec)
+    }
+
+    /// The label columns named by `label_column` (empty when it is absent).
+    pub fn label_columns(&self) -> Vec<String> {
+        self.label_column.as_deref().map_or_else(Vec::new, |c| c.split(',').map(|s| s.trim().to_string()).collect())
     }
 }

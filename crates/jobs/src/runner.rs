@@ -304,10 +304,12 @@ impl JobRunner {
         let run = TrainRun {
             repo: &self.repo,
             name: &req.name,
-            spec,
+            spec: Some(spec),
+            task: None,
+            seed: None,
             data: &path,
             source: &req.dataset,
-            label_column: req.label_column.clone(),
+            label_columns: req.label_columns(),
             test_fraction: 0.2,
             threads: self.config.threads_per_job,
             checkpoints: CheckpointStore::new(self.repo.root().join(".checkpoints").join(id)),
@@ -348,7 +350,7 @@ impl JobRunner {
                 .manifest
                 .metrics()
                 .cloned()?;
-            Some(if rule.metric == "macro_f1" { m.macro_f1 } else { m.accuracy })
+            m.metric(&rule.metric)
         };
         let current = self.repo.labels(name)?.get(&rule.label).copied();
         let better = match current {

@@ -6,9 +6,11 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use lathe_formats::spec::Task;
 use lathe_formats::{JobLineage, Spec, WeightsError, WEIGHTS_FILE};
 use lathe_registry::{Published, RegistryError, Repository};
-use lathe_train::data::{Dataset, LoadOptions};
+use lathe_train::data::{infer_task, Dataset, LoadOptions};
+use lathe_train::default_spec;
 use lathe_train::{auto_threads, fit, prepare, version_files, CheckpointStore, DataSource, Event, FitOptions};
 use lathe_train::{FitResult, Prepared, TrainError};
 use lathe_types::{ApiError, ErrorKind, HasErrorKind};
@@ -19,14 +21,20 @@ pub struct TrainRun<'a> {
     pub repo: &'a Repository,
     /// Model name.
     pub name: &'a str,
-    /// The spec, its seed already chosen.
-    pub spec: Spec,
+    /// The spec; `None` trains the default network for the data and task
+    /// (`lathe_train::default_spec`).
+    pub spec: Option<Spec>,
+    /// The task, over the spec's; `None` leaves it to the spec, else to the data.
+    pub task: Option<Task>,
+    /// The seed, over the spec's.
+    pub seed: Option<u64>,
     /// The data set: an IDX folder or a CSV file.
     pub data: &'a Path,
     /// How the data set is named in the version's lineage (the path given, or the dataset).
     pub source: &'a str,
-    /// Label column of CSV data (default: the last).
-    pub label_column: Option<String>,
+    /// Label columns of CSV data (default: the spec's `targets`, else `label`, else the last
+    /// column).
+    pub label_columns: Vec<String>,
     /// Fraction held out for the test evaluation, in [0, 1).
     pub test_fraction: f64,
     /// Threads per step (0: chosen from the step size).
@@ -55,8 +63,9 @@ pub struct JobOrigin {
 
 /// What [`train_version`] reports while it runs.
 pub trait TrainObserver {
-    /// The data is loaded and split (before the fit starts).
-    fn prepared(&mut self, _prepared: &Prepared, _load_seconds: f64) {}
+    /// The data is loaded and split (before the fit starts); `default_spec` names the default
+    /// network when no spec was given.
+    fn prepared(&mut self, _prepared: &Prepared, _default_spec: Option<&str>, _load_seconds: f64) {}
     /// A fit event (progress, epoch end, …).
     fn event(&mut self, event: &Event);
 }
@@ -115,6 +124,28 @@ impl From<VersionError> for ApiError {
     }
 }
 
+/// The spec to train: the given one or the default for the data and task, with the task and
+/// seed given over it; and the default's name when it is one.
+fn spec_for(spec: Option<Spec>, task: Option<Task>, seed: Option<u64>, data: &Dataset) -> (Spec, Option<&'static str>) {
+    let (mut spec, default_name) = match spec {
+        Some(spec) => (spec, None),
+        None => {
+            let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
+            let task = task.unwrap_or_else(|| infer_task(&data.train, &names).task);
+            let (spec, name) = default_spec(data.format, task);
+            // The data decides again in `prepare`, which says why.
+            (Spec { task: None, ..spec }, Some(name))
+        }
+    };
+    if task.is_some() {
+        spec.task = task;
+    }
+    if let Some(seed) = seed {
+        spec.fit.seed = seed;
+    }
+    (spec, default_name)
+}
+
 /// Loads the data, fits `run.spec`, evaluates on the test split and publishes the next
 /// version of `run.name` (files first, manifest last; see `Repository::publish`).
 ///
@@ -127,16 +158,20 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
         return Err(VersionError::TestFraction(run.test_fraction));
     }
     let load_start = Instant::now();
-    let dataset = Dataset::load(run.data, &LoadOptions { label_column: run.label_column.clone() })?;
+    let spec_targets = run.spec.as_ref().map(|s| s.targets.clone()).unwrap_or_default();
+    let label_columns = if run.label_columns.is_empty() { spec_targets } else { run.label_columns };
+    let dataset = Dataset::load(run.data, &LoadOptions { label_columns })?;
     let (format, feature_names) = (dataset.format, dataset.feature_names.clone());
-    let prepared = prepare(&run.spec, dataset, run.test_fraction, run.spec.fit.seed)?;
-    observer.prepared(&prepared, load_start.elapsed().as_secs_f64());
-    let threads = if run.threads == 0 { auto_threads(&run.spec) } else { run.threads };
+    let (spec, default_name) = spec_for(run.spec, run.task, run.seed, &dataset);
+    let prepared = prepare(&spec, dataset, run.test_fraction, spec.fit.seed)?;
+    observer.prepared(&prepared, default_name, load_start.elapsed().as_secs_f64());
+    let spec = &prepared.spec;
+    let threads = if run.threads == 0 { auto_threads(spec) } else { run.threads };
     let result = fit(
-        &run.spec,
+        spec,
         &prepared,
         FitOptions {
-            seed: run.spec.fit.seed,
+            seed: spec.fit.seed,
             threads,
             stop: run.stop,
             checkpoints: Some(&run.checkpoints),
@@ -145,7 +180,7 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
         },
     )?;
     let source = DataSource { source: run.source, format, feature_names: &feature_names };
-    let (weights, mut manifest) = version_files(run.name, &run.spec, &prepared, &source, &result)?;
+    let (weights, mut manifest) = version_files(run.name, spec, &prepared, &source, &result)?;
     if let (Some(job), Some(section)) = (run.job, manifest.sequential_mut()) {
         section.job = Some(JobLineage {
             job: job.id,

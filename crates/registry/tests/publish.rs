@@ -21,16 +21,8 @@ fn manifest(name: &str) -> Manifest {
             preprocessing: lathe_formats::Preprocessing::None,
             class_names: vec!["a".into(), "b".into()],
             feature_names: vec![],
-            metrics: Evaluation {
-                samples: 0,
-                loss: 0.0,
-                accuracy: 0.5,
-                macro_precision: 0.0,
-                macro_recall: 0.0,
-                macro_f1: 0.0,
-                per_class: vec![],
-                confusion: vec![],
-            },
+            targets: vec![],
+            metrics: Evaluation { accuracy: Some(0.5), ..Evaluation::default() },
             history: vec![],
             data: DataLineage {
                 source: "x".into(),

@@ -3,8 +3,10 @@
 use std::path::Path;
 
 use lathe_formats::atomic::sha256_file;
+use lathe_formats::spec::Task;
 use lathe_formats::{
-    read_weights, Manifest, ModelSection, Preprocessing, SequentialSection, Spec, MANIFEST_FILE, WEIGHTS_FILE,
+    read_weights, Manifest, ModelSection, Preprocessing, SequentialSection, Spec, TargetScaling, MANIFEST_FILE,
+    WEIGHTS_FILE,
 };
 
 use crate::{EngineError, Network, Rng, Workspace};
@@ -62,11 +64,14 @@ impl SequentialModel {
         let spec = Spec::from_value(&section.spec).map_err(EngineError::Spec)?;
         let mut network = Network::from_spec(&spec, &mut Rng::new(0))?;
         network.load_tensors(tensors)?;
-        let classes = section.class_names.len();
-        if network.output_len() != classes && !(network.output_len() == 1 && classes == 2) {
+        let (outputs, classes, targets) = (network.output_len(), section.class_names.len(), section.targets.len());
+        let fits = match spec.task() {
+            Task::Regression => outputs == targets,
+            Task::Classification => outputs == classes || (outputs == 1 && classes == 2),
+        };
+        if !fits {
             return Err(EngineError::Manifest(format!(
-                "the model has {} outputs but the manifest names {classes} classes",
-                network.output_len(),
+                "the model has {outputs} outputs but the manifest names {classes} classes and {targets} targets",
             )));
         }
         Ok(SequentialModel { manifest, spec, network, workspaces: Default::default() })
@@ -96,6 +101,11 @@ impl SequentialModel {
         &self.section().class_names
     }
 
+    /// Regression targets in output order with their standardisation (empty for classifiers).
+    pub fn targets(&self) -> &[TargetScaling] {
+        &self.section().targets
+    }
+
     /// Values per raw input sample.
     pub fn input_len(&self) -> usize {
         self.network.input_len()
@@ -112,7 +122,8 @@ impl SequentialModel {
     }
 
     /// Predicts `n` raw samples (preprocessing is applied here) and returns `n · output_len`
-    /// model outputs (class probabilities for softmax models).
+    /// model outputs: class probabilities for softmax models, targets in their own units for
+    /// regressors.
     pub fn predict(&self, raw: &[f32], n: usize) -> Vec<f32> {
         let len = self.input_len();
         assert_eq!(raw.len(), n * len, "predict: expected {n} x {len} values");
@@ -128,6 +139,14 @@ impl SequentialModel {
             out.extend_from_slice(self.network.forward(&buf, m, &mut ws, false, &mut rng));
         }
         self.workspaces.lock().expect("workspace pool").push(ws);
+        let targets = self.targets();
+        if !targets.is_empty() {
+            for row in out.chunks_exact_mut(targets.len()) {
+                for (v, t) in row.iter_mut().zip(targets) {
+                    *v = (*v as f64 * t.std + t.mean) as f32;
+                }
+            }
+        }
         out
     }
 }

@@ -37,11 +37,24 @@ impl Servable for SequentialModel {
             )));
         }
         let out = self.predict(&values, n);
-        let name =
-            self.manifest().signature.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "outputs".into());
         if out.len() != n * self.output_len() {
             return Err(ApiError::new(ErrorKind::Internal, "the model produced the wrong number of outputs"));
         }
+        let outputs = &self.manifest().signature.outputs;
+        if !self.targets().is_empty() {
+            // A regressor: one `[n]` tensor per target, in signature (= target) order.
+            let w = self.output_len();
+            return Ok(outputs
+                .iter()
+                .enumerate()
+                .map(|(j, o)| Tensor {
+                    name: o.name.clone(),
+                    shape: vec![n],
+                    data: TensorData::F32(out.iter().skip(j).step_by(w).copied().collect()),
+                })
+                .collect());
+        }
+        let name = outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "outputs".into());
         Ok(vec![Tensor { name, shape: vec![n, self.output_len()], data: TensorData::F32(out) }])
     }
 

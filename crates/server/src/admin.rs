@@ -173,9 +173,11 @@ pub async fn upload(
     get,
     path = "/v1/datasets/{name}",
     tag = "datasets",
-    summary = "Describe a dataset: files, rows, columns, class balance",
+    summary = "Describe a dataset: files, rows, columns (type, missing cells, min, max, mean), class balance",
     params(
         ("name" = String, Path, description = "Dataset name"),
+        ("label_column" = Option<String>, Query, description = "CSV label column(s), `a,b`; default `label`, \
+            else the last column"),
     ),
     responses(
         (status = 200, description = "The record with its summary"),
@@ -183,7 +185,11 @@ pub async fn upload(
         (status = 404, description = "Unknown dataset"),
     ),
 )]
-pub async fn describe(State(st): State<AppState>, Path(name): Path<String>) -> HttpResult<Response> {
+pub async fn describe(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> HttpResult<Response> {
     let a = admin(&st)?;
     check_dataset_name(&name)?;
     let mut record = a
@@ -191,31 +197,54 @@ pub async fn describe(State(st): State<AppState>, Path(name): Path<String>) -> H
         .dataset(&name)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("dataset {name:?} not found")))?;
-    if record.summary.is_none() {
+    let label_columns: Vec<String> =
+        q.get("label_column").map_or_else(Vec::new, |c| c.split(',').map(|s| s.trim().to_string()).collect());
+    if label_columns.iter().any(String::is_empty) {
+        return Err(ApiError::invalid("label_column: expected column names separated by commas").into());
+    }
+    // The summary under the default label column is kept with the record; others are computed.
+    if record.summary.is_none() || !label_columns.is_empty() {
         let dir = a.datasets_root.join(&name);
-        let summary = tokio::task::spawn_blocking(move || summarise(&dir)).await.map_err(internal)??;
+        let keep = label_columns.is_empty();
+        let summary = tokio::task::spawn_blocking(move || summarise(&dir, label_columns)).await.map_err(internal)??;
         record.summary = Some(summary);
-        a.store.put_dataset(&record).map_err(internal)?;
+        if keep {
+            a.store.put_dataset(&record).map_err(internal)?;
+        }
     }
     Ok(json_ok(&record))
 }
 
-fn summarise(dir: &std::path::Path) -> Result<Value, ApiError> {
+fn summarise(dir: &std::path::Path, label_columns: Vec<String>) -> Result<Value, ApiError> {
     let path = lathe_train::data::dataset_path(dir);
-    let data = lathe_train::data::Dataset::load(&path, &Default::default())
+    let options = lathe_train::data::LoadOptions { label_columns };
+    let data = lathe_train::data::Dataset::load(&path, &options)
         .map_err(|e| ApiError::invalid(format!("the dataset cannot be read: {e}")))?;
+    let column_types = if data.format == "csv" {
+        lathe_train::data::describe_csv(&path)
+            .map_err(|e| ApiError::invalid(format!("the dataset cannot be read: {e}")))?
+    } else {
+        Vec::new()
+    };
+    let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
+    let task = lathe_train::data::infer_task(&data.train, &names);
     let balance = |labels: &[String]| {
         let mut counts = std::collections::BTreeMap::<String, u64>::new();
         labels.iter().for_each(|l| *counts.entry(l.clone()).or_default() += 1);
         counts
     };
+    let classification = task.task == lathe_formats::spec::Task::Classification;
     Ok(json!({
+        "task": task.task,
+        "task_reason": task.reason,
         "format": data.format,
         "sample_shape": data.sample_shape,
         "columns": data.feature_names,
+        "label_columns": data.label_names,
+        "column_types": column_types,
         "train_rows": data.train.len(),
         "test_rows": data.test.as_ref().map(|t| t.len()),
-        "class_balance": balance(&data.train.labels),
+        "class_balance": classification.then(|| balance(&data.train.labels)),
         "fingerprint": data.fingerprint(),
     }))
 }
@@ -504,12 +533,18 @@ pub async fn compare(
     let b = crate::body::parse_version(&need("b")?)?;
     let ea = run_evaluation(&st, model.clone(), Some(a), dataset.clone()).await?;
     let eb = run_evaluation(&st, model.clone(), Some(b), dataset.clone()).await?;
-    let delta = |k: &str| eb.metrics[k].as_f64().unwrap_or(0.0) - ea.metrics[k].as_f64().unwrap_or(0.0);
+    let delta = |k: &str| Some(eb.metrics[k].as_f64()? - ea.metrics[k].as_f64()?);
     Ok(json_ok(&json!({
         "model": model,
         "dataset": dataset,
         "a": { "version": a, "metrics": ea.metrics },
         "b": { "version": b, "metrics": eb.metrics },
-        "delta": { "accuracy": delta("accuracy"), "macro_f1": delta("macro_f1"), "loss": delta("loss") },
+        "delta": {
+            "accuracy": delta("accuracy"),
+            "macro_f1": delta("macro_f1"),
+            "r2": delta("r2"),
+            "rmse": delta("rmse"),
+            "loss": delta("loss"),
+        },
     })))
 }

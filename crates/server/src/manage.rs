@@ -202,8 +202,9 @@ pub async fn list_models(State(st): State<AppState>) -> HttpResult<Response> {
             versions.push(json!({
                 "version": v,
                 "created_at": info.manifest.created_at,
-                "accuracy": info.manifest.metrics().map_or(0.0, |m| m.accuracy),
-                "macro_f1": info.manifest.metrics().map_or(0.0, |m| m.macro_f1),
+                "accuracy": info.manifest.metrics().and_then(|m| m.accuracy),
+                "macro_f1": info.manifest.metrics().and_then(|m| m.macro_f1),
+                "r2": info.manifest.metrics().and_then(|m| m.r2),
                 "state": state.as_ref().map_or("UNKNOWN", |s| s.0),
                 "reason": state.map(|s| s.1).unwrap_or_default(),
                 "job": info.manifest.job(),

@@ -21,7 +21,9 @@ use crate::body::{json_ok, json_response, json_with_status, parse_version, read_
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
-use crate::tfs_codec::{decode_classify, decode_predict, encode_classify, encode_predict, DEFAULT_SIGNATURE};
+use crate::tfs_codec::{
+    decode_classify, decode_predict, encode_classify, encode_predict, encode_regress, DEFAULT_SIGNATURE,
+};
 
 /// A parsed `/v1/models/…` path.
 #[derive(Debug, PartialEq, Eq)]
@@ -287,10 +289,29 @@ pub async fn post(
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
                 Ok(encode_classify(&outputs[0], loaded.servable.class_names()))
             }
-            "regress" => Err(ApiError::invalid(format!(
-                "model {:?} has no regression signature (it is a classifier: use :classify or :predict)",
-                t.name
-            ))),
+            "regress" => {
+                let outputs = &loaded.servable.signature().outputs;
+                let is_regressor = loaded.manifest.sequential().is_some_and(|s| !s.targets.is_empty());
+                if !is_regressor {
+                    return Err(ApiError::invalid(format!(
+                        "model {:?} has no regression signature (it is a classifier: use :classify or :predict)",
+                        t.name
+                    )));
+                }
+                if outputs.len() != 1 {
+                    let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+                    return Err(ApiError::invalid(format!(
+                        "model {:?} predicts {} targets {names:?}; :regress answers one value per example, use \
+                            :predict for several",
+                        t.name,
+                        names.len()
+                    )));
+                }
+                let inputs = decode_classify(&bytes, loaded.servable.signature(), loaded.manifest.feature_names())?;
+                crate::infer::mirror(&st, shadow, &inputs, "tfserving");
+                let outputs = crate::infer::run(&st, &loaded, inputs).await?;
+                Ok(encode_regress(&outputs[0]))
+            }
             _ => Err(ApiError::new(ErrorKind::Unimplemented, "explanations are not implemented yet")),
         }
     }

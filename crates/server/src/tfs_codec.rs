@@ -194,7 +194,7 @@ pub fn decode_classify(body: &[u8], sig: &Signature, feature_names: &[String]) -
     let m = parse_object(body)?;
     check_signature(&m)?;
     let [input] = sig.inputs.as_slice() else {
-        return Err(ApiError::invalid("classify needs a one-input model"));
+        return Err(ApiError::invalid("classify and regress need a one-input model"));
     };
     let empty = Map::new();
     let context = match m.get("context") {
@@ -233,6 +233,12 @@ pub fn decode_classify(body: &[u8], sig: &Signature, feature_names: &[String]) -
         rows.push(row);
     }
     Ok(vec![tensor_from(&Value::Array(rows), input, "examples")?])
+}
+
+/// Encodes `:regress` results: `{"results": [v, …]}`, one value per example.
+pub fn encode_regress(values: &Tensor) -> Vec<u8> {
+    let results: Vec<f32> = values.data.to_f32().unwrap_or_default();
+    serde_json::to_vec(&serde_json::json!({ "results": results })).expect("numbers serialise")
 }
 
 /// Encodes `:classify` results: per example, `[label, score]` for every class in model order.

@@ -26,8 +26,9 @@ pub enum Event {
         samples: usize,
         /// Running mean loss.
         loss: f64,
-        /// Running accuracy.
-        accuracy: f64,
+        /// Running accuracy (classifiers).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        accuracy: Option<f64>,
     },
     /// An epoch ended.
     EpochEnd(EpochRecord),

@@ -9,6 +9,7 @@
 
 mod checkpoint;
 pub mod data;
+mod defaults;
 mod error;
 mod evaluate;
 mod events;
@@ -21,8 +22,9 @@ mod shard;
 mod version;
 
 pub use checkpoint::{CheckpointState, CheckpointStore};
+pub use defaults::default_spec;
 pub use error::TrainError;
-pub use evaluate::evaluate_version;
+pub use evaluate::{evaluate_version, label_columns_for};
 pub use events::Event;
 pub use fit::{auto_threads, fit, FitOptions, FitResult, PhaseTimes};
 pub use loss::{class_probabilities, predicted_class, Loss};

@@ -1,15 +1,19 @@
-//! Losses over class labels, with the fused softmax/sigmoid gradients.
+//! Losses over class labels, with the fused softmax/sigmoid gradients, and over
+//! (standardised) regression targets.
 
-use lathe_formats::spec::{Activation, LossKind};
+use lathe_formats::spec::{Activation, LossKind, Task};
 
 /// Smallest probability fed to a logarithm.
 const EPS: f32 = 1e-7;
+/// Where the Huber loss turns from squared to linear (Keras' default), in standardised units.
+const HUBER_DELTA: f32 = 1.0;
 
 /// A loss bound to how the model's output ends.
 #[derive(Debug, Clone, Copy)]
 pub struct Loss {
     kind: LossKind,
     final_activation: Activation,
+    task: Task,
 }
 
 /// Per-batch loss sum, correct predictions, and whether the gradient is pre-activation.
@@ -17,14 +21,24 @@ pub struct Loss {
 pub struct BatchLoss {
     /// Sum of per-sample losses.
     pub sum: f64,
-    /// Samples whose predicted class is the label.
+    /// Samples whose predicted class is the label (0 for regression).
     pub correct: usize,
 }
 
 impl Loss {
-    /// A loss for a model whose last layer ends with `final_activation`.
+    /// A loss for a classifier whose last layer ends with `final_activation`.
     pub fn new(kind: LossKind, final_activation: Activation) -> Loss {
-        Loss { kind, final_activation }
+        Loss { kind, final_activation, task: Task::Classification }
+    }
+
+    /// A loss for a model of `task` whose last layer ends with `final_activation`.
+    pub fn for_task(kind: LossKind, final_activation: Activation, task: Task) -> Loss {
+        Loss { kind, final_activation, task }
+    }
+
+    /// The task the loss trains for.
+    pub fn task(&self) -> Task {
+        self.task
     }
 
     /// Whether the gradient written by [`Loss::evaluate`] is w.r.t. the last layer's input to
@@ -42,11 +56,13 @@ impl Loss {
         matches!(self.kind, LossKind::SparseCategoricalCrossentropy | LossKind::CategoricalCrossentropy)
     }
 
-    /// Loss and accuracy of `n` outputs of `width` values against `labels`; writes the
-    /// gradient of the batch-mean loss into `grad` when given. Outputs that do not end in
-    /// softmax (for cross-entropy) or sigmoid (for binary cross-entropy) are taken as logits.
-    pub fn evaluate(&self, out: &[f32], labels: &[u32], width: usize, grad: Option<&mut [f32]>) -> BatchLoss {
-        self.evaluate_scaled(out, labels, width, grad, labels.len())
+    /// Loss and accuracy of `n` outputs of `width` values against the truths `y` (a class
+    /// index per sample, or `width` standardised targets for regression); writes the gradient
+    /// of the batch-mean loss into `grad` when given. Outputs that do not end in softmax (for
+    /// cross-entropy) or sigmoid (for binary cross-entropy) are taken as logits.
+    pub fn evaluate(&self, out: &[f32], y: &[f32], width: usize, grad: Option<&mut [f32]>) -> BatchLoss {
+        let n = out.len() / width.max(1);
+        self.evaluate_scaled(out, y, width, grad, n)
     }
 
     /// Like [`Loss::evaluate`], for a shard of a batch of `batch` samples: the gradient is that
@@ -54,7 +70,54 @@ impl Loss {
     pub fn evaluate_scaled(
         &self,
         out: &[f32],
-        labels: &[u32],
+        y: &[f32],
+        width: usize,
+        grad: Option<&mut [f32]>,
+        batch: usize,
+    ) -> BatchLoss {
+        match self.task {
+            Task::Classification => self.classification(out, y, width, grad, batch),
+            Task::Regression => self.regression(out, y, width, grad, batch),
+        }
+    }
+
+    /// Mean over targets of the squared, absolute or Huber (δ = 1) error per sample.
+    fn regression(
+        &self,
+        out: &[f32],
+        y: &[f32],
+        width: usize,
+        mut grad: Option<&mut [f32]>,
+        batch: usize,
+    ) -> BatchLoss {
+        let scale = 1.0 / (batch.max(1) * width) as f32;
+        let mut total = BatchLoss::default();
+        for (i, (row, truth)) in out.chunks_exact(width).zip(y.chunks_exact(width)).enumerate() {
+            let mut s = 0f64;
+            for (j, (&p, &t)) in row.iter().zip(truth).enumerate() {
+                let d = p - t;
+                let (value, slope) = match self.kind {
+                    LossKind::Mae => (d.abs(), d.signum()),
+                    LossKind::Huber if d.abs() > HUBER_DELTA => {
+                        (HUBER_DELTA * (d.abs() - 0.5 * HUBER_DELTA), HUBER_DELTA * d.signum())
+                    }
+                    LossKind::Huber => (0.5 * d * d, d),
+                    _ => (d * d, 2.0 * d),
+                };
+                s += value as f64;
+                if let Some(g) = grad.as_deref_mut() {
+                    g[i * width + j] = slope * scale;
+                }
+            }
+            total.sum += s / width as f64;
+        }
+        total
+    }
+
+    fn classification(
+        &self,
+        out: &[f32],
+        labels: &[f32],
         width: usize,
         mut grad: Option<&mut [f32]>,
         batch: usize,
@@ -171,7 +234,7 @@ mod tests {
         let loss = Loss::new(LossKind::SparseCategoricalCrossentropy, Activation::Softmax);
         let out = [0.7, 0.2, 0.1, 0.1, 0.3, 0.6];
         let mut g = [0.0; 6];
-        let r = loss.evaluate(&out, &[0, 1], 3, Some(&mut g));
+        let r = loss.evaluate(&out, &[0.0, 1.0], 3, Some(&mut g));
         let want = -(0.7f64.ln() + 0.3f64.ln());
         assert!((r.sum - want).abs() < 1e-6, "{} vs {want}", r.sum);
         assert_eq!(r.correct, 1);
@@ -184,10 +247,10 @@ mod tests {
     #[test]
     fn logits_are_softmaxed_and_binary_uses_one_unit() {
         let loss = Loss::new(LossKind::CategoricalCrossentropy, Activation::Linear);
-        let r = loss.evaluate(&[0.0, 0.0], &[1], 2, None);
+        let r = loss.evaluate(&[0.0, 0.0], &[1.0], 2, None);
         assert!((r.sum - 2f64.ln()).abs() < 1e-6);
         let bce = Loss::new(LossKind::BinaryCrossentropy, Activation::Sigmoid);
-        let r = bce.evaluate(&[0.8, 0.4], &[1, 1], 1, None);
+        let r = bce.evaluate(&[0.8, 0.4], &[1.0, 1.0], 1, None);
         assert!((r.sum - -(0.8f64.ln() + 0.4f64.ln())).abs() < 1e-5);
         assert_eq!(r.correct, 1);
     }
@@ -196,8 +259,24 @@ mod tests {
     fn mse_against_one_hot() {
         let loss = Loss::new(LossKind::Mse, Activation::Linear);
         let mut g = [0.0; 2];
-        let r = loss.evaluate(&[0.5, 0.5], &[0], 2, Some(&mut g));
+        let r = loss.evaluate(&[0.5, 0.5], &[0.0], 2, Some(&mut g));
         assert!((r.sum - 0.25).abs() < 1e-6);
         assert!((g[0] + 0.5).abs() < 1e-6 && (g[1] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn regression_losses_and_gradients_per_target() {
+        let (out, y) = ([1.0, 0.0, 3.0, -1.0], [0.0, 0.0, 0.0, 0.0]);
+        let mut g = [0.0; 4];
+        let mse = Loss::for_task(LossKind::Mse, Activation::Linear, Task::Regression);
+        let r = mse.evaluate(&out, &y, 2, Some(&mut g));
+        assert!((r.sum - (0.5 + 5.0)).abs() < 1e-9, "{}", r.sum);
+        assert_eq!(g, [0.5, 0.0, 1.5, -0.5]);
+        let huber = Loss::for_task(LossKind::Huber, Activation::Linear, Task::Regression);
+        let r = huber.evaluate(&out, &y, 2, Some(&mut g));
+        assert!((r.sum - (0.25 + (2.5 + 0.5) / 2.0)).abs() < 1e-9, "{}", r.sum);
+        assert_eq!(g, [0.25, 0.0, 0.25, -0.25]);
+        let mae = Loss::for_task(LossKind::Mae, Activation::Linear, Task::Regression);
+        assert!((mae.evaluate(&out, &y, 2, None).sum - 2.5).abs() < 1e-9);
     }
 }

@@ -1,17 +1,27 @@
-//! Turns a decoded data set into what the fit loop eats: class indices, validation and test
-//! splits, and preprocessed values with the statistics stored for prediction.
+//! Turns a decoded data set into what the fit loop eats: the task and the spec's `auto`
+//! sizes decided, class indices or standardised targets, validation and test splits, and
+//! preprocessed values with the statistics stored for prediction.
 
-use lathe_formats::spec::{LossKind, PreprocessingSpec};
-use lathe_formats::{Preprocessing, Spec, SpecError};
+use lathe_formats::spec::{Activation, LayerSpec, LossKind, PreprocessingSpec, Task};
+use lathe_formats::{Preprocessing, Spec, SpecError, TargetScaling};
 
-use crate::data::{class_names_of, encode_labels, Dataset, Samples};
+use crate::data::{class_names_of, encode_labels, infer_task, parse_targets, Dataset, Samples, TaskChoice};
 use crate::error::{data_err, TrainError};
+use crate::metrics::Truths;
 
 /// Preprocessed splits ready for training.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// Class names, indexed by output unit.
+    /// The spec with the task, targets and every `auto` size filled in from the data.
+    pub spec: Spec,
+    /// The task, and why when the data decided it (`None` when the spec or caller did).
+    pub task: Task,
+    /// Why the data decided the task, when it did.
+    pub task_reason: Option<String>,
+    /// Class names, indexed by output unit (classifiers).
     pub class_names: Vec<String>,
+    /// Target columns and their standardisation, in output order (regressors).
+    pub targets: Vec<TargetScaling>,
     /// Fitted preprocessing (already applied to every split here).
     pub preprocessing: Preprocessing,
     /// Training split.
@@ -24,19 +34,31 @@ pub struct Prepared {
     pub fingerprint: String,
 }
 
-/// Preprocessed samples with class indices.
+impl Prepared {
+    /// What the model's outputs are, for scoring them.
+    pub fn truths(&self) -> Truths<'_> {
+        match self.task {
+            Task::Classification => Truths::Classes(&self.class_names),
+            Task::Regression => Truths::Targets(&self.targets),
+        }
+    }
+}
+
+/// Preprocessed samples with what the model should output for them.
 #[derive(Debug, Clone, Default)]
 pub struct Split {
     /// `n · features` values.
     pub x: Vec<f32>,
-    /// Class index per sample.
-    pub y: Vec<u32>,
+    /// `n · width` truths: a class index per sample (width 1), or standardised targets.
+    pub y: Vec<f32>,
+    /// Truth values per sample.
+    pub width: usize,
 }
 
 impl Split {
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.y.len() / self.width.max(1)
     }
 
     /// Whether the split is empty.
@@ -45,30 +67,43 @@ impl Split {
     }
 }
 
-/// Checks the spec against the data, splits, fits and applies preprocessing. When the data has
-/// no test split, `test_fraction` of it is held out (seeded).
+/// What the model outputs: classes or standardised targets.
+enum Outputs {
+    Classes(Vec<String>),
+    Targets(Vec<TargetScaling>),
+}
+
+/// Decides the task (the spec's, else from the labels), fills in the spec's `auto` sizes,
+/// checks the spec against the data, splits, fits and applies preprocessing and target
+/// standardisation. When the data has no test split, `test_fraction` of it is held out
+/// (seeded).
+///
+/// # Errors
+/// [`TrainError::Spec`] when the spec does not fit the data (input size, output units, a
+/// loss of the other task), [`TrainError::Data`] for labels that do not fit the task.
 pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Result<Prepared, TrainError> {
     let features = data.features();
-    if spec.input_len() != features {
-        return Err(SpecError {
-            path: "input.shape".into(),
-            message: format!(
-                "{:?} holds {} values per sample, but the data's samples are {:?} ({features} values)",
-                spec.input.shape,
-                spec.input_len(),
-                data.sample_shape
-            ),
-        }
-        .into());
-    }
     let fingerprint = data.fingerprint();
+    let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
     let (train_raw, test_raw) = match data.test {
         Some(test) => (data.train, test),
         None if test_fraction > 0.0 => data.train.split_random(test_fraction, seed, features),
         None => return Err(data_err("the data has no test split; give a test fraction above 0")),
     };
-    let class_names = class_names_of(&train_raw.labels);
-    check_output(spec, &class_names)?;
+    let (task, task_reason) = match spec.task {
+        Some(task) => (task, None),
+        None => {
+            let TaskChoice { task, reason } = infer_task(&train_raw, &names);
+            (task, Some(reason))
+        }
+    };
+    let classes = match task {
+        Task::Classification => Some(class_names(&train_raw, &names)?),
+        Task::Regression => None,
+    };
+    let outputs = classes.as_ref().map_or(names.len(), |k| auto_units(spec, k.len()));
+    let spec = spec.resolve(task, &data.label_names, &data.sample_shape, outputs)?;
+    check_input(&spec, features, &data.sample_shape)?;
     let n = train_raw.len();
     let n_val = ((n as f64) * spec.fit.validation_split).round() as usize;
     if n - n_val == 0 {
@@ -78,53 +113,145 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         )));
     }
     let (fit_part, val_part) = split_tail(train_raw, n_val, features);
+    let outputs = match classes {
+        Some(classes) => {
+            check_classes(&spec, &classes)?;
+            Outputs::Classes(classes)
+        }
+        None => Outputs::Targets(fit_targets(&spec, &fit_part, &names)?),
+    };
     let preprocessing = match spec.input.preprocessing {
         PreprocessingSpec::None => Preprocessing::None,
         PreprocessingSpec::Rescale { divisor } => Preprocessing::Rescale { divisor: divisor as f32 },
         PreprocessingSpec::Standardize => Preprocessing::fit_standardize(&fit_part.x, features),
     };
     let encode = |s: Samples| -> Result<Split, TrainError> {
-        let y = encode_labels(&s.labels, &class_names)?;
+        let (y, width) = match &outputs {
+            Outputs::Classes(classes) => {
+                (encode_labels(&s.labels, classes)?.into_iter().map(|c| c as f32).collect(), 1)
+            }
+            Outputs::Targets(targets) => (standardized_targets(&s, &names, targets)?, targets.len()),
+        };
         let mut x = s.x;
         preprocessing.apply(&mut x, features);
-        Ok(Split { x, y })
+        Ok(Split { x, y, width })
     };
-    Ok(Prepared {
-        train: encode(fit_part)?,
-        validation: encode(val_part)?,
-        test: encode(test_raw).map_err(|e| data_err(format!("test split: {e}")))?,
-        class_names,
-        preprocessing,
-        fingerprint,
-    })
+    let train = encode(fit_part)?;
+    let validation = encode(val_part)?;
+    let test = encode(test_raw).map_err(|e| data_err(format!("test split: {e}")))?;
+    let (class_names, targets) = match outputs {
+        Outputs::Classes(c) => (c, Vec::new()),
+        Outputs::Targets(t) => (Vec::new(), t),
+    };
+    Ok(Prepared { spec, task, task_reason, class_names, targets, preprocessing, train, validation, test, fingerprint })
+}
+
+/// Class names of a single label column; at least two.
+fn class_names(samples: &Samples, names: &[String]) -> Result<Vec<String>, TrainError> {
+    if samples.width() > 1 {
+        return Err(data_err(format!(
+            "classification takes one label column, got {names:?}; several columns are regression targets \
+                (task: regression)"
+        )));
+    }
+    let classes = class_names_of(&samples.labels);
+    if classes.len() < 2 {
+        return Err(data_err(format!(
+            "the training data has {} class(es) {classes:?}; classification needs at least 2",
+            classes.len()
+        )));
+    }
+    Ok(classes)
+}
+
+/// Units an `auto` output layer gets for `k` classes: one sigmoid unit for two classes under
+/// binary cross-entropy, else one per class.
+fn auto_units(spec: &Spec, k: usize) -> usize {
+    let last_sigmoid = spec.layers.iter().rev().find_map(|l| match l {
+        LayerSpec::Dense { activation, .. } => Some(*activation == Activation::Sigmoid),
+        _ => None,
+    });
+    if k == 2 && spec.compile.loss == LossKind::BinaryCrossentropy && last_sigmoid == Some(true) {
+        1
+    } else {
+        k
+    }
+}
+
+fn check_input(spec: &Spec, features: usize, sample_shape: &[usize]) -> Result<(), TrainError> {
+    if spec.input_len() == features {
+        return Ok(());
+    }
+    Err(SpecError {
+        path: "input.shape".into(),
+        message: format!(
+            "{:?} holds {} values per sample, but the data's samples are {sample_shape:?} ({features} values)",
+            spec.input.shape,
+            spec.input_len(),
+        ),
+    }
+    .into())
+}
+
+/// Means and standard deviations of the targets on the training part (std 1 when constant).
+fn fit_targets(spec: &Spec, fit_part: &Samples, names: &[String]) -> Result<Vec<TargetScaling>, TrainError> {
+    let units = spec.output_shape()[0];
+    if units != names.len() {
+        return Err(output_mismatch(spec, format!("{} targets {names:?}", names.len())));
+    }
+    let values = parse_targets(fit_part, names)?;
+    let Preprocessing::Standardize { mean, std } = Preprocessing::fit_standardize(&values, names.len()) else {
+        unreachable!("fit_standardize returns standardisation statistics")
+    };
+    Ok(names
+        .iter()
+        .zip(mean.iter().zip(&std))
+        .map(|(name, (&mean, &std))| TargetScaling { name: name.clone(), mean: mean as f64, std: std as f64 })
+        .collect())
+}
+
+/// `(y − mean) / std` of every target cell.
+pub(crate) fn standardized_targets(
+    s: &Samples,
+    names: &[String],
+    targets: &[TargetScaling],
+) -> Result<Vec<f32>, TrainError> {
+    let mut values = parse_targets(s, names)?;
+    for row in values.chunks_exact_mut(targets.len()) {
+        for (v, t) in row.iter_mut().zip(targets) {
+            *v = ((*v as f64 - t.mean) / t.std) as f32;
+        }
+    }
+    Ok(values)
 }
 
 /// Keras' validation split: the last `n_val` samples, before any shuffling.
 fn split_tail(s: Samples, n_val: usize, features: usize) -> (Samples, Samples) {
     let keep = s.len() - n_val;
+    let w = s.width();
     let mut x = s.x;
     let mut labels = s.labels;
-    let val = Samples { x: x.split_off(keep * features), labels: labels.split_off(keep) };
-    (Samples { x, labels }, val)
+    let val = Samples { x: x.split_off(keep * features), labels: labels.split_off(keep * w), label_width: w };
+    (Samples { x, labels, label_width: w }, val)
 }
 
-fn check_output(spec: &Spec, classes: &[String]) -> Result<(), TrainError> {
+fn check_classes(spec: &Spec, classes: &[String]) -> Result<(), TrainError> {
     let units = spec.output_shape()[0];
     let k = classes.len();
     let binary_unit = units == 1 && k == 2 && spec.compile.loss == LossKind::BinaryCrossentropy;
-    if k < 2 {
-        return Err(data_err(format!(
-            "the training data has {k} class(es) {classes:?}; classification needs at least 2"
-        )));
-    }
     if units != k && !binary_unit {
-        return Err(SpecError {
-            path: format!("layers[{}]", spec.layers.len() - 1),
-            message: format!("the model outputs {units} values but the data has {k} classes {}", preview(classes)),
-        }
-        .into());
+        return Err(output_mismatch(spec, format!("{k} classes {}", preview(classes))));
     }
     Ok(())
+}
+
+fn output_mismatch(spec: &Spec, data: String) -> TrainError {
+    let units = spec.output_shape()[0];
+    SpecError {
+        path: format!("layers[{}]", spec.layers.len() - 1),
+        message: format!("the model outputs {units} values but the data has {data}"),
+    }
+    .into()
 }
 
 fn preview(classes: &[String]) -> String {

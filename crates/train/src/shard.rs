@@ -17,7 +17,7 @@ pub(crate) struct Shard {
     ws: Workspace,
     pub grads: Gradients,
     xb: Vec<f32>,
-    yb: Vec<u32>,
+    yb: Vec<f32>,
     gbuf: Vec<f32>,
     pub rng: Rng,
 }
@@ -59,11 +59,12 @@ impl Shard {
             }
         };
         self.xb.resize(m * len, 0.0);
-        self.yb.resize(m, 0);
+        let yw = data.width.max(1);
+        self.yb.resize(m * yw, 0.0);
         self.gbuf.resize(m * width, 0.0);
         for (j, &i) in indices.iter().enumerate() {
             self.xb[j * len..(j + 1) * len].copy_from_slice(&data.x[i * len..(i + 1) * len]);
-            self.yb[j] = data.y[i];
+            self.yb[j * yw..(j + 1) * yw].copy_from_slice(&data.y[i * yw..(i + 1) * yw]);
         }
         tick(|p| &mut p.gather);
         let out = net.forward(&self.xb, m, &mut self.ws, true, &mut self.rng);

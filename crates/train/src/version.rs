@@ -1,6 +1,6 @@
 //! Turns a finished fit into the files of a model version: weights and manifest.
 
-use lathe_formats::spec::{Activation, Spec};
+use lathe_formats::spec::{Activation, Spec, Task};
 use lathe_formats::{
     write_weights, DataLineage, Manifest, ModelSection, SequentialSection, WeightsError, MANIFEST_FORMAT,
 };
@@ -21,7 +21,26 @@ pub struct DataSource<'a> {
     pub feature_names: &'a [String],
 }
 
+/// The outputs of a version: `probabilities` (softmax or sigmoid) or `outputs` `[-1, units]`
+/// for a classifier; one `[-1]` tensor per target, named after it, for a regressor.
+fn output_signature(data: &Prepared, result: &FitResult) -> Vec<TensorSignature> {
+    if data.task == Task::Regression {
+        return data
+            .targets
+            .iter()
+            .map(|t| TensorSignature { name: t.name.clone(), datatype: DType::F32, shape: vec![-1] })
+            .collect();
+    }
+    let output_name = match result.network.final_activation() {
+        Some(Activation::Softmax | Activation::Sigmoid) => "probabilities",
+        _ => "outputs",
+    };
+    let shape = vec![-1, result.network.output_len() as i64];
+    vec![TensorSignature { name: output_name.into(), datatype: DType::F32, shape }]
+}
+
 /// The weights file and the manifest (without file digests, which publishing fills in).
+/// `spec` is the resolved spec the fit ran (`data.spec`).
 pub fn version_files(
     name: &str,
     spec: &Spec,
@@ -32,10 +51,6 @@ pub fn version_files(
     let weights = write_weights(&result.network.tensors(), None)?;
     let mut input_shape = vec![-1i64];
     input_shape.extend(spec.input.shape.iter().map(|&d| d as i64));
-    let output_name = match result.network.final_activation() {
-        Some(Activation::Softmax | Activation::Sigmoid) => "probabilities",
-        _ => "outputs",
-    };
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         name: name.to_string(),
@@ -43,17 +58,14 @@ pub fn version_files(
         lathe_version: env!("CARGO_PKG_VERSION").to_string(),
         signature: Signature {
             inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: input_shape }],
-            outputs: vec![TensorSignature {
-                name: output_name.into(),
-                datatype: DType::F32,
-                shape: vec![-1, result.network.output_len() as i64],
-            }],
+            outputs: output_signature(data, result),
         },
         model: ModelSection::Sequential(SequentialSection {
             spec: spec.to_json(),
             preprocessing: data.preprocessing.clone(),
             class_names: data.class_names.clone(),
             feature_names: source.feature_names.to_vec(),
+            targets: data.targets.clone(),
             metrics: result.test.clone(),
             history: result.history.clone(),
             data: DataLineage {

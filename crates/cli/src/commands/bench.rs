@@ -10,6 +10,7 @@ use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::{auto_threads, fit, prepare, FitOptions, PhaseTimes};
 use serde_json::json;
 
+use crate::render::figure;
 use crate::Cli;
 
 /// Benchmarks.
@@ -70,6 +71,7 @@ fn train(cli: &Cli, args: &BenchTrainArgs) -> Result<()> {
     let spec = Spec::from_file(&args.spec).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
     let load = Instant::now();
     let data = prepare(&spec, Dataset::load(&args.data, &LoadOptions::default())?, 0.2, spec.fit.seed)?;
+    let spec = data.spec.clone();
     let load_seconds = load.elapsed().as_secs_f64();
     let samples = data.train.len() * spec.fit.epochs;
     let flops = spec.train_flops_per_sample() * samples as f64;
@@ -89,7 +91,7 @@ fn train(cli: &Cli, args: &BenchTrainArgs) -> Result<()> {
             },
         )?;
         if !cli.json {
-            eprintln!("run {}: fit {:.3}s, test accuracy {:.4}", i + 1, r.info.fit_seconds, r.test.accuracy);
+            eprintln!("run {}: fit {:.3}s, test accuracy {}", i + 1, r.info.fit_seconds, figure(r.test.accuracy));
         }
         runs.push((r.info.fit_seconds, r.test.accuracy, r.phases));
     }
@@ -128,7 +130,7 @@ fn train(cli: &Cli, args: &BenchTrainArgs) -> Result<()> {
         data.train.len()
     );
     println!("arithmetic      {:.1} GFLOP in GEMMs, {:.1} GFLOP/s", flops / 1e9, flops / 1e9 / median);
-    println!("test accuracy   {accuracy:.4}");
+    println!("test accuracy   {}", figure(accuracy));
     println!(
         "target          {:.1}s  -> median is {:.2}x the target",
         args.target_seconds,

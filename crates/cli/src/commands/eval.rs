@@ -7,13 +7,14 @@ use clap::Args;
 use lathe_registry::Repository;
 use lathe_sequential::SequentialModel;
 use lathe_train::data::{Dataset, LoadOptions};
-use lathe_train::evaluate_version;
+use lathe_train::{evaluate_version, label_columns_for};
 use lathe_types::ModelRef;
 
 use crate::render::print_evaluation;
 use crate::Cli;
 
-/// Evaluate a version: loss, accuracy, per-class precision/recall/F1, confusion matrix.
+/// Evaluate a version: loss, accuracy, per-class precision/recall/F1 and confusion matrix for
+/// classifiers (ROC AUC and log loss for two classes); MAE, RMSE and R² for regressors.
 ///
 /// An IDX folder is evaluated on its test files (t10k-*), a CSV on all its rows.
 #[derive(Args, Debug)]
@@ -27,15 +28,17 @@ pub struct EvalArgs {
     /// Labelled data: a folder of IDX files or a CSV file.
     #[arg(long, env = "LATHE_DATA")]
     pub data: PathBuf,
-    /// CSV column holding the class label (default: `label`, else the last column).
-    #[arg(long, env = "LATHE_LABEL_COLUMN")]
-    pub label_column: Option<String>,
+    /// CSV column holding the class label, or a regressor's target columns (`a,b`); default:
+    /// the columns the model was trained on.
+    #[arg(long, env = "LATHE_LABEL_COLUMN", value_delimiter = ',')]
+    pub label_column: Vec<String>,
 }
 
 pub fn run(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
     let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
-    let data = Dataset::load(&args.data, &LoadOptions { label_column: args.label_column.clone() })?;
+    let label_columns = label_columns_for(&model, &args.label_column);
+    let data = Dataset::load(&args.data, &LoadOptions { label_columns })?;
     let evaluation = evaluate_version(&model, data).with_context(|| args.data.display().to_string())?;
     if cli.json {
         let out = serde_json::json!({ "name": info.name, "version": info.version, "metrics": evaluation });

@@ -6,7 +6,7 @@ use lathe_formats::{CausalLmSpec, EmbeddingSpec, ModelSection, SequentialSection
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
 
-use crate::render::print_evaluation;
+use crate::render::{figure, print_evaluation};
 use crate::Cli;
 
 /// Inspect the repository.
@@ -92,7 +92,8 @@ fn remote(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
         return Ok(());
     }
     if let ModelsCommand::List = cmd {
-        println!("{:<20} {:>7} {:<12} {:>9} {:>9}  labels", "name", "version", "state", "accuracy", "macro_f1");
+        let h = ("name", "version", "state", "accuracy", "macro_f1", "r2");
+        println!("{:<20} {:>7} {:<12} {:>9} {:>9} {:>9}  labels", h.0, h.1, h.2, h.3, h.4, h.5);
         for m in out["models"].as_array().into_iter().flatten() {
             for v in m["versions"].as_array().into_iter().flatten() {
                 let n = v["version"].as_u64().unwrap_or(0);
@@ -104,12 +105,13 @@ fn remote(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
                     .map(|(k, _)| k.as_str())
                     .collect();
                 println!(
-                    "{:<20} {:>7} {:<12} {:>9.4} {:>9.4}  {}",
+                    "{:<20} {:>7} {:<12} {:>9} {:>9} {:>9}  {}",
                     m["name"].as_str().unwrap_or(""),
                     n,
                     v["state"].as_str().unwrap_or(""),
-                    v["accuracy"].as_f64().unwrap_or(0.0),
-                    v["macro_f1"].as_f64().unwrap_or(0.0),
+                    figure(v["accuracy"].as_f64()),
+                    figure(v["macro_f1"].as_f64()),
+                    figure(v["r2"].as_f64()),
                     labels.join(",")
                 );
             }
@@ -138,7 +140,8 @@ fn list(cli: &Cli, repo: &Repository) -> Result<()> {
                     "name": name,
                     "versions": versions,
                     "latest": latest.version,
-                    "accuracy": latest.manifest.metrics().map_or(0.0, |m| m.accuracy),
+                    "accuracy": latest.manifest.metrics().and_then(|m| m.accuracy),
+                    "r2": latest.manifest.metrics().and_then(|m| m.r2),
                     "created_at": latest.manifest.created_at,
                 })
             })
@@ -150,14 +153,16 @@ fn list(cli: &Cli, repo: &Repository) -> Result<()> {
         println!("no models in {}", repo.root().display());
         return Ok(());
     }
-    println!("{:<24} {:>8} {:>7} {:>9}  created", "name", "versions", "latest", "accuracy");
+    println!("{:<24} {:>8} {:>7} {:>9} {:>9}  created", "name", "versions", "latest", "accuracy", "r2");
     for (name, versions, latest) in rows {
+        let metrics = latest.manifest.metrics();
         println!(
-            "{:<24} {:>8} {:>7} {:>9.4}  {}",
+            "{:<24} {:>8} {:>7} {:>9} {:>9}  {}",
             name,
             versions.len(),
             latest.version,
-            latest.manifest.metrics().map_or(0.0, |m| m.accuracy),
+            figure(metrics.and_then(|m| m.accuracy)),
+            figure(metrics.and_then(|m| m.r2)),
             latest.manifest.created_at
         );
     }
@@ -201,7 +206,12 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
 
 /// The training record of a sequential model.
 fn show_sequential(m: &SequentialSection) {
-    println!("classes     {}", m.class_names.join(", "));
+    if m.targets.is_empty() {
+        println!("classes     {}", m.class_names.join(", "));
+    }
+    for t in &m.targets {
+        println!("target      {} (standardised with mean {}, std {})", t.name, t.mean, t.std);
+    }
     println!("data        {} ({}) sha256 {}", m.data.source, m.data.format, m.data.fingerprint);
     println!(
         "            {} train / {} validation / {} test samples, seed {}",
@@ -215,7 +225,7 @@ fn show_sequential(m: &SequentialSection) {
         m.training.best_epoch
     );
     for r in &m.history {
-        println!("  epoch {:>3}  loss {:.4}  acc {:.4}", r.epoch, r.loss, r.accuracy);
+        println!("  epoch {:>3}  loss {:.4}  acc {}", r.epoch, r.loss, figure(r.accuracy));
     }
 }
 

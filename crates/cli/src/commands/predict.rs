@@ -39,6 +39,10 @@ pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
     let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
     let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.section().feature_names)?;
     let out = model.predict(&raw, n);
+    if !model.targets().is_empty() {
+        print_values(cli, &info, &model, &out);
+        return Ok(());
+    }
     let classes = model.class_names();
     let mut predictions = Vec::with_capacity(n);
     for row in out.chunks_exact(model.output_len()) {
@@ -65,4 +69,25 @@ pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
         println!("{i:>4}  class {:<10} ({})", classes[ranked[0]], top.join(", "));
     }
     Ok(())
+}
+
+/// Prints a regressor's predictions: per row, every target's value in its own units.
+fn print_values(cli: &Cli, info: &lathe_registry::VersionInfo, model: &SequentialModel, out: &[f32]) {
+    let targets = model.targets();
+    let rows = out.chunks_exact(targets.len());
+    if cli.json {
+        let list: Vec<_> = rows
+            .map(|row| {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    targets.iter().zip(row).map(|(t, v)| (t.name.clone(), json!(v))).collect();
+                serde_json::Value::Object(map)
+            })
+            .collect();
+        println!("{}", json!({ "name": info.name, "version": info.version, "predictions": list }));
+        return;
+    }
+    for (i, row) in rows.enumerate() {
+        let values: Vec<String> = targets.iter().zip(row).map(|(t, v)| format!("{} {v}", t.name)).collect();
+        println!("{i:>4}  {}", values.join(", "));
+    }
 }

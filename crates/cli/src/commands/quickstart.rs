@@ -47,7 +47,7 @@ pub fn run(cli: &Cli, args: &QuickstartArgs) -> Result<()> {
         None => ensure_mnist(&PathBuf::from("lathe-data/datasets/mnist"))?,
     };
     let spec = Spec::from_yaml_str(MNIST_MLP).map_err(|e| anyhow::anyhow!("built-in spec: {e}"))?;
-    train_and_publish(cli, spec, &data, &args.name, &args.common)?;
+    train_and_publish(cli, Some(spec), &data, &args.name, &args.common)?;
     if args.no_serve {
         return Ok(());
     }

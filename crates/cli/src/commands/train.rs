@@ -6,6 +6,7 @@ use std::sync::{Arc, Once, OnceLock};
 
 use anyhow::Result;
 use clap::Args;
+use lathe_formats::spec::Task;
 use lathe_formats::Spec;
 use lathe_jobs::{train_version, TrainObserver, TrainRun, TrainedVersion};
 use lathe_registry::Repository;
@@ -20,16 +21,21 @@ use crate::Cli;
 /// Train a model and publish it.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist\n  \
+    after_help = "Examples:\n  lathe train --data table.csv --label-column price --name prices   # default network\n  \
+        lathe train --data table.csv --label-column a,b --task regression --name two-targets\n  \
+        lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist\n  \
         lathe train --spec examples/tabular.yaml --data table.csv --label-column species --name flowers\
         \n  lathe train --spec examples/mnist-mlp.yaml --data ../shared/data/mnist --name mnist --resume   # after \
-        Ctrl-C\n\nThe spec format is documented in docs/spec.md. A checkpoint is written at every epoch end;\
-        \nCtrl-C stops at the next batch boundary and publishes nothing."
+        Ctrl-C\n\nWithout --spec, the task comes from --task or the label column (text, booleans or at most 20 \
+        distinct\nintegers: classification; other numbers: regression) and a default network is trained. The spec \
+        format\nand the default networks are documented in docs/spec.md. A checkpoint is written at every epoch \
+        end;\nCtrl-C stops at the next batch boundary and publishes nothing."
 )]
 pub struct TrainArgs {
-    /// Model spec (YAML, or JSON for .json files); see docs/spec.md.
+    /// Model spec (YAML, or JSON for .json files); see docs/spec.md. Without it, the default
+    /// network for the data and task is trained.
     #[arg(long, env = "LATHE_SPEC")]
-    pub spec: PathBuf,
+    pub spec: Option<PathBuf>,
     /// Training data: a folder of MNIST-style IDX files, or a CSV file with a header.
     #[arg(long, env = "LATHE_DATA")]
     pub data: PathBuf,
@@ -49,9 +55,14 @@ pub struct CommonTrainArgs {
     /// Continue an interrupted run of the same spec, data and seed from its last checkpoint.
     #[arg(long, env = "LATHE_RESUME")]
     pub resume: bool,
-    /// CSV column holding the class label (default: `label`, else the last column).
-    #[arg(long, env = "LATHE_LABEL_COLUMN")]
-    pub label_column: Option<String>,
+    /// CSV column holding the class label, or the regression targets (`a,b`); default: the
+    /// spec's `targets`, else `label`, else the last column.
+    #[arg(long, env = "LATHE_LABEL_COLUMN", value_delimiter = ',')]
+    pub label_column: Vec<String>,
+    /// `classification` or `regression`, over the spec's `task`; default: decided from the
+    /// label column.
+    #[arg(long, env = "LATHE_TASK", value_parser = parse_task)]
+    pub task: Option<Task>,
     /// Threads to split each batch over (0: all cores for large models, one for small ones).
     /// Results are reproducible for a given seed and thread count.
     #[arg(long, env = "LATHE_THREADS", default_value_t = 0)]
@@ -61,8 +72,15 @@ pub struct CommonTrainArgs {
     pub test_fraction: f64,
 }
 
+fn parse_task(text: &str) -> Result<Task, String> {
+    Task::parse(text).ok_or_else(|| format!("expected classification or regression, got {text:?}"))
+}
+
 pub fn run(cli: &Cli, args: &TrainArgs) -> Result<()> {
-    let spec = Spec::from_file(&args.spec).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    let spec = match &args.spec {
+        Some(path) => Some(Spec::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        None => None,
+    };
     train_and_publish(cli, spec, &args.data, &args.name, &args.common)
 }
 
@@ -91,7 +109,7 @@ pub fn arm_stop_flag() {
 /// Loads data, trains, publishes, prints; shared by `train` and `quickstart`.
 pub fn train_and_publish(
     cli: &Cli,
-    mut spec: Spec,
+    spec: Option<Spec>,
     data_path: &Path,
     name: &str,
     common: &CommonTrainArgs,
@@ -100,9 +118,6 @@ pub fn train_and_publish(
     if !(0.0..1.0).contains(&common.test_fraction) {
         anyhow::bail!("--test-fraction: expected a number in [0, 1), got {}", common.test_fraction);
     }
-    if let Some(seed) = common.seed {
-        spec.fit.seed = seed;
-    }
     let repo = Repository::new(&cli.repo);
     let stop = stop_flag();
     let source = data_path.display().to_string();
@@ -110,9 +125,11 @@ pub fn train_and_publish(
         repo: &repo,
         name,
         spec,
+        task: common.task,
+        seed: common.seed,
         data: data_path,
         source: &source,
-        label_column: common.label_column.clone(),
+        label_columns: common.label_column.clone(),
         test_fraction: common.test_fraction,
         threads: common.threads,
         checkpoints: CheckpointStore::new(repo.checkpoint_dir(name)),
@@ -136,17 +153,37 @@ struct CliObserver {
 }
 
 impl TrainObserver for CliObserver {
-    fn prepared(&mut self, prepared: &Prepared, load_seconds: f64) {
+    fn prepared(&mut self, prepared: &Prepared, default_spec: Option<&str>, load_seconds: f64) {
         arm_stop_flag();
-        if !self.json {
-            eprintln!(
-                "data: {} training, {} validation, {} test samples, {} classes (loaded in {load_seconds:.2}s)",
-                prepared.train.len(),
-                prepared.validation.len(),
-                prepared.test.len(),
-                prepared.class_names.len()
-            );
+        let outputs = match prepared.task {
+            Task::Classification => format!("{} classes", prepared.class_names.len()),
+            Task::Regression => format!("{} target(s)", prepared.targets.len()),
+        };
+        if self.json {
+            let event = json!({
+                "event": "prepared",
+                "task": prepared.task,
+                "task_reason": prepared.task_reason,
+                "default_spec": default_spec,
+                "spec": prepared.spec.to_json(),
+                "train_samples": prepared.train.len(),
+                "validation_samples": prepared.validation.len(),
+                "test_samples": prepared.test.len(),
+            });
+            println!("{event}");
+            return;
         }
+        let why = prepared.task_reason.as_ref().map_or_else(String::new, |r| format!(" ({r})"));
+        eprintln!("task: {}{why}", prepared.task);
+        if let Some(name) = default_spec {
+            eprintln!("spec: {name} (docs/spec.md), input {:?}", prepared.spec.input.shape);
+        }
+        eprintln!(
+            "data: {} training, {} validation, {} test samples, {outputs} (loaded in {load_seconds:.2}s)",
+            prepared.train.len(),
+            prepared.validation.len(),
+            prepared.test.len(),
+        );
     }
 
     fn event(&mut self, event: &lathe_train::Event) {

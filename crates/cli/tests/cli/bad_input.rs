@@ -71,7 +71,7 @@ fn corrupt_data_bad_specs_and_missing_paths() {
     fails_with(
         cwd,
         &["train", "--spec", negative.to_str().unwrap(), "--data", d, "--name", "m"],
-        "layers[1].units: expected a positive integer, got -3",
+        "layers[1].units: expected a positive integer or auto, got -3",
     );
     let mismatch = write_spec(cwd, "o.yaml", &SMALL_MLP.replace("units: 10", "units: 7"));
     fails_with(

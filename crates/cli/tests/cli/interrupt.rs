@@ -61,8 +61,8 @@ fn sigkill_leaves_no_version_and_resume_matches_an_uninterrupted_run() {
         &["train", "--spec", &spec_s, "--data", data_s, "--name", "k", "--json", "--resume", "--threads", "1"],
     ));
     let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(events[0]["event"], "resumed");
-    assert_eq!(events[0]["epochs_done"].as_u64(), Some(done));
+    assert_eq!((events[0]["event"].as_str(), events[1]["event"].as_str()), (Some("prepared"), Some("resumed")));
+    assert_eq!(events[1]["epochs_done"].as_u64(), Some(done));
     let trained: Vec<u64> =
         events.iter().filter(|e| e["event"] == "epoch_end").map(|e| e["epoch"].as_u64().unwrap()).collect();
     assert_eq!(trained, ((done + 1)..=6).collect::<Vec<_>>(), "only the missing epochs run");

@@ -346,3 +346,51 @@ fn uploads_over_the_limit_are_refused_and_leave_nothing() {
     assert_eq!(d["summary"]["columns"], json!(["a"]));
     assert_eq!(d["summary"]["class_balance"], json!({"x": 1, "y": 1}));
 }
+
+#[test]
+fn a_regression_table_is_described_trained_and_evaluated_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_server(tmp.path());
+    // The label `y` sits between the features: y = 2·a − b + 5, exactly.
+    let mut csv = String::from("a,y,b\n");
+    for i in 0..600 {
+        let (a, b) = ((i % 37) as f64 / 7.0, (i % 23) as f64 / 5.0);
+        csv.push_str(&format!("{a},{},{b}\n", 2.0 * a - b + 5.0));
+    }
+    let (code, r) = send(&s, "PUT", "/v1/datasets/lin/files/data.csv", csv.as_bytes());
+    assert_eq!(code, 201, "{r}");
+    let (code, d) = get(&s, "/v1/datasets/lin?label_column=y");
+    assert_eq!(code, 200, "{d}");
+    let summary = &d["summary"];
+    assert_eq!((summary["columns"].clone(), summary["label_columns"].clone()), (json!(["a", "b"]), json!(["y"])));
+    assert_eq!(summary["task"], "regression", "{summary}");
+    let y = &summary["column_types"][1];
+    assert_eq!((y["name"].as_str(), y["kind"].as_str(), y["missing"].as_u64()), (Some("y"), Some("numeric"), Some(0)));
+    assert!(summary["class_balance"].is_null(), "{summary}");
+    let (code, bad) = get(&s, "/v1/datasets/lin?label_column=nope");
+    assert_eq!(code, 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("no column named \"nope\""), "{bad}");
+
+    let spec = json!({
+        "input": {"preprocessing": "standardize"},
+        "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": "auto"}],
+        "compile": {"optimizer": {"type": "adam", "lr": 0.01}, "loss": "huber"},
+        "fit": {"epochs": 40},
+    });
+    let body = json!({"name": "lin", "spec": spec, "dataset": "lin", "label_column": "y",
+        "auto_promote": {"label": "stable", "metric": "r2"}});
+    let (code, job) = send(&s, "POST", "/v1/jobs", body.to_string().as_bytes());
+    assert_eq!(code, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    follow(&s, &id);
+    let (_, job) = get(&s, &format!("/v1/jobs/{id}"));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (code, e) =
+        send(&s, "POST", "/v1/evaluations", json!({"model": "lin", "dataset": "lin"}).to_string().as_bytes());
+    assert_eq!(code, 200, "{e}");
+    assert!(e["metrics"]["r2"].as_f64().unwrap() > 0.95, "{e}");
+    assert_eq!(e["metrics"]["per_target"][0]["target"], "y");
+    let (_, models) = get(&s, "/v1/admin/models");
+    assert!(models["models"][0]["versions"][0]["r2"].as_f64().unwrap() > 0.95, "{models}");
+    assert_eq!(models["models"][0]["labels"]["stable"], 1, "promoted on r2: {models}");
+}

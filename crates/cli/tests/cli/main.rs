@@ -10,5 +10,6 @@ mod interrupt;
 mod lifecycle;
 mod remote;
 mod serve;
+mod tables;
 mod tls;
 mod workflow;

@@ -4,7 +4,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::reader::{describe, err, pair, Fields};
+use super::reader::{describe, err, pair, positive, Fields};
 use super::SpecError;
 
 /// An elementwise (or, for softmax, per-row) activation function.
@@ -113,7 +113,8 @@ pub enum LayerSpec {
     Flatten,
     /// Fully connected layer on a flat input.
     Dense {
-        /// Output size.
+        /// Output size; [`AUTO_UNITS`](super::AUTO_UNITS) when written `auto`.
+        #[serde(serialize_with = "super::task::serialize_units")]
         units: usize,
         /// Activation applied to the output.
         activation: Activation,
@@ -180,7 +181,7 @@ impl LayerSpec {
             .ok_or_else(|| err(&type_path, format!("missing required key; expected one of: {LAYER_TYPES}")))?;
         let layer = match kind {
             "flatten" => LayerSpec::Flatten,
-            "dense" => LayerSpec::Dense { units: f.req_positive("units")?, activation: activation_field(&mut f)? },
+            "dense" => LayerSpec::Dense { units: units_field(&mut f)?, activation: activation_field(&mut f)? },
             "dropout" => LayerSpec::Dropout {
                 rate: f
                     .opt_in_range("rate", 0.0, 1.0, true)?
@@ -232,6 +233,15 @@ impl LayerSpec {
             LayerSpec::BatchNorm { .. } => "batch_norm",
             LayerSpec::Activation { .. } => "activation",
         }
+    }
+}
+
+fn units_field(f: &mut Fields) -> Result<usize, SpecError> {
+    let path = f.key_path("units");
+    match f.req("units")? {
+        Value::String(s) if s == "auto" => Ok(super::AUTO_UNITS),
+        other => positive(other, &path)
+            .map_err(|_| err(&path, format!("expected a positive integer or auto, got {}", describe(other)))),
     }
 }
 

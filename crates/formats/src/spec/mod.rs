@@ -8,6 +8,7 @@
 mod layers;
 mod reader;
 mod shape;
+mod task;
 mod training;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 pub use layers::{Activation, LayerSpec, Padding};
 pub use shape::{as_image, infer_shapes, same_pad_before, window_output, Shape};
+pub use task::{Task, AUTO_UNITS};
 pub use training::{CompileSpec, EarlyStoppingSpec, FitSpec, LossKind, LrSchedule, Monitor, OptimizerSpec};
 
 use reader::{err, positive, Fields};
@@ -49,7 +51,9 @@ pub enum PreprocessingSpec {
 /// Shape of one sample and its preprocessing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSpec {
-    /// Shape of one sample, channels last (`[28, 28]`, `[28, 28, 1]`, `[4]`).
+    /// Shape of one sample, channels last (`[28, 28]`, `[28, 28, 1]`, `[4]`); empty when
+    /// written `auto` (or left out), until [`Spec::resolve`] takes it from the data.
+    #[serde(serialize_with = "task::serialize_shape")]
     pub shape: Vec<usize>,
     /// Preprocessing applied before the first layer, in training and in prediction alike.
     pub preprocessing: PreprocessingSpec,
@@ -61,6 +65,13 @@ pub struct Spec {
     /// Optional free-text description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What the model predicts; `None` until the data decides (see [`Spec::resolve`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+    /// Target columns of a table: one label column, or one or more regression targets; empty
+    /// for the data's default label column.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
     /// Input shape and preprocessing.
     pub input: InputSpec,
     /// The layers, applied in order.
@@ -100,6 +111,8 @@ impl Spec {
     pub fn from_value(value: &Value) -> Result<Spec, SpecError> {
         let mut top = Fields::new(value, "")?;
         let description = top.opt_str("description")?.map(str::to_string);
+        let task = task::parse_task(top.get("task"))?;
+        let targets = task::parse_targets(top.get("targets"))?;
         let input = parse_input(top.req("input")?)?;
         let layers_value = top.req("layers")?;
         let Value::Array(items) = layers_value else {
@@ -113,29 +126,26 @@ impl Spec {
             .enumerate()
             .map(|(i, v)| LayerSpec::parse(v, &format!("layers[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        task::check_auto_units(&layers)?;
         let compile = CompileSpec::parse(top.req("compile")?, "compile")?;
         let fit = match top.get("fit") {
             Some(v) => FitSpec::parse(v, "fit")?,
             None => FitSpec::default(),
         };
         top.finish()?;
-        let spec = Spec { description, input, layers, compile, fit };
+        let spec = Spec { description, task, targets, input, layers, compile, fit };
         spec.validate()?;
         Ok(spec)
     }
 
-    /// Checks what needs the whole spec: shapes, and that the loss fits the output.
+    /// Checks what needs the whole spec: shapes (once no `auto` is left), and that the loss
+    /// fits the output.
     fn validate(&self) -> Result<(), SpecError> {
-        let shapes = infer_shapes(&self.input.shape, &self.layers)?;
-        let out = shapes.last().expect("at least one layer");
-        if out.len() != 1 {
-            return Err(err(
-                &format!("layers[{}]", self.layers.len() - 1),
-                format!(
-                    "the model must end with a flat output (units per class), got shape {out:?}; add flatten and \
-                        dense layers"
-                ),
-            ));
+        if let Some(task) = self.task.filter(|t| !self.compile.loss.fits(*t)) {
+            return Err(task::loss_mismatch(self.compile.loss, task));
+        }
+        if self.is_resolved() {
+            self.check_shapes()?;
         }
         if self.fit.early_stopping.as_ref().is_some_and(|e| e.monitor.needs_validation())
             && self.fit.validation_split <= 0.0
@@ -148,7 +158,22 @@ impl Spec {
         Ok(())
     }
 
-    /// Number of values in one sample.
+    fn check_shapes(&self) -> Result<(), SpecError> {
+        let shapes = infer_shapes(&self.input.shape, &self.layers)?;
+        let out = shapes.last().expect("at least one layer");
+        if out.len() != 1 {
+            return Err(err(
+                &format!("layers[{}]", self.layers.len() - 1),
+                format!(
+                    "the model must end with a flat output (units per class), got shape {out:?}; add flatten and \
+                        dense layers"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of values in one sample (0 while the shape is `auto`).
     pub fn input_len(&self) -> usize {
         self.input.shape.iter().product()
     }
@@ -196,13 +221,20 @@ impl Spec {
 fn parse_input(v: &Value) -> Result<InputSpec, SpecError> {
     let mut f = Fields::new(v, "input")?;
     let shape_path = f.key_path("shape");
-    let shape = match f.req("shape")? {
-        Value::Array(dims) if !dims.is_empty() && dims.len() <= 3 => dims
+    let shape = match f.get("shape") {
+        None => Vec::new(),
+        Some(Value::String(s)) if s == "auto" => Vec::new(),
+        Some(Value::Array(dims)) if !dims.is_empty() && dims.len() <= 3 => dims
             .iter()
             .enumerate()
             .map(|(i, d)| positive(d, &format!("{shape_path}[{i}]")))
             .collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(err(&shape_path, "expected a list of 1 to 3 positive integers (one sample, channels last)")),
+        _ => {
+            return Err(err(
+                &shape_path,
+                "expected auto or a list of 1 to 3 positive integers (one sample, channels last)",
+            ))
+        }
     };
     let preprocessing = match f.get("preprocessing") {
         None => PreprocessingSpec::None,

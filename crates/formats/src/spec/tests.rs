@@ -63,7 +63,7 @@ fit:
 #[test]
 fn negative_units_name_the_path() {
     let e = error_of(&MLP.replace("units: 128", "units: -3"));
-    assert_eq!(e, "layers[1].units: expected a positive integer, got -3");
+    assert_eq!(e, "layers[1].units: expected a positive integer or auto, got -3");
 }
 
 #[test]
@@ -101,4 +101,44 @@ fn bad_values_are_errors() {
 fn early_stopping_on_validation_needs_a_split() {
     let e = error_of(&MLP.replace("epochs: 5", "epochs: 5\n  early_stopping: {monitor: val_loss}"));
     assert!(e.starts_with("fit.early_stopping.monitor:"), "{e}");
+}
+
+#[test]
+fn auto_sizes_resolve_from_the_data_and_write_back_as_auto() {
+    let yaml = r#"
+task: regression
+targets: [a, b]
+input: {preprocessing: standardize}
+layers:
+  - {type: dense, units: 16, activation: relu}
+  - {type: dense, units: auto}
+compile: {optimizer: adam, loss: huber}
+"#;
+    let s = Spec::from_yaml_str(yaml).unwrap();
+    assert!(!s.is_resolved());
+    assert_eq!(s.to_json()["input"]["shape"], "auto");
+    assert_eq!(s.to_json()["layers"][1]["units"], "auto");
+    assert_eq!(Spec::from_value(&s.to_json()).unwrap(), s);
+    let r = s.resolve(Task::Regression, &["a".into(), "b".into()], &[5], 2).unwrap();
+    assert_eq!((r.input.shape.clone(), r.output_shape()), (vec![5], vec![2]));
+    let e = s.resolve(Task::Classification, &[], &[5], 3).unwrap_err().to_string();
+    assert_eq!(e, "compile.loss: \"huber\" does not fit classification; expected a cross-entropy, mse or mae");
+}
+
+#[test]
+fn auto_units_only_on_the_last_dense_layer_and_losses_fit_the_task() {
+    let e = error_of(
+        "input: {shape: [3]}\nlayers: [{type: dense, units: auto}, {type: dense, units: 2}]\n\
+         compile: {optimizer: adam, loss: mse}",
+    );
+    assert_eq!(e, "layers[0].units: auto is only allowed on the last dense layer");
+    let e = error_of(
+        "task: regression\ninput: {shape: [3]}\nlayers: [{type: dense, units: 1}]\n\
+         compile: {optimizer: adam, loss: binary_crossentropy}",
+    );
+    assert_eq!(e, "compile.loss: \"binary_crossentropy\" does not fit regression; expected mse, mae or huber");
+    let e = error_of(
+        "task: ranking\ninput: {shape: [3]}\nlayers: [{type: dense, units: 1}]\ncompile: {optimizer: adam, loss: mse}",
+    );
+    assert_eq!(e, "task: expected classification or regression, got \"ranking\"");
 }

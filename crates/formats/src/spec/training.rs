@@ -127,9 +127,11 @@ pub enum LossKind {
     Mse,
     /// Mean absolute error against one-hot targets.
     Mae,
+    /// Huber loss with δ = 1 (on standardised targets): squared below δ, linear above.
+    Huber,
 }
 
-const LOSSES: &str = "sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae";
+const LOSSES: &str = "sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse, mae, huber";
 
 impl LossKind {
     fn parse(v: &Value, path: &str) -> Result<LossKind, SpecError> {
@@ -142,6 +144,7 @@ impl LossKind {
             "binary_crossentropy" => LossKind::BinaryCrossentropy,
             "mse" | "mean_squared_error" => LossKind::Mse,
             "mae" | "mean_absolute_error" => LossKind::Mae,
+            "huber" => LossKind::Huber,
             other => return Err(err(path, format!("unknown loss {other:?}; expected one of {LOSSES}"))),
         })
     }
@@ -186,6 +189,11 @@ impl Monitor {
     /// Whether the quantity comes from the validation split.
     pub fn needs_validation(self) -> bool {
         matches!(self, Monitor::ValLoss | Monitor::ValAccuracy)
+    }
+
+    /// Whether the quantity is an accuracy (classifiers only).
+    pub fn is_accuracy(self) -> bool {
+        matches!(self, Monitor::Accuracy | Monitor::ValAccuracy)
     }
 
     /// Whether larger values are better.

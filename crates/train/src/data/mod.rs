@@ -2,8 +2,10 @@
 //! labels, then encoded against a list of class names.
 
 mod csv_table;
+mod describe;
 mod idx;
 mod inputs;
+mod task;
 
 use std::path::Path;
 
@@ -11,29 +13,54 @@ use lathe_sequential::Rng;
 use sha2::{Digest, Sha256};
 
 pub use csv_table::read_csv;
+pub use describe::{describe_csv, ColumnSummary, MISSING_CELLS};
 pub use idx::{parse_idx, read_idx, read_maybe_gz};
 pub use inputs::{read_image, read_inputs};
+pub use task::{infer_task, parse_targets, TaskChoice};
 
 use crate::error::{data_err, TrainError};
 
-/// Labelled samples: `x` holds `n · features` raw values, `labels` one class name each.
+/// Labelled samples: `x` holds `n · features` raw values, `labels` the `n · label_width`
+/// cells of the label columns as written (a class name, or a regression target's number).
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     /// Raw feature values, row-major.
     pub x: Vec<f32>,
-    /// Class name of every sample.
+    /// Label cells, row-major.
     pub labels: Vec<String>,
+    /// Label columns per sample (0 counts as 1).
+    pub label_width: usize,
 }
 
 impl Samples {
+    /// Feature values and one label column per sample.
+    pub fn new(x: Vec<f32>, labels: Vec<String>) -> Samples {
+        Samples { x, labels, label_width: 1 }
+    }
+
+    /// Label columns per sample.
+    pub fn width(&self) -> usize {
+        self.label_width.max(1)
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.labels.len() / self.width()
     }
 
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The samples at `rows` (in that order).
+    pub fn pick(&self, rows: &[usize], features: usize) -> Samples {
+        let w = self.width();
+        Samples {
+            x: rows.iter().flat_map(|&i| self.x[i * features..(i + 1) * features].iter().copied()).collect(),
+            labels: rows.iter().flat_map(|&i| self.labels[i * w..(i + 1) * w].iter().cloned()).collect(),
+            label_width: w,
+        }
     }
 
     /// Splits off `fraction` of the samples, chosen by a seeded shuffle, as a second set.
@@ -46,10 +73,7 @@ impl Samples {
         let pick = |idx: &[usize]| {
             let mut idx = idx.to_vec();
             idx.sort_unstable();
-            Samples {
-                x: idx.iter().flat_map(|&i| self.x[i * features..(i + 1) * features].iter().copied()).collect(),
-                labels: idx.iter().map(|&i| self.labels[i].clone()).collect(),
-            }
+            self.pick(&idx, features)
         };
         (pick(train_idx), pick(test_idx))
     }
@@ -64,6 +88,9 @@ pub struct Dataset {
     pub sample_shape: Vec<usize>,
     /// Column names of tabular features (empty for images).
     pub feature_names: Vec<String>,
+    /// Label columns of a table (one for classes, one or more regression targets); empty
+    /// for images.
+    pub label_names: Vec<String>,
     /// Training samples.
     pub train: Samples,
     /// Test samples, if the source provides them.
@@ -73,8 +100,9 @@ pub struct Dataset {
 /// Options for reading a data set.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// CSV label column; default `label`, else the last column.
-    pub label_column: Option<String>,
+    /// CSV label columns (several for multi-target regression); default `label`, else the
+    /// last column.
+    pub label_columns: Vec<String>,
 }
 
 impl Dataset {
@@ -94,11 +122,12 @@ impl Dataset {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         match ext.as_str() {
             "csv" | "tsv" | "txt" => {
-                let (names, samples) = read_csv(path, opts.label_column.as_deref())?;
+                let (names, label_names, samples) = read_csv(path, &opts.label_columns)?;
                 Ok(Dataset {
                     format: "csv",
                     sample_shape: vec![names.len()],
                     feature_names: names,
+                    label_names,
                     train: samples,
                     test: None,
                 })
@@ -115,6 +144,11 @@ impl Dataset {
         let mut h = Sha256::new();
         for d in &self.sample_shape {
             h.update((*d as u64).to_le_bytes());
+        }
+        // Single-label tables hash as they did before multi-target regression existed.
+        for name in self.label_names.iter().filter(|_| self.label_names.len() > 1) {
+            h.update(name.as_bytes());
+            h.update([0]);
         }
         for split in std::iter::once(&self.train).chain(self.test.as_ref()) {
             h.update((split.len() as u64).to_le_bytes());
@@ -195,10 +229,8 @@ fn load_idx_pair(dir: &Path, prefix: &str) -> Result<Option<(Vec<usize>, Samples
             labels.display()
         )));
     }
-    let samples = Samples {
-        x: img.data.iter().map(|&b| b as f32).collect(),
-        labels: lab.data.iter().map(|l| l.to_string()).collect(),
-    };
+    let samples =
+        Samples::new(img.data.iter().map(|&b| b as f32).collect(), lab.data.iter().map(|l| l.to_string()).collect());
     Ok(Some((img.dims[1..].to_vec(), samples)))
 }
 
@@ -220,5 +252,5 @@ fn load_idx_dir(dir: &Path) -> Result<Dataset, TrainError> {
         Some((_, test)) => Some(test),
         None => None,
     };
-    Ok(Dataset { format: "idx", sample_shape: shape, feature_names: Vec::new(), train, test })
+    Ok(Dataset { format: "idx", sample_shape: shape, feature_names: Vec::new(), label_names: Vec::new(), train, test })
 }

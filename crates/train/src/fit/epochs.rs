@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
+use lathe_formats::spec::Task;
 use lathe_formats::EpochRecord;
 use lathe_sequential::{Gradients, Network, Rng};
 
@@ -138,6 +139,11 @@ impl Epochs<'_, '_> {
         Ok(self.learning_rate(epoch))
     }
 
+    /// The fraction classified correctly; `None` for regressors.
+    fn accuracy(&self, correct: usize, seen: usize) -> Option<f64> {
+        (self.setup.loss.task() == Task::Classification).then(|| correct as f64 / seen.max(1) as f64)
+    }
+
     fn learning_rate(&self, epoch: usize) -> f64 {
         let spec = self.setup.spec;
         let schedule = spec.fit.lr_schedule.as_ref();
@@ -158,12 +164,13 @@ impl Epochs<'_, '_> {
             totals.correct += batch.correct;
             totals.seen += chunk.len();
             if (b + 1) % PROGRESS_EVERY == 0 || totals.seen == n {
+                let accuracy = self.accuracy(totals.correct, totals.seen);
                 (self.opts.on_event)(&Event::Progress {
                     epoch: epoch + 1,
                     seen: totals.seen,
                     samples: n,
                     loss: totals.loss_sum / totals.seen as f64,
-                    accuracy: totals.correct as f64 / totals.seen as f64,
+                    accuracy,
                 });
             }
         }
@@ -210,13 +217,13 @@ impl Epochs<'_, '_> {
             (None, None)
         } else {
             let v = &setup.data.validation;
-            let e = evaluate(&net, &v.x, &v.y, &setup.loss, &setup.data.class_names);
-            (Some(e.loss), Some(e.accuracy))
+            let e = evaluate(&net, &v.x, &v.y, &setup.loss, setup.data.truths());
+            (Some(e.loss), e.accuracy)
         };
         let record = EpochRecord {
             epoch: epoch + 1,
             loss: totals.loss_sum / n,
-            accuracy: totals.correct as f64 / n,
+            accuracy: self.accuracy(totals.correct, totals.seen),
             val_loss,
             val_accuracy,
             lr,

@@ -115,8 +115,9 @@ struct Setup<'a> {
     threads: usize,
 }
 
-/// Trains the model of `spec` on `data`: build the network and optimizer, resume from a
-/// checkpoint when asked, run the epochs, restore the best weights, evaluate on the test split.
+/// Trains the model of `spec` (the prepared, resolved spec: `data.spec`) on `data`: build the
+/// network and optimizer, resume from a checkpoint when asked, run the epochs, restore the best
+/// weights, evaluate on the test split.
 pub fn fit(spec: &Spec, data: &Prepared, mut opts: FitOptions) -> Result<FitResult, TrainError> {
     let (setup, mut net, mut optimizer) = prepare(spec, data, &opts)?;
     let mut progress = match opts.checkpoints {
@@ -142,7 +143,7 @@ fn prepare<'a>(
 ) -> Result<(Setup<'a>, Network, Optimizer), TrainError> {
     let net = Network::from_spec(spec, &mut Rng::derived(opts.seed, STREAM_INIT, 0))?;
     let optimizer = Optimizer::new(&spec.compile.optimizer, &net);
-    let loss = Loss::new(spec.compile.loss, net.final_activation().unwrap_or(Activation::Linear));
+    let loss = Loss::for_task(spec.compile.loss, net.final_activation().unwrap_or(Activation::Linear), data.task);
     let n = data.train.len();
     let bs = spec.fit.batch_size.min(n);
     let setup = Setup {
@@ -174,7 +175,7 @@ fn finish(
         best_epoch = progress.best.epoch;
     }
     let data = setup.data;
-    let test = evaluate(&net, &data.test.x, &data.test.y, &setup.loss, &data.class_names);
+    let test = evaluate(&net, &data.test.x, &data.test.y, &setup.loss, data.truths());
     let info = TrainingInfo {
         epochs_run: outcome.epochs_run,
         stopped_early: outcome.stopped_early,

@@ -122,7 +122,7 @@ impl Best {
     pub fn observe(&mut self, es: &EarlyStoppingSpec, record: &EpochRecord, net: &Network) {
         let value = match es.monitor {
             Monitor::Loss => Some(record.loss),
-            Monitor::Accuracy => Some(record.accuracy),
+            Monitor::Accuracy => record.accuracy,
             Monitor::ValLoss => record.val_loss,
             Monitor::ValAccuracy => record.val_accuracy,
         }

@@ -1,0 +1,232 @@
+//! Tables as they come: regression (one and two targets), the task decided from the data, the
+//! default networks of a spec-less `lathe train`, and regressors served over TF Serving's
+//! `:regress`, `:predict` and Open Inference Protocol V2.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A seeded stream of standard normal numbers (Box–Muller over a 64-bit LCG).
+struct Normal(u64);
+
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn next(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// `rows` rows of four normal features and targets `y = w·x + noise`, per weight vector, with
+/// noise of 0.1 × the signal's standard deviation; the target columns sit between features.
+fn write_linear_csv(path: &Path, rows: usize, weights: &[[f64; 4]], seed: u64) {
+    let mut normal = Normal(seed);
+    let names: Vec<String> = (0..weights.len()).map(|j| ["y", "z"][j].to_string()).collect();
+    let mut text = format!("x1,x2,{},x3,x4\n", names.join(","));
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..4).map(|_| normal.next()).collect();
+        let targets: Vec<String> = weights
+            .iter()
+            .map(|w| {
+                let signal: f64 = w.iter().zip(&x).map(|(w, x)| w * x).sum();
+                let signal_std = w.iter().map(|w| w * w).sum::<f64>().sqrt();
+                format!("{:.5}", 10.0 + signal + 0.1 * signal_std * normal.next())
+            })
+            .collect();
+        text.push_str(&format!("{:.5},{:.5},{},{:.5},{:.5}\n", x[0], x[1], targets.join(","), x[2], x[3]));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+const Y_WEIGHTS: [f64; 4] = [3.0, -2.0, 1.0, 0.5];
+const Z_WEIGHTS: [f64; 4] = [-1.0, 0.0, 4.0, 2.0];
+
+fn train_json(cwd: &Path, args: &[&str]) -> (Value, String) {
+    let mut all = vec!["train", "--json"];
+    all.extend_from_slice(args);
+    let out = lathe(cwd, &all);
+    let stdout = ok(&out);
+    (last_json(&stdout), stdout)
+}
+
+#[test]
+fn a_spec_less_regressor_learns_a_noisy_linear_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_linear_csv(&cwd.join("train.csv"), 2000, &[Y_WEIGHTS], 1);
+    write_linear_csv(&cwd.join("holdout.csv"), 300, &[Y_WEIGHTS], 2);
+    let (published, stdout) = train_json(cwd, &["--data", "train.csv", "--label-column", "y", "--name", "lin"]);
+    let prepared = stdout.lines().find(|l| l.contains("\"prepared\"")).expect("a prepared event");
+    let prepared: Value = serde_json::from_str(prepared).unwrap();
+    assert_eq!(prepared["task"], "regression", "{prepared}");
+    assert_eq!(prepared["default_spec"], "the default table regressor");
+    assert!(prepared["task_reason"].as_str().unwrap().contains("distinct numbers"), "{prepared}");
+    let m = &published["metrics"];
+    assert!(m["r2"].as_f64().unwrap() >= 0.95, "{m}");
+    assert!(m.get("accuracy").is_none(), "a regressor has no accuracy: {m}");
+    assert_eq!(m["per_target"][0]["target"], "y");
+
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/lin/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["task"], "regression");
+    assert_eq!(manifest["spec"]["input"]["shape"], json!([4]), "auto input: the feature columns");
+    assert_eq!(manifest["spec"]["layers"][2]["units"], 1, "auto units: one target");
+    let scaling = &manifest["targets"][0];
+    assert_eq!(scaling["name"], "y");
+    assert!((scaling["mean"].as_f64().unwrap() - 10.0).abs() < 0.5, "{scaling}");
+    assert_eq!(manifest["signature"]["outputs"], json!([{"name": "y", "datatype": "FP32", "shape": [-1]}]));
+
+    let eval = last_json(&ok(&lathe(cwd, &["eval", "lin", "--data", "holdout.csv", "--json"])));
+    assert_eq!(eval["metrics"]["samples"], 300);
+    assert!(eval["metrics"]["r2"].as_f64().unwrap() >= 0.95, "{eval}");
+    let table = ok(&lathe(cwd, &["eval", "lin", "--data", "holdout.csv"]));
+    assert!(table.contains("R²") && table.contains("RMSE"), "{table}");
+
+    // Predictions come back in the target's units.
+    std::fs::write(cwd.join("one.json"), r#"{"instances": [{"x1": 1, "x2": 0, "x3": 0, "x4": 0}]}"#).unwrap();
+    let one = last_json(&ok(&lathe(cwd, &["predict", "lin", "--input", "one.json", "--json"])));
+    let y = one["predictions"][0]["y"].as_f64().unwrap();
+    assert!((y - 13.0).abs() < 0.5, "10 + 3·1 = 13, got {y}");
+}
+
+#[test]
+fn two_targets_train_together_and_evaluate_per_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_linear_csv(&cwd.join("train.csv"), 2000, &[Y_WEIGHTS, Z_WEIGHTS], 3);
+    let args = ["--data", "train.csv", "--label-column", "y,z", "--task", "regression", "--name", "two"];
+    let (published, _) = train_json(cwd, &args);
+    let per_target = published["metrics"]["per_target"].as_array().unwrap();
+    assert_eq!(per_target.iter().map(|t| t["target"].clone()).collect::<Vec<_>>(), vec![json!("y"), json!("z")]);
+    for t in per_target {
+        assert!(t["r2"].as_f64().unwrap() >= 0.95, "{t}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/two/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["targets"], json!(["y", "z"]));
+    assert_eq!(manifest["spec"]["layers"][2]["units"], 2);
+
+    // A spec that disagrees with the data keeps the error naming the layer.
+    let spec = write_spec(
+        cwd,
+        "one-out.yaml",
+        "task: regression\ninput: {shape: auto}\nlayers: [{type: dense, units: 1}]\n\
+         compile: {optimizer: adam, loss: mse}",
+    );
+    let out = lathe(
+        cwd,
+        &["train", "--spec", spec.to_str().unwrap(), "--data", "train.csv", "--label-column", "y,z", "--name", "bad"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("layers[0]: the model outputs 1 values but the data has 2 targets [\"y\", \"z\"]"),
+        "{stderr}"
+    );
+}
+
+/// Three separable classes with text labels in the last column.
+fn write_classes_csv(path: &Path, rows: usize, seed: u64) {
+    let mut normal = Normal(seed);
+    let mut text = String::from("a,b,kind\n");
+    for i in 0..rows {
+        let (name, c) = [("low", -3.0), ("mid", 0.0), ("high", 3.0)][i % 3];
+        text.push_str(&format!("{:.4},{:.4},{name}\n", c + 0.5 * normal.next(), 100.0 + 10.0 * normal.next()));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_spec_less_classifier_decides_the_task_from_text_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_classes_csv(&cwd.join("t.csv"), 600, 4);
+    let out = lathe(cwd, &["train", "--data", "t.csv", "--name", "kinds"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(&out);
+    assert!(stderr.contains("task: classification (column \"kind\" holds text (3 distinct values))"), "{stderr}");
+    assert!(stderr.contains("spec: the default table classifier"), "{stderr}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/kinds/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["class_names"], json!(["high", "low", "mid"]));
+    assert!(manifest["metrics"]["accuracy"].as_f64().unwrap() > 0.95, "{}", manifest["metrics"]);
+    assert_eq!(manifest["spec"]["layers"][2]["units"], 3);
+}
+
+#[test]
+fn binary_classifiers_report_roc_auc_and_log_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let mut normal = Normal(9);
+    let mut text = String::from("a,b,ok\n");
+    for i in 0..800 {
+        let label = ["true", "false"][i % 2];
+        let shift = if i % 2 == 0 { 1.0 } else { -1.0 };
+        text.push_str(&format!("{:.4},{:.4},{label}\n", shift + normal.next(), normal.next()));
+    }
+    std::fs::write(cwd.join("b.csv"), text).unwrap();
+    let (published, _) = train_json(cwd, &["--data", "b.csv", "--name", "binary"]);
+    let m = &published["metrics"];
+    let (auc, log_loss) = (m["roc_auc"].as_f64().unwrap(), m["log_loss"].as_f64().unwrap());
+    // Two unit-variance normals 2 apart: the best AUC is Φ(2/√2) ≈ 0.92.
+    assert!((0.85..=0.97).contains(&auc), "{m}");
+    assert!((0.2..0.5).contains(&log_loss), "{m}");
+}
+
+#[test]
+fn regressors_answer_regress_predict_and_v2_in_their_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_linear_csv(&cwd.join("one.csv"), 1500, &[Y_WEIGHTS], 5);
+    write_linear_csv(&cwd.join("two.csv"), 1500, &[Y_WEIGHTS, Z_WEIGHTS], 6);
+    train_json(cwd, &["--data", "one.csv", "--label-column", "y", "--name", "single"]);
+    train_json(cwd, &["--data", "two.csv", "--label-column", "y,z", "--name", "double"]);
+    let server = start_server_with(cwd, &[]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let post = |path: &str, body: Value| {
+        let mut r = agent.post(format!("{}{path}", server.base)).send(body.to_string().as_bytes()).unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        (r.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for model in ["single", "double"] {
+        while agent.get(format!("{}/v2/models/{model}/ready", server.base)).call().unwrap().status() != 200 {
+            assert!(Instant::now() < deadline, "{model} never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let example = json!({"x1": 1.0, "x2": 1.0, "x3": 0.0, "x4": 0.0});
+    let (code, body) =
+        post("/v1/models/single:regress", json!({ "examples": [example, {"x1": 0, "x2": 0, "x3": 0, "x4": 2}] }));
+    assert_eq!(code, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert!((results[0].as_f64().unwrap() - 11.0).abs() < 0.5, "10 + 3 − 2 = 11: {body}");
+    assert!((results[1].as_f64().unwrap() - 11.0).abs() < 0.5, "10 + 0.5·2 = 11: {body}");
+
+    let (code, body) = post("/v1/models/double:regress", json!({ "examples": [example] }));
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("use :predict for several"), "{body}");
+
+    let (code, body) = post("/v1/models/double:predict", json!({ "instances": [[1.0, 1.0, 0.0, 0.0]] }));
+    assert_eq!(code, 200, "{body}");
+    let row = &body["predictions"][0];
+    assert!((row["y"].as_f64().unwrap() - 11.0).abs() < 0.5, "{body}");
+    assert!((row["z"].as_f64().unwrap() - 9.0).abs() < 0.5, "10 − 1 = 9: {body}");
+
+    let v2 = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1.0, 1.0, 0.0, 0.0]}]});
+    let (code, body) = post("/v2/models/double/infer", v2);
+    assert_eq!(code, 200, "{body}");
+    let names: Vec<&str> = body["outputs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["y", "z"]);
+    assert_eq!(body["outputs"][1]["shape"], json!([1]));
+
+    let (code, body) = post("/v1/models/single:classify", json!({ "examples": [example] }));
+    assert_eq!(code, 400, "a regressor is no classifier: {body}");
+}
