@@ -60,9 +60,9 @@ def lathe_score(lathe, work, task, seed, x_train, y_train, x_test, y_test):
 
 def sklearn_score(task, seed, x_train, y_train, x_test, y_test):
     if task == "regression":
-        model = make_pipeline(StandardScaler(), MLPRegressor(HIDDEN, max_iter=500, random_state=seed))
+        model = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=HIDDEN, max_iter=500, random_state=seed))
         return r2_score(y_test, model.fit(x_train, y_train).predict(x_test))
-    model = make_pipeline(StandardScaler(), MLPClassifier(HIDDEN, max_iter=500, random_state=seed))
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=HIDDEN, max_iter=500, random_state=seed))
     return accuracy_score(y_test, model.fit(x_train, y_train).predict(x_test))
 
 
@@ -76,7 +76,8 @@ def main():
         lathe, sk = [], []
         for seed in SEEDS:
             x, y = table(task, seed)
-            split = train_test_split(x, y, test_size=0.2, random_state=seed)
+            x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=seed)
+            split = (x_train, y_train, x_test, y_test)
             with tempfile.TemporaryDirectory() as tmp:
                 lathe.append(lathe_score(args.lathe, pathlib.Path(tmp), task, seed, *split))
             sk.append(sklearn_score(task, seed, *split))

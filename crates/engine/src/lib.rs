@@ -69,6 +69,13 @@ pub trait Servable: Send + Sync + 'static {
         None
     }
 
+    /// One valid row of signature-shaped inputs for the runtime to run before the version
+    /// takes traffic, when an all-zero row is not valid input (a table's text columns need
+    /// a known category). `None`: the runtime sends zeros.
+    fn warm_up_inputs(&self) -> Option<Vec<Tensor>> {
+        None
+    }
+
     /// For text-generation models: the generator the runtime's scheduler drives (such
     /// versions are served by the generation APIs, not by [`Servable::infer`]).
     fn text_generator(self: Arc<Self>) -> Option<Arc<dyn generation::TextGenerator>> {

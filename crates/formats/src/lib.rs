@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 pub mod atomic;
+pub mod columns;
 mod manifest;
 mod preprocessing;
 pub mod spec;
 mod weights;
 
+pub use columns::{encode_rows, encoded_width, Cell, ColumnEncoding, Unseen};
 pub use manifest::{
     CausalLmSection, CausalLmSpec, ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation,
     FileEntry, JobLineage, Manifest, ModelSection, Pooling, SequentialSection, TargetMetrics, TargetScaling,

@@ -316,6 +316,11 @@ pub struct SequentialSection {
     /// Names of the input features of tabular models, in input order (empty for images).
     #[serde(default)]
     pub feature_names: Vec<String>,
+    /// How the raw columns of a table become features (one-hot categories, imputed missing
+    /// cells); empty when the features are the raw numbers. When present, the signature takes
+    /// one input per raw column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<crate::ColumnEncoding>,
     /// Regression targets in output order, with the statistics they were standardised with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetScaling>,

@@ -10,14 +10,21 @@ use serde::{Deserialize, Serialize};
 pub struct AutoPromote {
     /// Label to move (e.g. `stable`).
     pub label: String,
-    /// Metric compared (higher is better): `accuracy` (default), `macro_f1` or `roc_auc` for
-    /// classifiers, `r2` for regressors.
-    #[serde(default = "default_metric")]
-    pub metric: String,
+    /// Metric compared (higher is better): `accuracy`, `macro_f1` or `roc_auc` for
+    /// classifiers, `r2` for regressors; default `accuracy` for classifiers and `r2` for
+    /// regressors. A version whose evaluation lacks the metric is not promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
 }
 
-fn default_metric() -> String {
-    "accuracy".into()
+impl AutoPromote {
+    /// The rule's metric of an evaluation, when it has it.
+    pub fn metric_of(&self, e: &lathe_formats::Evaluation) -> Option<f64> {
+        match &self.metric {
+            Some(name) => e.metric(name),
+            None => e.accuracy.or(e.r2),
+        }
+    }
 }
 
 /// A training job request.
@@ -57,11 +64,10 @@ impl JobRequest {
         if let Some(p) = &self.auto_promote {
             lathe_registry::validate_label(&p.label)
                 .map_err(|e| ApiError::invalid(format!("auto_promote.label: {e}")))?;
-            if !PROMOTION_METRICS.contains(&p.metric.as_str()) {
+            if let Some(metric) = p.metric.as_deref().filter(|m| !PROMOTION_METRICS.contains(m)) {
                 return Err(ApiError::invalid(format!(
-                    "auto_promote.metric: expected one of {}, got {:?}",
+                    "auto_promote.metric: expected one of {}, got {metric:?}",
                     PROMOTION_METRICS.join(", "),
-                    p.metric
                 )));
             }
         }

@@ -350,12 +350,13 @@ impl JobRunner {
                 .manifest
                 .metrics()
                 .cloned()?;
-            m.metric(&rule.metric)
+            rule.metric_of(&m)
         };
         let current = self.repo.labels(name)?.get(&rule.label).copied();
-        let better = match current {
-            None => true,
-            Some(c) => metric(version).unwrap_or(f64::MIN) >= metric(c).unwrap_or(f64::MAX),
+        let better = match (metric(version), current) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(new), Some(c)) => new >= metric(c).unwrap_or(f64::MAX),
         };
         if better {
             self.repo.set_label(name, &rule.label, version)?;

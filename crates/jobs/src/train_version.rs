@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use lathe_formats::spec::Task;
+use lathe_formats::spec::{MissingPolicy, Task};
 use lathe_formats::{JobLineage, Spec, WeightsError, WEIGHTS_FILE};
 use lathe_registry::{Published, RegistryError, Repository};
-use lathe_train::data::{infer_task, Dataset, LoadOptions};
+use lathe_train::data::{choose_task, Dataset, LoadOptions};
 use lathe_train::default_spec;
 use lathe_train::{auto_threads, fit, prepare, version_files, CheckpointStore, DataSource, Event, FitOptions};
 use lathe_train::{FitResult, Prepared, TrainError};
@@ -124,17 +124,26 @@ impl From<VersionError> for ApiError {
     }
 }
 
-/// The spec to train: the given one or the default for the data and task, with the task and
-/// seed given over it; and the default's name when it is one.
-fn spec_for(spec: Option<Spec>, task: Option<Task>, seed: Option<u64>, data: &Dataset) -> (Spec, Option<&'static str>) {
-    let (mut spec, default_name) = match spec {
-        Some(spec) => (spec, None),
+/// The spec to train: the given one, or the default for the data and the task (given, or
+/// decided from the data: then with the reason), with the task and seed given over it; and the
+/// default's name when it is one.
+fn spec_for(
+    spec: Option<Spec>,
+    task: Option<Task>,
+    seed: Option<u64>,
+    data: &Dataset,
+) -> (Spec, Option<&'static str>, Option<String>) {
+    let (mut spec, default_name, reason) = match spec {
+        Some(spec) => (spec, None, None),
         None => {
             let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
-            let task = task.unwrap_or_else(|| infer_task(&data.train, &names).task);
-            let (spec, name) = default_spec(data.format, task);
-            // The data decides again in `prepare`, which says why.
-            (Spec { task: None, ..spec }, Some(name))
+            let (task, reason) = choose_task(task, None, data.format, &data.train, &names);
+            let (mut spec, name) = default_spec(data.format, task);
+            // The defaults impute the missing cells of a table that has any.
+            if data.missing_cell.is_some() {
+                spec.input.preprocessing.missing = MissingPolicy::Impute;
+            }
+            (spec, Some(name), reason)
         }
     };
     if task.is_some() {
@@ -143,7 +152,7 @@ fn spec_for(spec: Option<Spec>, task: Option<Task>, seed: Option<u64>, data: &Da
     if let Some(seed) = seed {
         spec.fit.seed = seed;
     }
-    (spec, default_name)
+    (spec, default_name, reason)
 }
 
 /// Loads the data, fits `run.spec`, evaluates on the test split and publishes the next
@@ -162,8 +171,9 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
     let label_columns = if run.label_columns.is_empty() { spec_targets } else { run.label_columns };
     let dataset = Dataset::load(run.data, &LoadOptions { label_columns })?;
     let (format, feature_names) = (dataset.format, dataset.feature_names.clone());
-    let (spec, default_name) = spec_for(run.spec, run.task, run.seed, &dataset);
-    let prepared = prepare(&spec, dataset, run.test_fraction, spec.fit.seed)?;
+    let (spec, default_name, task_reason) = spec_for(run.spec, run.task, run.seed, &dataset);
+    let mut prepared = prepare(&spec, dataset, run.test_fraction, spec.fit.seed)?;
+    prepared.task_reason = prepared.task_reason.or(task_reason);
     observer.prepared(&prepared, default_name, load_start.elapsed().as_secs_f64());
     let spec = &prepared.spec;
     let threads = if run.threads == 0 { auto_threads(spec) } else { run.threads };

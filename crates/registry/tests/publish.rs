@@ -21,6 +21,7 @@ fn manifest(name: &str) -> Manifest {
             preprocessing: lathe_formats::Preprocessing::None,
             class_names: vec!["a".into(), "b".into()],
             feature_names: vec![],
+            columns: vec![],
             targets: vec![],
             metrics: Evaluation { accuracy: Some(0.5), ..Evaluation::default() },
             history: vec![],

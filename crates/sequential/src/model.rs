@@ -5,8 +5,8 @@ use std::path::Path;
 use lathe_formats::atomic::sha256_file;
 use lathe_formats::spec::Task;
 use lathe_formats::{
-    read_weights, Manifest, ModelSection, Preprocessing, SequentialSection, Spec, TargetScaling, MANIFEST_FILE,
-    WEIGHTS_FILE,
+    encode_rows, encoded_width, read_weights, Cell, ColumnEncoding, Manifest, ModelSection, Preprocessing,
+    SequentialSection, Spec, TargetScaling, Unseen, MANIFEST_FILE, WEIGHTS_FILE,
 };
 
 use crate::{EngineError, Network, Rng, Workspace};
@@ -65,6 +65,13 @@ impl SequentialModel {
         let mut network = Network::from_spec(&spec, &mut Rng::new(0))?;
         network.load_tensors(tensors)?;
         let (outputs, classes, targets) = (network.output_len(), section.class_names.len(), section.targets.len());
+        let width = encoded_width(&section.columns);
+        if width != 0 && width != network.input_len() {
+            return Err(EngineError::Manifest(format!(
+                "the model takes {} features but its columns encode to {width}",
+                network.input_len()
+            )));
+        }
         let fits = match spec.task() {
             Task::Regression => outputs == targets,
             Task::Classification => outputs == classes || (outputs == 1 && classes == 2),
@@ -99,6 +106,25 @@ impl SequentialModel {
     /// Class names, indexed by output unit.
     pub fn class_names(&self) -> &[String] {
         &self.section().class_names
+    }
+
+    /// How a table's raw columns become the network's features (empty when the inputs are
+    /// the features).
+    pub fn columns(&self) -> &[ColumnEncoding] {
+        &self.section().columns
+    }
+
+    /// Encodes `rows` raw table rows, `cell(row, column)` in the order of [`Self::columns`],
+    /// into `rows · input_len` features; unseen categories are refused.
+    ///
+    /// # Errors
+    /// The first cell that cannot be encoded (`row 3: input "colour": category …`).
+    pub fn encode_cells<'a>(
+        &self,
+        rows: usize,
+        cell: impl FnMut(usize, usize) -> Cell<'a>,
+    ) -> Result<Vec<f32>, String> {
+        encode_rows(self.columns(), rows, Unseen::Refuse, cell)
     }
 
     /// Regression targets in output order with their standardisation (empty for classifiers).

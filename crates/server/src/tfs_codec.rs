@@ -193,9 +193,6 @@ fn write_row(body: &mut Vec<u8>, t: &Tensor, r: usize, b64: bool) {
 pub fn decode_classify(body: &[u8], sig: &Signature, feature_names: &[String]) -> Result<Vec<Tensor>, ApiError> {
     let m = parse_object(body)?;
     check_signature(&m)?;
-    let [input] = sig.inputs.as_slice() else {
-        return Err(ApiError::invalid("classify and regress need a one-input model"));
-    };
     let empty = Map::new();
     let context = match m.get("context") {
         None => &empty,
@@ -208,6 +205,9 @@ pub fn decode_classify(body: &[u8], sig: &Signature, feature_names: &[String]) -
     if examples.is_empty() {
         return Err(ApiError::invalid("examples: the list is empty"));
     }
+    let [input] = sig.inputs.as_slice() else {
+        return sig.inputs.iter().map(|s| example_column(examples, context, s)).collect();
+    };
     let mut rows = Vec::with_capacity(examples.len());
     for (i, ex) in examples.iter().enumerate() {
         let Value::Object(features) = ex else {
@@ -233,6 +233,25 @@ pub fn decode_classify(body: &[u8], sig: &Signature, feature_names: &[String]) -
         rows.push(row);
     }
     Ok(vec![tensor_from(&Value::Array(rows), input, "examples")?])
+}
+
+/// One input of a model of several (a table's raw columns): that feature of every example.
+fn example_column(examples: &[Value], context: &Map<String, Value>, s: &TensorSignature) -> Result<Tensor, ApiError> {
+    let mut values = Vec::with_capacity(examples.len());
+    for (i, ex) in examples.iter().enumerate() {
+        let Value::Object(features) = ex else {
+            return Err(ApiError::invalid(format!("examples[{i}]: expected an object of features")));
+        };
+        let v = features
+            .get(&s.name)
+            .or_else(|| context.get(&s.name))
+            .ok_or_else(|| ApiError::invalid(format!("examples[{i}]: missing feature {:?}", s.name)))?;
+        values.push(match v {
+            Value::Array(a) if a.len() == 1 => a[0].clone(),
+            other => other.clone(),
+        });
+    }
+    tensor_from(&Value::Array(values), s, "examples")
 }
 
 /// Encodes `:regress` results: `{"results": [v, …]}`, one value per example.

@@ -8,10 +8,10 @@ pub enum TrainError {
     #[error("{0}")]
     Data(String),
     /// The spec is invalid or does not fit the data.
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecError),
     /// The engine rejected the model.
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] EngineError),
     /// The user interrupted training; nothing was published.
     #[error("training interrupted at a batch boundary; nothing was published")]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod checkpoint;
+mod columns;
 pub mod data;
 mod defaults;
 mod error;
@@ -22,6 +23,7 @@ mod shard;
 mod version;
 
 pub use checkpoint::{CheckpointState, CheckpointStore};
+pub use columns::{encode_samples, fit_columns};
 pub use defaults::default_spec;
 pub use error::TrainError;
 pub use evaluate::{evaluate_version, label_columns_for};

@@ -2,10 +2,11 @@
 //! sizes decided, class indices or standardised targets, validation and test splits, and
 //! preprocessed values with the statistics stored for prediction.
 
-use lathe_formats::spec::{Activation, LayerSpec, LossKind, PreprocessingSpec, Task};
-use lathe_formats::{Preprocessing, Spec, SpecError, TargetScaling};
+use lathe_formats::spec::{Activation, LayerSpec, LossKind, MissingPolicy, Scaling, Task};
+use lathe_formats::{encoded_width, ColumnEncoding, Preprocessing, Spec, SpecError, TargetScaling};
 
-use crate::data::{class_names_of, encode_labels, infer_task, parse_targets, Dataset, Samples, TaskChoice};
+use crate::columns::{encode_samples, fit_columns};
+use crate::data::{choose_task, class_names_of, encode_labels, parse_targets, ColumnKind, Dataset, RawColumn, Samples};
 use crate::error::{data_err, TrainError};
 use crate::metrics::Truths;
 
@@ -22,6 +23,8 @@ pub struct Prepared {
     pub class_names: Vec<String>,
     /// Target columns and their standardisation, in output order (regressors).
     pub targets: Vec<TargetScaling>,
+    /// How a table's raw columns became the features (empty: the raw numbers are the features).
+    pub columns: Vec<ColumnEncoding>,
     /// Fitted preprocessing (already applied to every split here).
     pub preprocessing: Preprocessing,
     /// Training split.
@@ -82,37 +85,30 @@ enum Outputs {
 /// [`TrainError::Spec`] when the spec does not fit the data (input size, output units, a
 /// loss of the other task), [`TrainError::Data`] for labels that do not fit the task.
 pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Result<Prepared, TrainError> {
-    let features = data.features();
+    let raw_features = data.features();
     let fingerprint = data.fingerprint();
     let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
     let (train_raw, test_raw) = match data.test {
         Some(test) => (data.train, test),
-        None if test_fraction > 0.0 => data.train.split_random(test_fraction, seed, features),
+        None if test_fraction > 0.0 => data.train.split_random(test_fraction, seed, raw_features),
         None => return Err(data_err("the data has no test split; give a test fraction above 0")),
     };
-    let (task, task_reason) = match spec.task {
-        Some(task) => (task, None),
-        None => {
-            let TaskChoice { task, reason } = infer_task(&train_raw, &names);
-            (task, Some(reason))
-        }
-    };
+    let (task, task_reason) = choose_task(spec.task, Some(spec.compile.loss), data.format, &train_raw, &names);
     let classes = match task {
         Task::Classification => Some(class_names(&train_raw, &names)?),
         Task::Regression => None,
     };
+    let (mut fit_part, mut val_part) = validation_split(spec, train_raw, raw_features)?;
+    let mut test_raw = test_raw;
+    let parts = [&mut fit_part, &mut val_part, &mut test_raw];
+    let columns = encode_columns(spec, &data.columns, data.missing_cell.as_deref(), parts)?;
+    let (features, sample_shape) = match encoded_width(&columns) {
+        0 => (raw_features, data.sample_shape.clone()),
+        width => (width, vec![width]),
+    };
     let outputs = classes.as_ref().map_or(names.len(), |k| auto_units(spec, k.len()));
-    let spec = spec.resolve(task, &data.label_names, &data.sample_shape, outputs)?;
-    check_input(&spec, features, &data.sample_shape)?;
-    let n = train_raw.len();
-    let n_val = ((n as f64) * spec.fit.validation_split).round() as usize;
-    if n - n_val == 0 {
-        return Err(data_err(format!(
-            "no training samples left: {n} samples, validation_split {}",
-            spec.fit.validation_split
-        )));
-    }
-    let (fit_part, val_part) = split_tail(train_raw, n_val, features);
+    let spec = spec.resolve(task, &data.label_names, &sample_shape, outputs)?;
+    check_input(&spec, features, &sample_shape)?;
     let outputs = match classes {
         Some(classes) => {
             check_classes(&spec, &classes)?;
@@ -120,10 +116,10 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         }
         None => Outputs::Targets(fit_targets(&spec, &fit_part, &names)?),
     };
-    let preprocessing = match spec.input.preprocessing {
-        PreprocessingSpec::None => Preprocessing::None,
-        PreprocessingSpec::Rescale { divisor } => Preprocessing::Rescale { divisor: divisor as f32 },
-        PreprocessingSpec::Standardize => Preprocessing::fit_standardize(&fit_part.x, features),
+    let preprocessing = match spec.input.preprocessing.scaling {
+        Scaling::None => Preprocessing::None,
+        Scaling::Rescale { divisor } => Preprocessing::Rescale { divisor: divisor as f32 },
+        Scaling::Standardize => Preprocessing::fit_standardize(&fit_part.x, features),
     };
     let encode = |s: Samples| -> Result<Split, TrainError> {
         let (y, width) = match &outputs {
@@ -143,7 +139,57 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         Outputs::Classes(c) => (c, Vec::new()),
         Outputs::Targets(t) => (Vec::new(), t),
     };
-    Ok(Prepared { spec, task, task_reason, class_names, targets, preprocessing, train, validation, test, fingerprint })
+    Ok(Prepared {
+        spec,
+        task,
+        task_reason,
+        class_names,
+        targets,
+        columns,
+        preprocessing,
+        train,
+        validation,
+        test,
+        fingerprint,
+    })
+}
+
+/// Keras' validation split of the training samples (`fit.validation_split` of them, from the
+/// end); at least one sample must stay for training.
+fn validation_split(spec: &Spec, train: Samples, features: usize) -> Result<(Samples, Samples), TrainError> {
+    let n = train.len();
+    let n_val = ((n as f64) * spec.fit.validation_split).round() as usize;
+    if n - n_val == 0 {
+        return Err(data_err(format!(
+            "no training samples left: {n} samples, validation_split {}",
+            spec.fit.validation_split
+        )));
+    }
+    Ok(split_tail(train, n_val, features))
+}
+
+/// For a table with text columns or imputed missing cells: fits the column encoding on the
+/// training part (`parts[0]`) and encodes every part in place. Returns no encoding for other
+/// data; a missing cell that is not imputed is an error naming its line and column.
+fn encode_columns(
+    spec: &Spec,
+    raw: &[RawColumn],
+    missing_cell: Option<&str>,
+    parts: [&mut Samples; 3],
+) -> Result<Vec<ColumnEncoding>, TrainError> {
+    let impute = spec.input.preprocessing.missing == MissingPolicy::Impute;
+    if let (Some(cell), false) = (missing_cell, impute) {
+        return Err(data_err(cell));
+    }
+    let has_categories = raw.iter().any(|c| matches!(c.kind, ColumnKind::Categorical { .. }));
+    if raw.is_empty() || !(impute || has_categories) {
+        return Ok(Vec::new());
+    }
+    let columns = fit_columns(raw, &parts[0].x, &spec.input.preprocessing);
+    for part in parts {
+        part.x = encode_samples(raw, &columns, &part.x)?;
+    }
+    Ok(columns)
 }
 
 /// Class names of a single label column; at least two.

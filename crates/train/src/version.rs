@@ -2,7 +2,8 @@
 
 use lathe_formats::spec::{Activation, Spec, Task};
 use lathe_formats::{
-    write_weights, DataLineage, Manifest, ModelSection, SequentialSection, WeightsError, MANIFEST_FORMAT,
+    write_weights, ColumnEncoding, DataLineage, Manifest, ModelSection, SequentialSection, WeightsError,
+    MANIFEST_FORMAT,
 };
 use lathe_types::{DType, Signature, TensorSignature};
 
@@ -39,6 +40,26 @@ fn output_signature(data: &Prepared, result: &FitResult) -> Vec<TensorSignature>
     vec![TensorSignature { name: output_name.into(), datatype: DType::F32, shape }]
 }
 
+/// The inputs of a version: one `input` tensor `[-1, …shape]`, or for a table whose columns
+/// are encoded, one `[-1]` tensor per raw column named after it (FP32 numbers, BYTES texts).
+fn input_signature(spec: &Spec, data: &Prepared) -> Vec<TensorSignature> {
+    if data.columns.is_empty() {
+        let mut shape = vec![-1i64];
+        shape.extend(spec.input.shape.iter().map(|&d| d as i64));
+        return vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape }];
+    }
+    data.columns
+        .iter()
+        .map(|c| {
+            let datatype = match c {
+                ColumnEncoding::Numeric { .. } => DType::F32,
+                ColumnEncoding::Categorical { .. } => DType::Bytes,
+            };
+            TensorSignature { name: c.name().to_string(), datatype, shape: vec![-1] }
+        })
+        .collect()
+}
+
 /// The weights file and the manifest (without file digests, which publishing fills in).
 /// `spec` is the resolved spec the fit ran (`data.spec`).
 pub fn version_files(
@@ -49,22 +70,18 @@ pub fn version_files(
     result: &FitResult,
 ) -> Result<(Vec<u8>, Manifest), WeightsError> {
     let weights = write_weights(&result.network.tensors(), None)?;
-    let mut input_shape = vec![-1i64];
-    input_shape.extend(spec.input.shape.iter().map(|&d| d as i64));
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         name: name.to_string(),
         created_at: rfc3339_now(),
         lathe_version: env!("CARGO_PKG_VERSION").to_string(),
-        signature: Signature {
-            inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: input_shape }],
-            outputs: output_signature(data, result),
-        },
+        signature: Signature { inputs: input_signature(spec, data), outputs: output_signature(data, result) },
         model: ModelSection::Sequential(SequentialSection {
             spec: spec.to_json(),
             preprocessing: data.preprocessing.clone(),
             class_names: data.class_names.clone(),
             feature_names: source.feature_names.to_vec(),
+            columns: data.columns.clone(),
             targets: data.targets.clone(),
             metrics: result.test.clone(),
             history: result.history.clone(),

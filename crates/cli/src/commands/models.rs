@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use lathe_formats::{CausalLmSpec, EmbeddingSpec, ModelSection, SequentialSection};
+use lathe_formats::{CausalLmSpec, ColumnEncoding, EmbeddingSpec, ModelSection, SequentialSection};
 use lathe_registry::Repository;
 use lathe_types::ModelRef;
 
@@ -211,6 +211,17 @@ fn show_sequential(m: &SequentialSection) {
     }
     for t in &m.targets {
         println!("target      {} (standardised with mean {}, std {})", t.name, t.mean, t.std);
+    }
+    for c in &m.columns {
+        let (what, fill) = match c {
+            ColumnEncoding::Numeric { fill, .. } => ("number".to_string(), fill.map(|f| f.to_string())),
+            ColumnEncoding::Categorical { categories, other, fill, .. } => {
+                let other = if *other { " + other" } else { "" };
+                (format!("{} categories{other}", categories.len()), fill.clone())
+            }
+        };
+        let fill = fill.map_or_else(String::new, |f| format!(", missing → {f}"));
+        println!("column      {} ({what}{fill})", c.name());
     }
     println!("data        {} ({}) sha256 {}", m.data.source, m.data.format, m.data.fingerprint);
     println!(

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use lathe_formats::Cell;
 use lathe_registry::Repository;
 use lathe_sequential::SequentialModel;
 use lathe_train::class_probabilities;
-use lathe_train::data::read_inputs;
+use lathe_train::data::{read_cells, read_inputs};
 use lathe_types::ModelRef;
 use serde_json::json;
 
@@ -37,7 +38,16 @@ pub struct PredictArgs {
 pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
     let info = Repository::new(&cli.repo).resolve(&args.model)?;
     let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
-    let (raw, n) = read_inputs(&args.input, &model.spec.input.shape, &model.section().feature_names)?;
+    let (raw, n) = if model.columns().is_empty() {
+        read_inputs(&args.input, &model.spec.input.shape, &model.section().feature_names)?
+    } else {
+        let names: Vec<String> = model.columns().iter().map(|c| c.name().to_string()).collect();
+        let rows = read_cells(&args.input, &names)?;
+        let x = model
+            .encode_cells(rows.len(), |r, c| Cell::Text(&rows[r][c]))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+        (x, rows.len())
+    };
     let out = model.predict(&raw, n);
     if !model.targets().is_empty() {
         print_values(cli, &info, &model, &out);

@@ -48,6 +48,28 @@ fn write_linear_csv(path: &Path, rows: usize, weights: &[[f64; 4]], seed: u64) {
 const Y_WEIGHTS: [f64; 4] = [3.0, -2.0, 1.0, 0.5];
 const Z_WEIGHTS: [f64; 4] = [-1.0, 0.0, 4.0, 2.0];
 
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// POSTs JSON; returns the status and the body (as JSON when it is).
+fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let mut r = agent().post(format!("{}{path}", server.base)).send(body.to_string().as_bytes()).unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    (r.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+}
+
+/// Waits until every model is ready to serve.
+fn wait_ready(server: &Server, models: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for model in models {
+        while agent().get(format!("{}/v2/models/{model}/ready", server.base)).call().unwrap().status() != 200 {
+            assert!(Instant::now() < deadline, "{model} never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 fn train_json(cwd: &Path, args: &[&str]) -> (Value, String) {
     let mut all = vec!["train", "--json"];
     all.extend_from_slice(args);
@@ -189,19 +211,8 @@ fn regressors_answer_regress_predict_and_v2_in_their_units() {
     train_json(cwd, &["--data", "one.csv", "--label-column", "y", "--name", "single"]);
     train_json(cwd, &["--data", "two.csv", "--label-column", "y,z", "--name", "double"]);
     let server = start_server_with(cwd, &[]);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let post = |path: &str, body: Value| {
-        let mut r = agent.post(format!("{}{path}", server.base)).send(body.to_string().as_bytes()).unwrap();
-        let text = r.body_mut().read_to_string().unwrap();
-        (r.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for model in ["single", "double"] {
-        while agent.get(format!("{}/v2/models/{model}/ready", server.base)).call().unwrap().status() != 200 {
-            assert!(Instant::now() < deadline, "{model} never became ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    wait_ready(&server, &["single", "double"]);
+    let post = |path: &str, body: Value| post(&server, path, body);
     let example = json!({"x1": 1.0, "x2": 1.0, "x3": 0.0, "x4": 0.0});
     let (code, body) =
         post("/v1/models/single:regress", json!({ "examples": [example, {"x1": 0, "x2": 0, "x3": 0, "x4": 2}] }));
@@ -229,4 +240,155 @@ fn regressors_answer_regress_predict_and_v2_in_their_units() {
 
     let (code, body) = post("/v1/models/single:classify", json!({ "examples": [example] }));
     assert_eq!(code, 400, "a regressor is no classifier: {body}");
+}
+
+/// `y = 2·size + offset(colour) + noise` with a tenth of `size` cells `NA` and a twentieth of
+/// `colour` cells empty; `shade` has 6 categories, rare ones included, and no effect.
+fn write_mixed_csv(path: &Path, rows: usize, seed: u64, colours: &[(&str, f64)]) {
+    let mut normal = Normal(seed);
+    let mut text = String::from("size,colour,shade,y\n");
+    for i in 0..rows {
+        let size = normal.next();
+        let (colour, offset) = colours[i % colours.len()];
+        let shade = ["a", "a", "a", "b", "b", "c", "d", "e", "f"][i % 9];
+        let y = 2.0 * size + offset + 0.05 * normal.next();
+        let size_cell = if i % 10 == 3 { "NA".to_string() } else { format!("{size:.4}") };
+        let colour_cell = if i % 20 == 7 { "" } else { colour };
+        text.push_str(&format!("{size_cell},{colour_cell},{shade},{y:.4}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+const COLOURS: [(&str, f64); 3] = [("red", 0.0), ("green", 5.0), ("blue", -5.0)];
+
+const MIXED_SPEC: &str = "\
+input: {preprocessing: {kind: standardize, missing: impute, max_categories: 4}}
+layers:
+  - {type: dense, units: 32, activation: relu}
+  - {type: dense, units: auto}
+compile: {optimizer: {type: adam, lr: 0.003}, loss: mse}
+fit: {epochs: 60, batch_size: 32}
+";
+
+#[test]
+fn categories_and_missing_cells_train_with_impute_and_serve_raw_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_mixed_csv(&cwd.join("train.csv"), 1500, 7, &COLOURS);
+    let spec = write_spec(cwd, "mixed.yaml", MIXED_SPEC);
+    let spec = spec.to_str().unwrap();
+    let (published, _) =
+        train_json(cwd, &["--spec", spec, "--data", "train.csv", "--label-column", "y", "--name", "mix"]);
+    assert!(published["metrics"]["r2"].as_f64().unwrap() > 0.9, "{}", published["metrics"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/mix/1/manifest.json")).unwrap()).unwrap();
+    let inputs = &manifest["signature"]["inputs"];
+    assert_eq!(inputs[0], json!({"name": "size", "datatype": "FP32", "shape": [-1]}));
+    assert_eq!(inputs[1], json!({"name": "colour", "datatype": "BYTES", "shape": [-1]}));
+    let colour = &manifest["columns"][1];
+    assert_eq!((colour["kind"].as_str(), colour["other"].as_bool()), (Some("categorical"), Some(false)), "{colour}");
+    assert_eq!(colour["categories"].as_array().unwrap().len(), 3);
+    let shade = &manifest["columns"][2];
+    let shades = shade["categories"].as_array().unwrap();
+    assert_eq!((shades.len(), &shades[0], &shades[1]), (3, &json!("a"), &json!("b")), "capped at 4: 3 + other");
+    assert_eq!(shade["other"], true);
+    assert!(manifest["columns"][0]["fill"].as_f64().unwrap().abs() < 0.2, "the training mean of size");
+    assert_eq!(manifest["spec"]["input"]["shape"], json!([1 + 3 + 4]));
+
+    // Without imputation the first missing cell is an error naming its line and column.
+    let strict = write_spec(cwd, "strict.yaml", &MIXED_SPEC.replace("missing: impute", "missing: error"));
+    let strict = strict.to_str().unwrap();
+    let out = lathe(cwd, &["train", "--spec", strict, "--data", "train.csv", "--label-column", "y", "--name", "no"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 5: column \"size\": expected a number, got \"NA\" (a missing value"), "{stderr}");
+
+    // Evaluation data with a colour never seen in training: it encodes as zeros there.
+    write_mixed_csv(&cwd.join("holdout.csv"), 300, 8, &[("red", 0.0), ("green", 5.0), ("purple", 0.0)]);
+    let eval = last_json(&ok(&lathe(cwd, &["eval", "mix", "--data", "holdout.csv", "--json"])));
+    assert_eq!(eval["metrics"]["samples"], 300, "{eval}");
+
+    // Offline prediction takes raw values, imputes missing ones and refuses unseen categories.
+    let rows = r#"{"instances": [{"size": 1, "colour": "green", "shade": "a"}, {"colour": "red", "shade": "zzz"}]}"#;
+    std::fs::write(cwd.join("rows.json"), rows).unwrap();
+    let pred = last_json(&ok(&lathe(cwd, &["predict", "mix", "--input", "rows.json", "--json"])));
+    let y0 = pred["predictions"][0]["y"].as_f64().unwrap();
+    assert!((y0 - 7.0).abs() < 0.7, "2·1 + 5 = 7, got {y0}");
+    std::fs::write(cwd.join("bad.json"), r#"{"instances": [{"size": 1, "colour": "purple", "shade": "a"}]}"#).unwrap();
+    let out = lathe(cwd, &["predict", "mix", "--input", "bad.json"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("row 0: input \"colour\": category \"purple\" was not seen in training"), "{stderr}");
+
+    let server = start_server_with(cwd, &[]);
+    wait_ready(&server, &["mix"]);
+    let post = |path: &str, body: Value| post(&server, path, body);
+    let row = json!({"size": 1.0, "colour": "green", "shade": "b"});
+    let (code, body) = post("/v1/models/mix:predict", json!({ "instances": [row] }));
+    assert_eq!(code, 200, "{body}");
+    assert!((body["predictions"][0].as_f64().unwrap() - 7.0).abs() < 0.7, "{body}");
+    let columnar = json!({"inputs": {"size": [1.0, -1.0], "colour": ["green", "NA"], "shade": ["a", ""]}});
+    let (code, body) = post("/v1/models/mix:predict", columnar);
+    assert_eq!(code, 200, "missing texts are imputed: {body}");
+    assert_eq!(body["outputs"].as_array().unwrap().len(), 2);
+    let (code, body) = post("/v1/models/mix:regress", json!({ "examples": [row] }));
+    assert_eq!(code, 200, "{body}");
+    let unseen = json!({"size": 1.0, "colour": "purple", "shade": "b"});
+    let (code, body) = post("/v1/models/mix:predict", json!({ "instances": [unseen] }));
+    assert_eq!(code, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("input \"colour\": category \"purple\" was not seen in training; expected one of"),
+        "{body}"
+    );
+    let v2 = json!({"inputs": [
+        {"name": "size", "datatype": "FP32", "shape": [1], "data": [1.0]},
+        {"name": "colour", "datatype": "BYTES", "shape": [1], "data": ["blue"]},
+        {"name": "shade", "datatype": "BYTES", "shape": [1], "data": ["q"]},
+    ]});
+    let (code, body) = post("/v2/models/mix/infer", v2);
+    assert_eq!(code, 200, "{body}");
+    assert!((body["outputs"][0]["data"][0].as_f64().unwrap() + 3.0).abs() < 0.7, "2 − 5 = −3: {body}");
+}
+
+#[test]
+fn a_spec_less_run_imputes_the_gaps_of_a_table_that_has_some() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    write_mixed_csv(&cwd.join("t.csv"), 900, 11, &COLOURS);
+    let (published, _) = train_json(cwd, &["--data", "t.csv", "--name", "gaps"]);
+    assert!(published["metrics"]["r2"].as_f64().unwrap() > 0.9, "{}", published["metrics"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/gaps/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["input"]["preprocessing"]["missing"], "impute");
+}
+
+#[test]
+fn a_model_with_text_columns_and_no_imputation_loads_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path();
+    let mut normal = Normal(21);
+    let mut text = String::from("colour,x,kind\n");
+    for i in 0..600 {
+        let (colour, kind) = [("red", "warm"), ("orange", "warm"), ("blue", "cold")][i % 3];
+        text.push_str(&format!("{colour},{:.3},{kind}\n", normal.next()));
+    }
+    std::fs::write(cwd.join("c.csv"), text).unwrap();
+    let (published, _) = train_json(cwd, &["--data", "c.csv", "--name", "hue"]);
+    assert!(published["metrics"]["accuracy"].as_f64().unwrap() > 0.95, "{published}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("repo/hue/1/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["spec"]["input"]["preprocessing"]["missing"], "error");
+    assert!(manifest["columns"][0]["fill"].is_null());
+    let server = start_server_with(cwd, &[]);
+    wait_ready(&server, &["hue"]);
+    let body = json!({"examples": [{"colour": "blue", "x": 0.1}, {"colour": "", "x": 0.1}]});
+    let (code, v) = post(&server, "/v1/models/hue:classify", body);
+    assert_eq!(code, 400, "a missing colour is refused without imputation: {v}");
+    assert!(v["error"].as_str().unwrap().contains("input \"colour\": missing value"), "{v}");
+    let (code, v) = post(&server, "/v1/models/hue:classify", json!({"examples": [{"colour": "blue", "x": 0.1}]}));
+    assert_eq!(code, 200, "{v}");
+    let best =
+        v["results"][0].as_array().unwrap().iter().max_by(|a, b| a[1].as_f64().partial_cmp(&b[1].as_f64()).unwrap());
+    assert_eq!(best.unwrap()[0], "cold", "{v}");
 }

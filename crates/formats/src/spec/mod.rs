@@ -33,10 +33,10 @@ pub struct SpecError {
     pub message: String,
 }
 
-/// How raw input values are turned into what the first layer sees.
+/// How raw input values are scaled before the first layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PreprocessingSpec {
+pub enum Scaling {
     /// Values are used as they are.
     None,
     /// Every value is divided by `divisor` (255 maps bytes to [0, 1]).
@@ -46,6 +46,44 @@ pub enum PreprocessingSpec {
     },
     /// Each feature is standardised with the mean and standard deviation of the training split.
     Standardize,
+}
+
+/// What happens to missing cells of a table (empty, `NA`, `NaN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// A missing cell is an error naming its row and column.
+    Error,
+    /// Missing cells take the training split's mean (numbers) or most frequent value
+    /// (categories), in training and prediction alike.
+    Impute,
+}
+
+/// Categories per column one-hot encoded when no spec says otherwise.
+pub const DEFAULT_MAX_CATEGORIES: usize = 20;
+
+/// How raw inputs become what the first layer sees: the scaling, missing cells, and the cap on
+/// categories per text column of a table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreprocessingSpec {
+    /// Scaling of the (encoded) features.
+    #[serde(flatten)]
+    pub scaling: Scaling,
+    /// Missing cells of a table.
+    pub missing: MissingPolicy,
+    /// Most one-hot features per text column: beyond it, the most frequent `max_categories − 1`
+    /// categories keep their own feature and the rest share an `other` one.
+    pub max_categories: usize,
+}
+
+impl Default for PreprocessingSpec {
+    fn default() -> Self {
+        PreprocessingSpec {
+            scaling: Scaling::None,
+            missing: MissingPolicy::Error,
+            max_categories: DEFAULT_MAX_CATEGORIES,
+        }
+    }
 }
 
 /// Shape of one sample and its preprocessing.
@@ -237,7 +275,7 @@ fn parse_input(v: &Value) -> Result<InputSpec, SpecError> {
         }
     };
     let preprocessing = match f.get("preprocessing") {
-        None => PreprocessingSpec::None,
+        None => PreprocessingSpec::default(),
         Some(v) => parse_preprocessing(v, &f.key_path("preprocessing"))?,
     };
     f.finish()?;
@@ -246,29 +284,41 @@ fn parse_input(v: &Value) -> Result<InputSpec, SpecError> {
 
 fn parse_preprocessing(v: &Value, path: &str) -> Result<PreprocessingSpec, SpecError> {
     if let Value::String(s) = v {
-        return match s.as_str() {
-            "none" => Ok(PreprocessingSpec::None),
-            "standardize" => Ok(PreprocessingSpec::Standardize),
+        let scaling = match s.as_str() {
+            "none" => Scaling::None,
+            "standardize" => Scaling::Standardize,
             other => {
-                Err(err(path, format!("expected none, standardize or {{kind: rescale, divisor: N}}, got {other:?}")))
+                return Err(err(
+                    path,
+                    format!("expected none, standardize or {{kind: rescale, divisor: N}}, got {other:?}"),
+                ))
             }
         };
+        return Ok(PreprocessingSpec { scaling, ..PreprocessingSpec::default() });
     }
     let mut f = Fields::new(v, path)?;
     let kind_path = f.key_path("kind");
-    let kind = f.opt_str("kind")?.ok_or_else(|| err(&kind_path, "missing required key"))?;
-    let p = match kind {
-        "none" => PreprocessingSpec::None,
-        "standardize" => PreprocessingSpec::Standardize,
-        "rescale" => PreprocessingSpec::Rescale {
+    let scaling = match f.opt_str("kind")?.unwrap_or("none") {
+        "none" => Scaling::None,
+        "standardize" => Scaling::Standardize,
+        "rescale" => Scaling::Rescale {
             divisor: f
                 .opt_positive_f64("divisor")?
                 .ok_or_else(|| err(&f.key_path("divisor"), "missing required key"))?,
         },
         other => return Err(err(&kind_path, format!("expected one of none, rescale, standardize, got {other:?}"))),
     };
+    let missing = match f.opt_str("missing")? {
+        None | Some("error") => MissingPolicy::Error,
+        Some("impute") => MissingPolicy::Impute,
+        Some(other) => return Err(err(&f.key_path("missing"), format!("expected error or impute, got {other:?}"))),
+    };
+    let max_categories = match f.opt_positive("max_categories")? {
+        Some(1) => return Err(err(&f.key_path("max_categories"), "expected at least 2, got 1")),
+        other => other.unwrap_or(DEFAULT_MAX_CATEGORIES),
+    };
     f.finish()?;
-    Ok(p)
+    Ok(PreprocessingSpec { scaling, missing, max_categories })
 }
 
 #[cfg(test)]

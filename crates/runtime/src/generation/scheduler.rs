@@ -63,10 +63,13 @@ impl Scheduler {
         }));
         if outcome.is_err() {
             tracing::error!("the generation engine panicked; the version stops taking requests");
-            self.running.clear();
+            // Refuse new submissions before the requests in flight see their streams end, so
+            // that a client retrying at once gets the failure, not a queue.
             let mut inbox = self.shared.inbox.lock().unwrap_or_else(|e| e.into_inner());
             inbox.failed = true;
             inbox.waiting.clear();
+            drop(inbox);
+            self.running.clear();
             self.stats.generation.running.store(0, Ordering::Relaxed);
             self.stats.generation.waiting.store(0, Ordering::Relaxed);
         }

@@ -562,9 +562,27 @@ fn view(name: &str, m: &ModelEntry) -> ModelView {
     }
 }
 
-/// Runs one all-zero row through a freshly loaded model before it takes traffic.
+/// Runs one row (the servable's, else all zeros) through a freshly loaded model before it takes
+/// traffic.
 fn warm_up(model: &dyn Servable) -> Result<(), String> {
-    let inputs: Vec<Tensor> = model
+    let inputs = match model.warm_up_inputs() {
+        Some(inputs) => inputs,
+        None => zero_row(model)?,
+    };
+    let outputs = model.infer(&inputs).map_err(|e| format!("warm-up failed: {e}"))?;
+    if outputs.len() != model.signature().outputs.len() {
+        return Err(format!(
+            "warm-up returned {} outputs, the signature has {}",
+            outputs.len(),
+            model.signature().outputs.len()
+        ));
+    }
+    Ok(())
+}
+
+/// One all-zero row of every input.
+fn zero_row(model: &dyn Servable) -> Result<Vec<Tensor>, String> {
+    model
         .signature()
         .inputs
         .iter()
@@ -575,14 +593,5 @@ fn warm_up(model: &dyn Servable) -> Result<(), String> {
                 .map_err(|e| format!("warm-up input {}: {e}", s.name))?;
             Ok(Tensor { name: s.name.clone(), shape, data })
         })
-        .collect::<Result<_, String>>()?;
-    let outputs = model.infer(&inputs).map_err(|e| format!("warm-up failed: {e}"))?;
-    if outputs.len() != model.signature().outputs.len() {
-        return Err(format!(
-            "warm-up returned {} outputs, the signature has {}",
-            outputs.len(),
-            model.signature().outputs.len()
-        ));
-    }
-    Ok(())
+        .collect()
 }

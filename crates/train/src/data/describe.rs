@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use crate::error::{data_err, TrainError};
 
-/// Cells that mean "no value": empty, `NA` and `NaN`.
-pub const MISSING_CELLS: [&str; 3] = ["", "NA", "NaN"];
+pub use lathe_formats::columns::MISSING_CELLS;
 
 /// What one column of a table holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]

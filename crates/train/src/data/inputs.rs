@@ -36,6 +36,56 @@ pub fn read_inputs(path: &Path, shape: &[usize], feature_names: &[String]) -> Re
     }
 }
 
+/// Reads the raw cells of table rows for a model whose columns are encoded: the named
+/// `columns` of a CSV file, or JSON instances as objects keyed by column (numbers, texts,
+/// `null` or an absent key for a missing cell). Every cell is returned as text; missing cells
+/// as `""`.
+pub fn read_cells(path: &Path, columns: &[String]) -> Result<Vec<Vec<String>>, TrainError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => super::csv_table::read_csv_cells(path, columns),
+        "json" => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| data_err(format!("{}: cannot read: {e}", path.display())))?;
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| data_err(format!("{}: invalid JSON: {e}", path.display())))?;
+            json_cells(&v, columns).map_err(|e| data_err(format!("{}: {e}", path.display())))
+        }
+        _ => Err(data_err(format!("{}: unsupported input for a table model; expected .json or .csv", path.display()))),
+    }
+}
+
+fn json_cells(v: &Value, columns: &[String]) -> Result<Vec<Vec<String>>, String> {
+    let list = match v {
+        Value::Object(m) => {
+            m.get("instances").or_else(|| m.get("inputs")).ok_or("expected an object with \"instances\"")?
+        }
+        other => other,
+    };
+    let Value::Array(items) = list else {
+        return Err("instances: expected a list of objects keyed by column".into());
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let Value::Object(m) = item else {
+                return Err(format!("instances[{i}]: expected an object keyed by column {columns:?}"));
+            };
+            columns
+                .iter()
+                .map(|c| match m.get(c) {
+                    None | Some(Value::Null) => Ok(String::new()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(Value::Number(n)) => Ok(n.to_string()),
+                    Some(Value::Bool(b)) => Ok(b.to_string()),
+                    Some(_) => Err(format!("instances[{i}].{c}: expected a number, a text or null")),
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Decodes `{"instances": [...]}`, `{"inputs": [...]}` or a bare list into raw samples.
 pub fn json_instances(v: &Value, len: usize, feature_names: &[String]) -> Result<(Vec<f32>, usize), String> {
     let list = match v {

@@ -12,11 +12,11 @@ use std::path::Path;
 use lathe_sequential::Rng;
 use sha2::{Digest, Sha256};
 
-pub use csv_table::read_csv;
+pub use csv_table::{read_csv, read_csv_cells, ColumnKind, CsvTable, RawColumn};
 pub use describe::{describe_csv, ColumnSummary, MISSING_CELLS};
 pub use idx::{parse_idx, read_idx, read_maybe_gz};
-pub use inputs::{read_image, read_inputs};
-pub use task::{infer_task, parse_targets, TaskChoice};
+pub use inputs::{read_cells, read_image, read_inputs};
+pub use task::{choose_task, infer_task, parse_targets, TaskChoice};
 
 use crate::error::{data_err, TrainError};
 
@@ -91,6 +91,11 @@ pub struct Dataset {
     /// Label columns of a table (one for classes, one or more regression targets); empty
     /// for images.
     pub label_names: Vec<String>,
+    /// The raw feature columns of a table (empty for images): numbers or categories, whose
+    /// samples hold the number, the category's index or NaN for a missing cell.
+    pub columns: Vec<RawColumn>,
+    /// The error of the first missing feature cell, when there is one.
+    pub missing_cell: Option<String>,
     /// Training samples.
     pub train: Samples,
     /// Test samples, if the source provides them.
@@ -106,7 +111,12 @@ pub struct LoadOptions {
 }
 
 impl Dataset {
-    /// Values per sample.
+    /// Whether a table has text columns (then its features are encoded before training).
+    pub fn has_categories(&self) -> bool {
+        self.columns.iter().any(|c| matches!(c.kind, ColumnKind::Categorical { .. }))
+    }
+
+    /// Raw values per sample (before any encoding of a table's columns).
     pub fn features(&self) -> usize {
         self.sample_shape.iter().product()
     }
@@ -122,13 +132,15 @@ impl Dataset {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         match ext.as_str() {
             "csv" | "tsv" | "txt" => {
-                let (names, label_names, samples) = read_csv(path, &opts.label_columns)?;
+                let table = read_csv(path, &opts.label_columns)?;
                 Ok(Dataset {
                     format: "csv",
-                    sample_shape: vec![names.len()],
-                    feature_names: names,
-                    label_names,
-                    train: samples,
+                    sample_shape: vec![table.columns.len()],
+                    feature_names: table.columns.iter().map(|c| c.name.clone()).collect(),
+                    label_names: table.label_names,
+                    columns: table.columns,
+                    missing_cell: table.missing_cell,
+                    train: table.samples,
                     test: None,
                 })
             }
@@ -149,6 +161,11 @@ impl Dataset {
         for name in self.label_names.iter().filter(|_| self.label_names.len() > 1) {
             h.update(name.as_bytes());
             h.update([0]);
+        }
+        for column in &self.columns {
+            if let ColumnKind::Categorical { values } = &column.kind {
+                values.iter().for_each(|v| h.update([v.as_bytes(), &[0]].concat()));
+            }
         }
         for split in std::iter::once(&self.train).chain(self.test.as_ref()) {
             h.update((split.len() as u64).to_le_bytes());
@@ -252,5 +269,14 @@ fn load_idx_dir(dir: &Path) -> Result<Dataset, TrainError> {
         Some((_, test)) => Some(test),
         None => None,
     };
-    Ok(Dataset { format: "idx", sample_shape: shape, feature_names: Vec::new(), label_names: Vec::new(), train, test })
+    Ok(Dataset {
+        format: "idx",
+        sample_shape: shape,
+        feature_names: Vec::new(),
+        label_names: Vec::new(),
+        columns: Vec::new(),
+        missing_cell: None,
+        train,
+        test,
+    })
 }

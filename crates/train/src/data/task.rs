@@ -1,6 +1,6 @@
 //! Deciding the task from the label cells, and reading regression targets.
 
-use lathe_formats::spec::Task;
+use lathe_formats::spec::{LossKind, Task};
 
 use super::Samples;
 use crate::error::{data_err, TrainError};
@@ -42,6 +42,33 @@ pub fn infer_task(samples: &Samples, names: &[String]) -> TaskChoice {
         },
         Some(_) => TaskChoice { task: Task::Regression, reason: format!("column {column} holds {k} distinct numbers") },
     }
+}
+
+/// The task of a run: the spec's when it names one; else what the loss implies (a
+/// cross-entropy trains classifiers, `huber` regressors); else classification for images;
+/// else [`infer_task`] on the labels. The reason is given when the data decided.
+pub fn choose_task(
+    spec_task: Option<Task>,
+    loss: Option<LossKind>,
+    format: &str,
+    samples: &Samples,
+    names: &[String],
+) -> (Task, Option<String>) {
+    if let Some(task) = spec_task {
+        return (task, None);
+    }
+    match loss {
+        Some(LossKind::Huber) => return (Task::Regression, Some("compile.loss huber trains regressors".into())),
+        Some(l) if !l.is_regression() => {
+            return (Task::Classification, Some("compile.loss is a classification loss".into()))
+        }
+        _ => {}
+    }
+    if format == "idx" {
+        return (Task::Classification, Some("IDX images are labelled with classes".into()));
+    }
+    let TaskChoice { task, reason } = infer_task(samples, names);
+    (task, Some(reason))
 }
 
 /// Parses the label cells as regression targets (`n · width` values), naming the sample and
