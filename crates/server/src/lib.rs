@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod auth;
 mod body;
+pub mod content_encoding;
 pub mod embed;
 pub mod error;
 mod generation_metrics;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     routes::mount(Router::new())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), content_encoding::decode_request))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .layer(middleware::from_fn(access_log))
         .with_state(state)

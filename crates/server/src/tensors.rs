@@ -87,7 +87,7 @@ pub fn leaves_to_data(leaves: &[&Value], dtype: DType, path: &str) -> Result<Ten
         DType::F32 => {
             let mut out = Vec::with_capacity(leaves.len());
             for (i, v) in leaves.iter().enumerate() {
-                let x = v.as_f64().ok_or_else(|| bad(i, v, "a number"))?;
+                let x = v.as_f64().or_else(|| number_token(v)).ok_or_else(|| bad(i, v, "a number"))?;
                 out.push(x as f32);
             }
             TensorData::F32(out)
@@ -95,7 +95,7 @@ pub fn leaves_to_data(leaves: &[&Value], dtype: DType, path: &str) -> Result<Ten
         DType::F64 => {
             let mut out = Vec::with_capacity(leaves.len());
             for (i, v) in leaves.iter().enumerate() {
-                out.push(v.as_f64().ok_or_else(|| bad(i, v, "a number"))?);
+                out.push(v.as_f64().or_else(|| number_token(v)).ok_or_else(|| bad(i, v, "a number"))?);
             }
             TensorData::F64(out)
         }
@@ -122,11 +122,71 @@ pub fn leaves_to_data(leaves: &[&Value], dtype: DType, path: &str) -> Result<Ten
         DType::Bytes => {
             let mut out = Vec::with_capacity(leaves.len());
             for (i, v) in leaves.iter().enumerate() {
-                out.push(bytes_value(v).ok_or_else(|| bad(i, v, "a string or {\"b64\": \"...\"}"))?);
+                if is_b64(v) {
+                    out.push(b64_bytes(v).map_err(|e| ApiError::invalid(format!("{path}[{i}]: {e}")))?);
+                    continue;
+                }
+                let text = bytes_value(v).filter(|_| number_token(v).is_none());
+                out.push(text.ok_or_else(|| bad(i, v, "a string or {\"b64\": \"...\"}"))?);
             }
             TensorData::Bytes(out)
         }
     })
+}
+
+/// What [`with_number_tokens`] turns the bare tokens `NaN`, `Infinity` and `-Infinity` into:
+/// strings no client sends (they start with NUL), read back as numbers by numeric inputs.
+const TOKENS: [(&str, &str, f64); 3] = [
+    ("NaN", "\"\\u0000NaN\"", f64::NAN),
+    ("Infinity", "\"\\u0000Infinity\"", f64::INFINITY),
+    ("-Infinity", "\"\\u0000-Infinity\"", f64::NEG_INFINITY),
+];
+
+/// The number a token placeholder stands for (`NaN`, `±Infinity`).
+fn number_token(v: &Value) -> Option<f64> {
+    let s = v.as_str()?.strip_prefix('\u{0}')?;
+    TOKENS.iter().find(|(token, _, _)| *token == s).map(|(_, _, x)| *x)
+}
+
+/// TF Serving's JSON: the bare tokens `NaN`, `Infinity` and `-Infinity` (which TF Serving reads,
+/// and Python's `json.dumps` writes by default) replaced, outside strings, by placeholders that
+/// strict JSON parses; numeric inputs read them back as those numbers. Bodies without such a
+/// token are returned as they are.
+pub fn with_number_tokens(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let has = |t: &[u8]| body.windows(t.len()).any(|w| w == t);
+    if !has(b"NaN") && !has(b"Infinity") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if b == b'"' {
+            in_string = true;
+        } else if let Some((token, placeholder, _)) =
+            TOKENS.iter().find(|(t, _, _)| body[i..].starts_with(t.as_bytes()))
+        {
+            out.extend_from_slice(placeholder.as_bytes());
+            i += token.len();
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The bytes of `{"b64": "<standard padded base64>"}`, or what is wrong with it.
+fn b64_bytes(v: &Value) -> Result<Vec<u8>, String> {
+    let Some(text) = v.get("b64").and_then(Value::as_str) else {
+        return Err("expected {\"b64\": \"<base64 text>\"}".into());
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("the b64 value is not valid standard padded base64 (RFC 4648 §4): {e}"))
 }
 
 /// A string, or the decoded bytes of `{"b64": "<base64>"}`.

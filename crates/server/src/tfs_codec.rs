@@ -19,7 +19,7 @@ pub struct PredictRequest {
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
+    match serde_json::from_slice::<Value>(&crate::tensors::with_number_tokens(body)) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::invalid("malformed request: expected a JSON object")),
         Err(e) => Err(ApiError::invalid(format!("malformed JSON request: {e}"))),
@@ -30,7 +30,7 @@ fn check_signature(m: &Map<String, Value>) -> Result<(), ApiError> {
     match m.get("signature_name") {
         None => Ok(()),
         Some(Value::String(s)) if s.is_empty() || s == DEFAULT_SIGNATURE => Ok(()),
-        Some(Value::String(s)) => Err(ApiError::not_found(format!(
+        Some(Value::String(s)) => Err(ApiError::invalid(format!(
             "signature_name {s:?} not found; the model's signature is {DEFAULT_SIGNATURE:?}"
         ))),
         Some(_) => Err(ApiError::invalid("signature_name: expected a string")),
@@ -89,6 +89,14 @@ fn decode_instances(inst: &Value, sig: &Signature) -> Result<Vec<Tensor>, ApiErr
         return Err(ApiError::invalid("instances: the list is empty"));
     }
     let single = sig.inputs.len() == 1;
+    let named = |row: &Value| matches!(row, Value::Object(_)) && !(single && is_b64(row));
+    if let Some(i) = rows.iter().position(|row| named(row) != named(&rows[0])) {
+        return Err(ApiError::invalid(format!(
+            "instances[{i}]: every instance must have the same form; instances[0] is {} and instances[{i}] is {}",
+            if named(&rows[0]) { "an object of named inputs" } else { "a bare value" },
+            if named(&rows[i]) { "an object of named inputs" } else { "a bare value" },
+        )));
+    }
     let mut out = Vec::with_capacity(sig.inputs.len());
     for s in &sig.inputs {
         let mut stacked: Vec<&Value> = Vec::with_capacity(rows.len());

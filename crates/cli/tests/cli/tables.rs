@@ -388,6 +388,14 @@ fn a_model_with_text_columns_and_no_imputation_loads_and_serves() {
     assert!(v["error"].as_str().unwrap().contains("input \"colour\": missing value"), "{v}");
     let (code, v) = post(&server, "/v1/models/hue:classify", json!({"examples": [{"colour": "blue", "x": 0.1}]}));
     assert_eq!(code, 200, "{v}");
+    let bad_b64 = json!({"instances": [{"colour": {"b64": "Ymx1ZQ"}, "x": 0.1}]});
+    let (code, e) = post(&server, "/v1/models/hue:predict", bad_b64);
+    assert_eq!(code, 400, "{e}");
+    let message = e["error"].as_str().unwrap();
+    assert!(message.contains("the b64 value is not valid standard padded base64"), "unpadded: {e}");
+    let (code, e) =
+        post(&server, "/v1/models/hue:predict", json!({"instances": [{"colour": {"b64": "Ymx1ZQ=="}, "x": 0.1}]}));
+    assert_eq!(code, 200, "padded base64 of \"blue\": {e}");
     let best =
         v["results"][0].as_array().unwrap().iter().max_by(|a, b| a[1].as_f64().partial_cmp(&b[1].as_f64()).unwrap());
     assert_eq!(best.unwrap()[0], "cold", "{v}");

@@ -1,7 +1,7 @@
 //! The request decoders on mutated and random input: errors, never panics (a deterministic
 //! stand-in for the `cargo fuzz` targets in fuzz/, run on every test run).
 
-use lathe_server::{oip_codec, tfs_codec};
+use lathe_server::{content_encoding, oip_codec, tfs_codec};
 use lathe_types::{DType, Signature, TensorSignature};
 
 struct XorShift(u64);
@@ -67,5 +67,33 @@ fn decoders_never_panic() {
         let _ = tfs_codec::decode_predict(&body, &sig);
         let _ = tfs_codec::decode_classify(&body, &sig, &[]);
         let _ = tfs_codec::decode_classify(&body, &sig, &["f".to_string()]);
+    }
+}
+
+#[test]
+fn compressed_bodies_never_panic_and_never_expand_past_the_limit() {
+    use std::io::Write;
+    let seed = br#"{"instances":[[[1,2],[3,4]]]}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(seed).unwrap();
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(seed).unwrap();
+    let seeds = [gz.finish().unwrap(), zlib.finish().unwrap(), seed.to_vec()];
+    let mut rng = XorShift(0x51_7cc1_b727_220a);
+    for i in 0..5_000 {
+        let body = bytes::Bytes::from(mutate(&seeds[i % seeds.len()], &mut rng));
+        for coding in ["gzip", "deflate", "x-gzip, identity"] {
+            if let Ok(decoded) = content_encoding::decode_body(coding, body.clone(), 4096) {
+                assert!(decoded.len() <= 4096);
+                let _ = tfs_codec::decode_predict(&decoded, &sig_2x2());
+            }
+        }
+    }
+}
+
+fn sig_2x2() -> Signature {
+    Signature {
+        inputs: vec![TensorSignature { name: "input".into(), datatype: DType::F32, shape: vec![-1, 2, 2] }],
+        outputs: vec![TensorSignature { name: "probabilities".into(), datatype: DType::F32, shape: vec![-1, 3] }],
     }
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod client_bodies;
 mod common;
 mod decoders;
 mod errors;
