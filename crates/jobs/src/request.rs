@@ -1,6 +1,7 @@
 //! What a client submits.
 
 use lathe_formats::Spec;
+use lathe_train::data::parse_column_list;
 use lathe_types::{ApiError, ModelRef};
 use serde::{Deserialize, Serialize};
 
@@ -71,14 +72,15 @@ impl JobRequest {
                 )));
             }
         }
-        if self.label_columns().iter().any(String::is_empty) {
-            return Err(ApiError::invalid("label_column: expected column names separated by commas"));
+        if let Some(text) = &self.label_column {
+            parse_column_list(text).map_err(|e| ApiError::invalid(format!("label_column: {e}")))?;
         }
         Ok(spec)
     }
 
-    /// The label columns named by `label_column` (empty when it is absent).
+    /// The label columns named by `label_column` (empty when it is absent; checked by
+    /// [`JobRequest::validate`]).
     pub fn label_columns(&self) -> Vec<String> {
-        self.label_column.as_deref().map_or_else(Vec::new, |c| c.split(',').map(|s| s.trim().to_string()).collect())
+        self.label_column.as_deref().and_then(|c| parse_column_list(c).ok()).unwrap_or_default()
     }
 }

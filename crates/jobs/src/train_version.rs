@@ -136,7 +136,7 @@ fn spec_for(
     let (mut spec, default_name, reason) = match spec {
         Some(spec) => (spec, None, None),
         None => {
-            let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
+            let names = data.label_columns_or_default();
             let (task, reason) = choose_task(task, None, data.format, &data.train, &names);
             let (mut spec, name) = default_spec(data.format, task);
             // The defaults impute the missing cells of a table that has any.

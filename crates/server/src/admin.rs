@@ -197,11 +197,12 @@ pub async fn describe(
         .dataset(&name)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("dataset {name:?} not found")))?;
-    let label_columns: Vec<String> =
-        q.get("label_column").map_or_else(Vec::new, |c| c.split(',').map(|s| s.trim().to_string()).collect());
-    if label_columns.iter().any(String::is_empty) {
-        return Err(ApiError::invalid("label_column: expected column names separated by commas").into());
-    }
+    let label_columns = match q.get("label_column") {
+        None => Vec::new(),
+        Some(text) => {
+            lathe_train::data::parse_column_list(text).map_err(|e| ApiError::invalid(format!("label_column: {e}")))?
+        }
+    };
     // The summary under the default label column is kept with the record; others are computed.
     if record.summary.is_none() || !label_columns.is_empty() {
         let dir = a.datasets_root.join(&name);
@@ -226,7 +227,7 @@ fn summarise(dir: &std::path::Path, label_columns: Vec<String>) -> Result<Value,
     } else {
         Vec::new()
     };
-    let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
+    let names = data.label_columns_or_default();
     let task = lathe_train::data::infer_task(&data.train, &names);
     let balance = |labels: &[String]| {
         let mut counts = std::collections::BTreeMap::<String, u64>::new();

@@ -1,7 +1,8 @@
-//! The networks `lathe train` uses when no spec is given: one per task for tables, one for
-//! images. docs/spec.md shows them.
+//! The networks `lathe train` uses when no spec is given: one per task for tables (the
+//! regressor is the classifier with a linear output and the squared error), one for images.
+//! docs/spec.md shows them.
 
-use lathe_formats::spec::Task;
+use lathe_formats::spec::{Activation, LayerSpec, LossKind, Task};
 use lathe_formats::Spec;
 
 /// Tables, classification: two hidden layers of 64 ReLU units on standardised features.
@@ -13,23 +14,6 @@ layers:
   - {type: dense, units: 64, activation: relu}
   - {type: dense, units: auto, activation: softmax}
 compile: {optimizer: {type: adam, lr: 0.001}, loss: sparse_categorical_crossentropy}
-fit:
-  epochs: 200
-  batch_size: 32
-  validation_split: 0.1
-  early_stopping: {monitor: val_loss, patience: 10, restore_best: true}
-";
-
-/// Tables, regression: the same network with linear outputs and the squared error on
-/// standardised targets.
-pub const TABLE_REGRESSOR: &str = "\
-task: regression
-input: {shape: auto, preprocessing: standardize}
-layers:
-  - {type: dense, units: 64, activation: relu}
-  - {type: dense, units: 64, activation: relu}
-  - {type: dense, units: auto}
-compile: {optimizer: {type: adam, lr: 0.001}, loss: mse}
 fit:
   epochs: 200
   batch_size: 32
@@ -56,12 +40,23 @@ fit:
 
 /// The default spec for data of `format` (`csv` or `idx`) and `task`, and its name.
 pub fn default_spec(format: &str, task: Task) -> (Spec, &'static str) {
-    let (text, name) = match (format, task) {
-        ("idx", Task::Classification) => (IMAGE_CLASSIFIER, "the default image classifier"),
-        (_, Task::Classification) => (TABLE_CLASSIFIER, "the default table classifier"),
-        (_, Task::Regression) => (TABLE_REGRESSOR, "the default table regressor"),
-    };
-    (Spec::from_yaml_str(text).expect("the default specs parse"), name)
+    let parse = |text: &str| Spec::from_yaml_str(text).expect("the default specs parse");
+    match (format, task) {
+        ("idx", Task::Classification) => (parse(IMAGE_CLASSIFIER), "the default image classifier"),
+        (_, Task::Classification) => (parse(TABLE_CLASSIFIER), "the default table classifier"),
+        (_, Task::Regression) => (table_regressor(parse(TABLE_CLASSIFIER)), "the default table regressor"),
+    }
+}
+
+/// The table classifier as a regressor: a linear last layer and the squared error on
+/// standardised targets.
+fn table_regressor(mut spec: Spec) -> Spec {
+    spec.task = Some(Task::Regression);
+    spec.compile.loss = LossKind::Mse;
+    if let Some(LayerSpec::Dense { activation, .. }) = spec.layers.last_mut() {
+        *activation = Activation::Linear;
+    }
+    spec
 }
 
 #[cfg(test)]
@@ -76,5 +71,9 @@ mod tests {
             assert_eq!(spec.task, Some(task));
             assert!(!spec.is_resolved());
         }
+        let (regressor, _) = default_spec("csv", Task::Regression);
+        assert_eq!(regressor.compile.loss, LossKind::Mse);
+        let last = regressor.layers.last().unwrap();
+        assert_eq!(last, &LayerSpec::Dense { units: lathe_formats::spec::AUTO_UNITS, activation: Activation::Linear });
     }
 }

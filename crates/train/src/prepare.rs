@@ -87,7 +87,7 @@ enum Outputs {
 pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Result<Prepared, TrainError> {
     let raw_features = data.features();
     let fingerprint = data.fingerprint();
-    let names = if data.label_names.is_empty() { vec!["label".to_string()] } else { data.label_names.clone() };
+    let names = data.label_columns_or_default();
     let (train_raw, test_raw) = match data.test {
         Some(test) => (data.train, test),
         None if test_fraction > 0.0 => data.train.split_random(test_fraction, seed, raw_features),

@@ -111,6 +111,15 @@ pub struct LoadOptions {
 }
 
 impl Dataset {
+    /// The label column names, `["label"]` when the data names none (IDX files).
+    pub fn label_columns_or_default(&self) -> Vec<String> {
+        if self.label_names.is_empty() {
+            vec!["label".to_string()]
+        } else {
+            self.label_names.clone()
+        }
+    }
+
     /// Whether a table has text columns (then its features are encoded before training).
     pub fn has_categories(&self) -> bool {
         self.columns.iter().any(|c| matches!(c.kind, ColumnKind::Categorical { .. }))
@@ -190,6 +199,19 @@ pub fn dataset_path(dir: &Path) -> std::path::PathBuf {
     } else {
         dir.to_path_buf()
     }
+}
+
+/// Parses a comma-separated list of column names (`a,b`), as `--label-column` and the HTTP
+/// `label_column` fields take it.
+///
+/// # Errors
+/// A message when a name is empty (`a,,b`, a trailing comma).
+pub fn parse_column_list(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) {
+        return Err(format!("expected column names separated by commas, got {text:?}"));
+    }
+    Ok(names)
 }
 
 /// Class names found in `labels`, sorted numerically when all are integers, else lexically.
