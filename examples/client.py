@@ -6,7 +6,8 @@ Usage:
 
 It reads the first --count images of the MNIST test set (IDX, gzip), posts them to
 TF Serving's :predict route as row "instances" (raw 0-255 pixels: the model version applies
-its own preprocessing), and prints each prediction next to the true label.
+its own preprocessing, as the model metadata's `parameters` say), and prints each prediction
+next to the true label.
 Needs only `requests` (pip install requests).
 """
 import argparse
@@ -41,6 +42,8 @@ def main():
     size = rows * cols
     instances = [[list(pixels[i * size + r * cols : i * size + (r + 1) * cols]) for r in range(rows)] for i in range(count)]
 
+    meta = requests.get(f"{args.url}/v2/models/{args.model}", timeout=30).json()
+    print("the model says:", meta.get("parameters", {}).get("preprocessing_description", "nothing about its inputs"))
     resp = requests.post(f"{args.url}/v1/models/{args.model}:predict", json={"instances": instances}, timeout=30)
     if resp.status_code != 200:
         print(f"error {resp.status_code}: {resp.json().get('error')}", file=sys.stderr)

@@ -24,6 +24,7 @@ pub mod oip_codec;
 mod oip_embed;
 pub mod openai;
 pub mod openapi;
+mod preprocessing_metadata;
 mod repository;
 pub mod routes;
 mod state;

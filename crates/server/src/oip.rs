@@ -16,6 +16,7 @@ use crate::body::{json_ok, json_response, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
 use crate::oip_codec::{decode_request, encode_response};
+use crate::preprocessing_metadata::{column_parameters, model_parameters};
 use crate::state::AppState;
 
 /// Extensions this server implements, advertised in server metadata.
@@ -88,10 +89,25 @@ fn metadata(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Resp
         "name": name,
         "versions": ready,
         "platform": loaded.servable.platform(),
-        "inputs": sig.inputs,
+        "inputs": input_metadata(&loaded),
         "outputs": sig.outputs,
         "properties": properties(&loaded),
+        "parameters": loaded.manifest.sequential().map(model_parameters).unwrap_or_default(),
     })))
+}
+
+/// Input tensors for metadata; an input that carries a raw table column gets `parameters`
+/// saying its kind, categories and what a missing cell becomes.
+fn input_metadata(loaded: &LoadedVersion) -> Vec<Value> {
+    let columns = loaded.manifest.sequential().map(|s| s.columns.as_slice()).unwrap_or_default();
+    let with_parameters = |sig: &lathe_types::TensorSignature| {
+        let mut v = json!(sig);
+        if let Some(c) = columns.iter().find(|c| c.name() == sig.name) {
+            v["parameters"] = Value::Object(column_parameters(c));
+        }
+        v
+    };
+    loaded.servable.signature().inputs.iter().map(with_parameters).collect()
 }
 
 /// Model properties for metadata: class names, and the limits of text models.
@@ -121,7 +137,8 @@ fn properties(loaded: &LoadedVersion) -> serde_json::Map<String, Value> {
         ("m" = String, Path, description = "Model name"),
     ),
     responses(
-        (status = 200, description = "`{name, versions, platform, inputs, outputs}`"),
+        (status = 200, description = "`{name, versions, platform, inputs, outputs, properties, parameters}`; \
+            `parameters` say what the version does to its inputs (preprocessing, table columns)"),
         (status = 404, description = "Unknown model"),
         (status = 503, description = "No ready version"),
     ),

@@ -20,6 +20,7 @@ use crate::auth::Actor;
 use crate::body::{json_ok, json_response, json_with_status, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
+use crate::preprocessing_metadata::tf_serving_entry;
 use crate::state::AppState;
 use crate::tfs_codec::{
     decode_classify, decode_predict, encode_classify, encode_predict, encode_regress, DEFAULT_SIGNATURE,
@@ -199,16 +200,20 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
             .into()
     };
     let method = "tensorflow/serving/predict";
+    let mut metadata = json!({ "signature_def": { "signature_def": {
+        DEFAULT_SIGNATURE: {
+            "inputs": tensors(&sig.inputs),
+            "outputs": tensors(&sig.outputs),
+            "method_name": method,
+            "defaults": {}
+        }
+    } } });
+    if let Some(section) = loaded.manifest.sequential() {
+        metadata["preprocessing"] = tf_serving_entry(section);
+    }
     Ok(json_ok(&json!({
         "model_spec": { "name": t.name, "signature_name": "", "version": loaded.version.to_string() },
-        "metadata": { "signature_def": { "signature_def": {
-            DEFAULT_SIGNATURE: {
-                "inputs": tensors(&sig.inputs),
-                "outputs": tensors(&sig.outputs),
-                "method_name": method,
-                "defaults": {}
-            }
-        } } }
+        "metadata": metadata
     })))
 }
 

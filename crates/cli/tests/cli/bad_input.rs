@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::common::*;
 
-fn fails_with(cwd: &Path, args: &[&str], needle: &str) {
+/// Runs a command that must fail with one error line containing `needle`; returns that line.
+fn fails_with(cwd: &Path, args: &[&str], needle: &str) -> String {
     let out = lathe(cwd, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit code for {args:?}: {stderr}");
@@ -12,6 +13,7 @@ fn fails_with(cwd: &Path, args: &[&str], needle: &str) {
     assert_eq!(lines.len(), 1, "one line of error for {args:?}, got: {stderr}");
     assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: expected {needle:?} in {stderr}");
     assert!(version_dirs(cwd, "m").is_empty(), "no version published for {args:?}");
+    lines[0].to_string()
 }
 
 #[test]
@@ -78,6 +80,28 @@ fn corrupt_data_bad_specs_and_missing_paths() {
         cwd,
         &["train", "--spec", mismatch.to_str().unwrap(), "--data", d, "--name", "m"],
         "the model outputs 7 values but the data has 10 classes",
+    );
+
+    // An IDX label outside the spec's classes: the sentence once, after the layer's path.
+    let labels = data.join("train-labels-idx1-ubyte");
+    let good_labels = std::fs::read(&labels).unwrap();
+    let mut bad_labels = good_labels.clone();
+    bad_labels[8 + 3] = 12;
+    std::fs::write(&labels, &bad_labels).unwrap();
+    let line = fails_with(
+        cwd,
+        &["train", "--spec", s, "--data", d, "--name", "m"],
+        "error: layers[3]: the model outputs 10 values but the data has 11 classes",
+    );
+    assert_eq!(line.matches("the data has").count(), 1, "{line}");
+    assert!(line.ends_with("\"9\", \"12\"]"), "{line}");
+    std::fs::write(&labels, &good_labels).unwrap();
+    // A spec error at the top level reads `path: message` too.
+    let no_input = write_spec(cwd, "x.yaml", "layers: [{type: dense, units: 3}]\n");
+    fails_with(
+        cwd,
+        &["train", "--spec", no_input.to_str().unwrap(), "--data", d, "--name", "m"],
+        "x.yaml: input: missing required key",
     );
 
     // A missing data directory, a bad model name, and an unknown version.

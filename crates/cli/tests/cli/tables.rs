@@ -59,6 +59,13 @@ fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
 }
 
+/// GETs a JSON body that must come with 200.
+fn get_json(server: &Server, path: &str) -> Value {
+    let mut r = agent().get(format!("{}{path}", server.base)).call().unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+}
+
 /// Waits until every model is ready to serve.
 fn wait_ready(server: &Server, models: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -322,6 +329,7 @@ fn categories_and_missing_cells_train_with_impute_and_serve_raw_values() {
 
     let server = start_server_with(cwd, &[]);
     wait_ready(&server, &["mix"]);
+    check_table_metadata(&server);
     let post = |path: &str, body: Value| post(&server, path, body);
     let row = json!({"size": 1.0, "colour": "green", "shade": "b"});
     let (code, body) = post("/v1/models/mix:predict", json!({ "instances": [row] }));
@@ -349,6 +357,31 @@ fn categories_and_missing_cells_train_with_impute_and_serve_raw_values() {
     let (code, body) = post("/v2/models/mix/infer", v2);
     assert_eq!(code, 200, "{body}");
     assert!((body["outputs"][0]["data"][0].as_f64().unwrap() + 3.0).abs() < 0.7, "2 − 5 = −3: {body}");
+}
+
+/// Both protocols' metadata say that the model takes raw values, one input per column, and
+/// what each column knows.
+fn check_table_metadata(server: &Server) {
+    let v2 = get_json(server, "/v2/models/mix");
+    let p = &v2["parameters"];
+    assert_eq!(
+        (&p["preprocessing"], &p["task"], &p["targets"]),
+        (&json!("standardize"), &json!("regression"), &json!("y"))
+    );
+    assert!(p["missing_values"].as_str().unwrap().starts_with("imputed"), "{v2}");
+    let said = p["preprocessing_description"].as_str().unwrap();
+    assert!(said.contains("Send raw values in the training data's units"), "{said}");
+    assert!(said.contains("One input per raw table column"), "{said}");
+    let colour = &v2["inputs"][1];
+    assert_eq!((&colour["name"], &colour["parameters"]["column_kind"]), (&json!("colour"), &json!("category")));
+    assert_eq!(colour["parameters"]["categories"].as_str().unwrap().split(',').count(), 3, "{colour}");
+    assert!(v2["inputs"][0]["parameters"]["missing"].as_str().unwrap().starts_with("imputed with "), "{v2}");
+
+    let tfs = get_json(server, "/v1/models/mix/metadata");
+    let entry = &tfs["metadata"]["preprocessing"];
+    assert_eq!(entry["preprocessing_description"], p["preprocessing_description"], "{tfs}");
+    assert_eq!(entry["inputs"]["colour"], colour["parameters"]);
+    assert_eq!(entry["inputs"]["shade"]["other_category"], true, "{entry}");
 }
 
 #[test]

@@ -116,3 +116,27 @@ fn unknown_signatures_and_mixed_instances_are_clear_400s() {
          instances[1] is a bare value"
     );
 }
+
+#[test]
+fn metadata_says_the_model_rescales_raw_pixels_itself() {
+    let s = TestServer::with_mnist();
+    let (code, v2) = s.get("/v2/models/mnist");
+    assert_eq!(code, 200, "{v2}");
+    let p = &v2["parameters"];
+    assert_eq!(
+        (&p["preprocessing"], &p["rescale_divisor"], &p["input_range"]),
+        (&json!("rescale"), &json!(255.0), &json!("0-255"))
+    );
+    let said = p["preprocessing_description"].as_str().unwrap();
+    assert!(said.contains("divides every value by 255 itself"), "{said}");
+    assert!(said.contains("already scaled to [0, 1] give confident wrong answers"), "{said}");
+    assert_eq!(v2["inputs"][0], json!({"name": "input", "datatype": "FP32", "shape": [-1, 28, 28]}));
+
+    let (code, tfs) = s.get("/v1/models/mnist/metadata");
+    assert_eq!(code, 200, "{tfs}");
+    let entry = &tfs["metadata"]["preprocessing"];
+    assert_eq!(entry["preprocessing"], "rescale", "{tfs}");
+    assert_eq!(entry["preprocessing_description"], p["preprocessing_description"]);
+    assert_eq!(entry["inputs"], json!({}), "no raw table columns");
+    assert!(tfs["metadata"]["signature_def"]["signature_def"]["serving_default"].is_object(), "signature unchanged");
+}
