@@ -32,6 +32,13 @@ pub trait Servable: Send + Sync + 'static {
         &[]
     }
 
+    /// Whether the rows of several requests may be concatenated along the first dimension
+    /// into one run. `false` for graphs whose first dimension is fixed or is not a batch
+    /// dimension: the runtime then runs one request at a time.
+    fn batches(&self) -> bool {
+        true
+    }
+
     /// Platform string for model metadata (e.g. `lathe_native`).
     fn platform(&self) -> &str;
 
@@ -81,6 +88,73 @@ pub trait Servable: Send + Sync + 'static {
     fn text_generator(self: Arc<Self>) -> Option<Arc<dyn generation::TextGenerator>> {
         None
     }
+}
+
+/// Whether an imported graph's requests are concatenated along the first dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// When the graph allows it.
+    Auto,
+    /// Always; refused when the graph does not allow it.
+    On,
+    /// Never: one request per run.
+    Off,
+}
+
+impl std::str::FromStr for Batching {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Batching, String> {
+        match s {
+            "auto" => Ok(Batching::Auto),
+            "on" => Ok(Batching::On),
+            "off" => Ok(Batching::Off),
+            other => Err(format!("batching: expected auto, on or off, got {other:?}")),
+        }
+    }
+}
+
+/// What an import is asked for besides the file.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Class names of a classifier, in output order (empty: none).
+    pub class_names: Vec<String>,
+    /// Batching.
+    pub batching: Batching,
+    /// Creation time for the manifest, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A checked model file, ready to publish.
+pub struct PreparedImport {
+    /// Files of the version: path inside it, source file to copy.
+    pub files: Vec<(String, std::path::PathBuf)>,
+    /// The manifest (without digests; publishing adds them).
+    pub manifest: Manifest,
+}
+
+/// Turns model files made elsewhere into versions; the binary provides one for the formats
+/// its engines read, so that the server can import uploads without knowing the engines.
+pub trait Importer: Send + Sync + 'static {
+    /// Checks `file`, in `format` (`onnx`), completely and prepares the version `name`.
+    ///
+    /// # Errors
+    /// An [`ApiError`] naming what is wrong with the file or the options (invalid argument),
+    /// or an unknown format (unimplemented).
+    fn prepare(
+        &self,
+        format: &str,
+        file: &Path,
+        name: &str,
+        options: &ImportOptions,
+    ) -> Result<PreparedImport, ApiError>;
+
+    /// Checks a published copy in `dir` before the version appears: it loads and has the
+    /// manifest's signature.
+    ///
+    /// # Errors
+    /// What differs, or why it does not load.
+    fn check_copy(&self, dir: &Path, manifest: &Manifest) -> Result<(), String>;
 }
 
 /// Builds servables from version folders; the binary registers one per model kind.

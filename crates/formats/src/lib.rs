@@ -19,9 +19,9 @@ mod weights;
 pub use columns::{encode_rows, encoded_width, Cell, ColumnEncoding, Unseen};
 pub use manifest::{
     CausalLmSection, CausalLmSpec, ClassMetrics, DataLineage, EmbeddingSection, EmbeddingSpec, EpochRecord, Evaluation,
-    FileEntry, JobLineage, Manifest, ModelSection, Pooling, SequentialSection, TargetMetrics, TargetScaling,
-    TrainingInfo, UntrainedFields, CAUSAL_LM_KIND, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT, SEQUENTIAL_KIND,
-    WEIGHTS_FILE,
+    FileEntry, JobLineage, Manifest, ModelSection, OnnxSection, OnnxSpec, Pooling, SequentialSection, TargetMetrics,
+    TargetScaling, TrainingInfo, UntrainedFields, CAUSAL_LM_KIND, EMBEDDING_KIND, MANIFEST_FILE, MANIFEST_FORMAT,
+    ONNX_FILE, ONNX_KIND, SEQUENTIAL_KIND, WEIGHTS_FILE,
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};

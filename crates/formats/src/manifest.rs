@@ -218,6 +218,10 @@ pub const SEQUENTIAL_KIND: &str = "native-sequential";
 pub const EMBEDDING_KIND: &str = "sentence-embedding";
 /// Kind tag of text-generation models (decoder-only LLMs) imported from GGUF or Hugging Face.
 pub const CAUSAL_LM_KIND: &str = "causal-lm";
+/// Kind tag of ONNX graphs imported from other frameworks (Keras, PyTorch, scikit-learn).
+pub const ONNX_KIND: &str = "onnx";
+/// The graph file of an ONNX version.
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// The manifest of one model version. The version number is the name of the folder.
 ///
@@ -244,7 +248,6 @@ pub struct Manifest {
 }
 
 /// The part of a manifest that depends on the kind of model, tagged by `kind` on disk.
-/// ONNX (`onnx`) models will add their own variant.
 #[derive(Debug, Clone, PartialEq)]
 // One manifest per version in memory: boxing the larger section would save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -255,6 +258,8 @@ pub enum ModelSection {
     SentenceEmbedding(EmbeddingSection),
     /// A text-generation model (`causal-lm`).
     CausalLm(CausalLmSection),
+    /// An ONNX graph made elsewhere (`onnx`).
+    Onnx(OnnxSection),
     /// A kind this build has no section for (a version written by a newer Lathe): kept
     /// field for field, so listings still show it and serving says which kind is missing.
     Other {
@@ -272,6 +277,7 @@ impl Serialize for ModelSection {
             ModelSection::Sequential(s) => serde_json::to_value(s).map_err(S::Error::custom)?,
             ModelSection::SentenceEmbedding(e) => serde_json::to_value(e).map_err(S::Error::custom)?,
             ModelSection::CausalLm(c) => serde_json::to_value(c).map_err(S::Error::custom)?,
+            ModelSection::Onnx(o) => serde_json::to_value(o).map_err(S::Error::custom)?,
             ModelSection::Other { fields, .. } => serde_json::Value::Object(fields.clone()),
         };
         let serde_json::Value::Object(fields) = fields else {
@@ -299,6 +305,7 @@ impl<'de> Deserialize<'de> for ModelSection {
                 serde_json::from_value(section(fields)).map(ModelSection::SentenceEmbedding).map_err(named)
             }
             CAUSAL_LM_KIND => serde_json::from_value(section(fields)).map(ModelSection::CausalLm).map_err(named),
+            ONNX_KIND => serde_json::from_value(section(fields)).map(ModelSection::Onnx).map_err(named),
             _ => Ok(ModelSection::Other { kind, fields }),
         }
     }
@@ -441,6 +448,33 @@ pub struct CausalLmSpec {
     pub chat_template: bool,
 }
 
+/// What an ONNX version records (under `spec` on disk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnnxSection {
+    /// The graph.
+    pub spec: OnnxSpec,
+}
+
+/// An ONNX graph as imported: where it came from and how it is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnnxSpec {
+    /// The file it was imported from.
+    pub source: String,
+    /// `producer_name producer_version` of the file (`tf2onnx 1.16.1`, `pytorch 2.5.0`,
+    /// `skl2onnx 1.20.0`); empty when the file does not say.
+    pub producer: String,
+    /// Version of the default (`ai.onnx`) operator set.
+    pub opset: i64,
+    /// Operator types of the graph, sorted, each once (`Conv`, `Gemm`, `ai.onnx.ml.LinearClassifier`).
+    pub ops: Vec<String>,
+    /// Whether requests are concatenated along the first dimension (every input's and
+    /// output's first dimension is the same symbolic one); otherwise one request per run.
+    pub batching: bool,
+    /// Class names indexed by the classifier output's last dimension (empty when not given).
+    #[serde(default)]
+    pub class_names: Vec<String>,
+}
+
 /// How token states are pooled into one embedding (sentence-transformers' pooling modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -471,6 +505,7 @@ impl ModelSection {
             ModelSection::Sequential(_) => SEQUENTIAL_KIND,
             ModelSection::SentenceEmbedding(_) => EMBEDDING_KIND,
             ModelSection::CausalLm(_) => CAUSAL_LM_KIND,
+            ModelSection::Onnx(_) => ONNX_KIND,
             ModelSection::Other { kind, .. } => kind,
         }
     }
@@ -511,6 +546,14 @@ impl Manifest {
     pub fn causal_lm(&self) -> Option<&CausalLmSpec> {
         match &self.model {
             ModelSection::CausalLm(c) => Some(&c.spec),
+            _ => None,
+        }
+    }
+
+    /// The spec of an ONNX graph; `None` for other kinds.
+    pub fn onnx(&self) -> Option<&OnnxSpec> {
+        match &self.model {
+            ModelSection::Onnx(o) => Some(&o.spec),
             _ => None,
         }
     }

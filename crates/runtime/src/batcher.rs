@@ -6,7 +6,9 @@
 //! delayed, and under load batches form by themselves while the workers are busy. With
 //! `max_queue_delay` above zero a worker may also wait for more requests, until the oldest
 //! request has waited that long or the batch is full (Triton's semantics). A full queue
-//! rejects new requests at once (the server answers 429 with `Retry-After`).
+//! rejects new requests at once (the server answers 429 with `Retry-After`). Only requests whose
+//! inputs have the same shape past the first dimension share a run, and a model that does not
+//! batch ([`Servable::batches`]) runs one request at a time.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -88,6 +90,9 @@ pub type Reply = Result<Vec<Tensor>, ApiError>;
 struct Pending {
     inputs: Vec<Tensor>,
     rows: usize,
+    /// Every input's shape past the first dimension: only requests with equal shapes are
+    /// concatenated (a symbolic sequence length must match within a batch).
+    row_shapes: Vec<Vec<usize>>,
     tokens: Option<usize>,
     enqueued: Instant,
     reply: oneshot::Sender<Reply>,
@@ -103,6 +108,8 @@ struct Shared {
     ready: Condvar,
     config: BatchConfig,
     model: Arc<dyn Servable>,
+    /// Whether the model takes several requests in one run ([`Servable::batches`]).
+    batches: bool,
     stats: Arc<VersionStats>,
 }
 
@@ -120,6 +127,7 @@ impl Batcher {
             queue: Mutex::new(Queue { items: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
             config: config.clone(),
+            batches: model.batches(),
             model,
             stats,
         });
@@ -159,7 +167,9 @@ impl Batcher {
                     format!("the model's queue is full ({} requests); retry later", q.items.len()),
                 ));
             }
-            q.items.push_back(Pending { inputs, rows, tokens, enqueued: Instant::now(), reply: tx });
+            let row_shapes = inputs.iter().map(|t| t.shape.iter().skip(1).copied().collect()).collect();
+            let pending = Pending { inputs, rows, row_shapes, tokens, enqueued: Instant::now(), reply: tx };
+            q.items.push_back(pending);
             self.shared.stats.queue_depth.store(q.items.len() as u64, Ordering::Relaxed);
         }
         self.shared.ready.notify_one();
@@ -197,9 +207,9 @@ fn next_batch(s: &Shared) -> Option<Vec<Pending>> {
         // similar size (up to LOOKAHEAD of them), so long and short texts are not padded
         // together. The passed-over request leads the next batch.
         let mut i = 0;
-        while i < q.items.len().min(LOOKAHEAD) {
+        while i < q.items.len().min(LOOKAHEAD) && s.batches {
             let grown = budget.with(&q.items[i]);
-            if grown.fits(&s.config) {
+            if grown.fits(&s.config) && q.items[i].row_shapes == batch[0].row_shapes {
                 budget = grown;
                 batch.push(q.items.remove(i).expect("index in range"));
             } else {
@@ -207,7 +217,7 @@ fn next_batch(s: &Shared) -> Option<Vec<Pending>> {
             }
         }
         let now = Instant::now();
-        let full = q.items.front().is_some() || budget.rows >= max;
+        let full = q.items.front().is_some() || budget.rows >= max || !s.batches;
         if full || delay.is_zero() || now >= deadline || q.closed {
             break;
         }

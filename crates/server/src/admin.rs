@@ -47,19 +47,25 @@ pub struct Admin {
     pub datasets_root: PathBuf,
     /// Largest accepted dataset file.
     pub max_upload_bytes: u64,
+    /// Imports uploaded model files (`PUT /v1/admin/models/{name}/onnx`); `None`: refused.
+    pub importer: Option<Arc<dyn lathe_engine::Importer>>,
+    /// Largest accepted model file.
+    pub max_model_upload_bytes: u64,
+    /// Where uploaded model files wait while they are checked.
+    pub uploads_root: PathBuf,
 }
 
-fn admin(st: &AppState) -> Result<&Admin, ApiError> {
+pub(crate) fn admin(st: &AppState) -> Result<&Admin, ApiError> {
     st.admin
         .as_deref()
         .ok_or_else(|| ApiError::new(ErrorKind::Unimplemented, "the lifecycle API is not enabled on this server"))
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::Internal, e.to_string())
 }
 
-fn audit(a: &Admin, actor: &Actor, action: &str, target: &str, detail: Value) {
+pub(crate) fn audit(a: &Admin, actor: &Actor, action: &str, target: &str, detail: Value) {
     let _ = a.store.audit(&lathe_train::rfc3339_now(), &actor.0, action, target, &detail.to_string());
 }
 
@@ -80,6 +86,36 @@ fn check_dataset_name(name: &str) -> Result<(), ApiError> {
 pub async fn list_datasets(State(st): State<AppState>) -> HttpResult<Response> {
     let a = admin(&st)?;
     Ok(json_ok(&json!({ "datasets": a.store.datasets().map_err(internal)? })))
+}
+
+/// Streams `body` into `part` (created or truncated), refusing it past `limit` bytes (the
+/// partial file is removed, 413 naming `what`); returns its size and hex sha256.
+pub(crate) async fn stream_to_file(
+    mut body: Body,
+    part: &std::path::Path,
+    limit: u64,
+    what: &str,
+) -> Result<(u64, String), ApiError> {
+    let mut out = std::fs::File::create(part).map_err(internal)?;
+    let mut hasher = Sha256::new();
+    let mut bytes: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid(format!("upload interrupted: {e}")))?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        bytes += chunk.len() as u64;
+        if bytes > limit {
+            drop(out);
+            let _ = std::fs::remove_file(part);
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("{what} is larger than the upload limit of {limit} bytes"),
+            ));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).map_err(internal)?;
+    }
+    out.sync_all().map_err(internal)?;
+    Ok((bytes, hex::encode(hasher.finalize())))
 }
 
 /// `PUT /v1/datasets/{name}/files/{file}`: streams the body to disk under the size limit,
@@ -122,30 +158,8 @@ pub async fn upload(
     let dir = a.datasets_root.join(&name);
     std::fs::create_dir_all(&dir).map_err(internal)?;
     let part = dir.join(format!(".part-{file}"));
-    let mut out = std::fs::File::create(&part).map_err(internal)?;
-    let mut hasher = Sha256::new();
-    let mut bytes: u64 = 0;
-    let mut body = body;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::invalid(format!("upload interrupted: {e}")))?;
-        let Ok(chunk) = frame.into_data() else { continue };
-        bytes += chunk.len() as u64;
-        if bytes > a.max_upload_bytes {
-            drop(out);
-            let _ = std::fs::remove_file(&part);
-            return Err(ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("{file} is larger than the upload limit of {} bytes", a.max_upload_bytes),
-            )
-            .into());
-        }
-        hasher.update(&chunk);
-        out.write_all(&chunk).map_err(internal)?;
-    }
-    out.sync_all().map_err(internal)?;
-    drop(out);
+    let (bytes, sha256) = stream_to_file(body, &part, a.max_upload_bytes, &file).await?;
     std::fs::rename(&part, dir.join(&file)).map_err(internal)?;
-    let sha256 = hex::encode(hasher.finalize());
     let now = lathe_train::rfc3339_now();
     let mut record = a.store.dataset(&name).map_err(internal)?.unwrap_or(DatasetRecord {
         name: name.clone(),

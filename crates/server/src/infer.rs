@@ -130,38 +130,25 @@ pub fn conform(sig: &Signature, mut inputs: Vec<Tensor>) -> Result<(Vec<Tensor>,
 
 fn conform_one(s: &TensorSignature, t: Tensor) -> Result<Tensor, ApiError> {
     let name = &s.name;
-    let per_row: usize = s.shape.iter().skip(1).map(|&d| d.max(1) as usize).product();
-    let rows = t.shape.first().copied().unwrap_or(0);
-    let expected_shape: Vec<i64> = s.shape.clone();
-    let fits_exactly = t.shape.len() == s.shape.len()
-        && t.shape.iter().zip(&s.shape).skip(1).all(|(&got, &want)| want < 0 || got as i64 == want);
-    let fits_flat = t.shape.len() >= 2 && t.shape[1..].iter().product::<usize>() == per_row;
-    if t.shape.is_empty() || !(fits_exactly || fits_flat) {
+    let shape = conformed_shape(s, &t.shape)?;
+    let rows = shape[0];
+    let expected: usize = shape.iter().product();
+    if t.data.len() != expected {
         return Err(ApiError::invalid(format!(
-            "input {name:?}: shape {:?} does not match the model's {expected_shape:?} (-1 = any batch size)",
+            "input {name:?}: {} values for shape {:?}, expected {expected}",
+            t.data.len(),
             t.shape
         )));
     }
-    if t.data.len() != rows * per_row {
-        return Err(ApiError::invalid(format!(
-            "input {name:?}: {} values for shape {:?}, expected {}",
-            t.data.len(),
-            t.shape,
-            rows * per_row
-        )));
-    }
-    let data = match (s.datatype, t.data) {
-        (want, data) if data.dtype() == want => data,
-        (DType::F32, data) => TensorData::F32(data.to_f32().ok_or_else(|| {
-            ApiError::invalid(format!("input {name:?}: datatype BYTES cannot be converted to the model's FP32"))
-        })?),
-        (want, data) => {
+    if let Some(&fixed) = s.shape.first().filter(|&&d| d >= 0) {
+        if rows as i64 != fixed {
             return Err(ApiError::invalid(format!(
-                "input {name:?}: datatype {} does not match the model's {want}",
-                data.dtype()
-            )))
+                "input {name:?}: the model's first dimension is fixed at {fixed}; send {fixed} row(s) per request, \
+                 got {rows}"
+            )));
         }
-    };
+    }
+    let data = conformed_data(s, t.data)?;
     if let TensorData::F32(v) = &data {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(ApiError::invalid(format!(
@@ -170,9 +157,56 @@ fn conform_one(s: &TensorSignature, t: Tensor) -> Result<Tensor, ApiError> {
             )));
         }
     }
-    let mut shape = vec![rows];
-    shape.extend(s.shape.iter().skip(1).map(|&d| d.max(1) as usize));
     Ok(Tensor { name: name.clone(), shape, data })
+}
+
+/// The shape an input is computed with. Where every dimension past the first is fixed, the
+/// request may send them as they are or flattened; where some are symbolic (a sequence length),
+/// the rank must match and the fixed ones must be equal.
+fn conformed_shape(s: &TensorSignature, got: &[usize]) -> Result<Vec<usize>, ApiError> {
+    let mismatch = || {
+        ApiError::invalid(format!(
+            "input {:?}: shape {got:?} does not match the model's {:?} (-1 = any size)",
+            s.name, s.shape
+        ))
+    };
+    let rows = *got.first().ok_or_else(mismatch)?;
+    let exact =
+        got.len() == s.shape.len() && got.iter().zip(&s.shape).skip(1).all(|(&g, &want)| want < 0 || g as i64 == want);
+    if s.shape.iter().skip(1).any(|&d| d < 0) {
+        return if exact { Ok(got.to_vec()) } else { Err(mismatch()) };
+    }
+    let per_row: usize = s.shape.iter().skip(1).map(|&d| d as usize).product();
+    let flat = got.len() >= 2 && got[1..].iter().product::<usize>() == per_row;
+    if !(exact || flat) {
+        return Err(mismatch());
+    }
+    let mut shape = vec![rows];
+    shape.extend(s.shape.iter().skip(1).map(|&d| d as usize));
+    Ok(shape)
+}
+
+/// The data in the signature's type: numbers convert to FP32 and FP16 models' types; other
+/// types must match.
+fn conformed_data(s: &TensorSignature, data: TensorData) -> Result<TensorData, ApiError> {
+    let name = &s.name;
+    let not_numbers = |want: DType| {
+        ApiError::invalid(format!("input {name:?}: datatype BYTES cannot be converted to the model's {want}"))
+    };
+    Ok(match (s.datatype, data) {
+        (want, data) if data.dtype() == want => data,
+        (DType::F32, data) => TensorData::F32(data.to_f32().ok_or_else(|| not_numbers(DType::F32))?),
+        (DType::F16, data) => {
+            let values = data.to_f32().ok_or_else(|| not_numbers(DType::F16))?;
+            TensorData::F16(values.into_iter().map(|x| half::f16::from_f32(x).to_bits()).collect())
+        }
+        (want, data) => {
+            return Err(ApiError::invalid(format!(
+                "input {name:?}: datatype {} does not match the model's {want}",
+                data.dtype()
+            )))
+        }
+    })
 }
 
 fn concat_parts(parts: Vec<Vec<Tensor>>) -> Vec<Tensor> {

@@ -16,7 +16,7 @@ use crate::body::{json_ok, json_response, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
 use crate::oip_codec::{decode_request, encode_response};
-use crate::preprocessing_metadata::{column_parameters, model_parameters};
+use crate::preprocessing_metadata::{column_parameters, parameters_of};
 use crate::state::AppState;
 
 /// Extensions this server implements, advertised in server metadata.
@@ -92,7 +92,7 @@ fn metadata(st: &AppState, name: &str, version: Option<&str>) -> HttpResult<Resp
         "inputs": input_metadata(&loaded),
         "outputs": sig.outputs,
         "properties": properties(&loaded),
-        "parameters": loaded.manifest.sequential().map(model_parameters).unwrap_or_default(),
+        "parameters": parameters_of(&loaded.manifest),
     })))
 }
 

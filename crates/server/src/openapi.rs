@@ -53,6 +53,7 @@ use crate::routes::{self, Access};
         crate::llm::triton::generate_stream_version,
         crate::admin::list_datasets,
         crate::admin::upload,
+        crate::model_upload::upload_onnx,
         crate::admin::describe,
         crate::admin::delete_dataset,
         crate::admin::submit_job,

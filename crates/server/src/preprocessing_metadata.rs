@@ -4,7 +4,7 @@
 //! Serving's metadata map. A client that scales images to [0, 1] for a model that divides by
 //! 255 itself reads here why its answers are wrong.
 
-use lathe_formats::{ColumnEncoding, Preprocessing, SequentialSection};
+use lathe_formats::{ColumnEncoding, Manifest, OnnxSpec, Preprocessing, SequentialSection};
 use serde_json::{json, Map, Value};
 
 /// Model-level facts: `preprocessing` (`none`, `rescale` or `standardize`), a sentence
@@ -33,6 +33,31 @@ pub fn model_parameters(section: &SequentialSection) -> Map<String, Value> {
         p.insert("targets".into(), json!(names.join(",")));
     }
     p
+}
+
+/// Model-level facts of an imported ONNX graph: Lathe applies no preprocessing (whatever
+/// scaling the exporter put in the graph is all there is), the producer, the operator set and
+/// whether requests share runs.
+pub fn onnx_parameters(spec: &OnnxSpec) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert("preprocessing".into(), json!("none"));
+    let said = "Send values as the exported graph takes them: Lathe applies no preprocessing of its own; scaling \
+        the graph does not contain is the client's to do, as in the framework it was trained in.";
+    p.insert("preprocessing_description".into(), json!(said));
+    p.insert("onnx_producer".into(), json!(spec.producer));
+    p.insert("onnx_opset".into(), json!(spec.opset));
+    p.insert("batching".into(), json!(spec.batching));
+    p
+}
+
+/// The model-level parameters of any version: trained ones say their preprocessing, ONNX
+/// ones that there is none; other kinds say nothing.
+pub fn parameters_of(manifest: &Manifest) -> Map<String, Value> {
+    match (manifest.sequential(), manifest.onnx()) {
+        (Some(s), _) => model_parameters(s),
+        (None, Some(o)) => onnx_parameters(o),
+        (None, None) => Map::new(),
+    }
 }
 
 /// Facts about the input that carries one raw table column: `column_kind` (`number` or

@@ -15,7 +15,7 @@ use axum::Router;
 
 use crate::auth::Scope;
 use crate::state::AppState;
-use crate::{admin, llm, manage, oip, openai, repository, tfs};
+use crate::{admin, llm, manage, model_upload, oip, openai, repository, tfs};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +134,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     form(DELETE, "/v1/models/{m}/labels/{l}", Scope::Admin),
     form(DELETE, "/v1/models/{m}/versions/{v}", Scope::Admin),
     route(GET, "/v1/admin/models", ADMIN, |f| on(f, manage::list_models)),
+    route(PUT, "/v1/admin/models/{name}/onnx", ADMIN, |f| on(f, model_upload::upload_onnx)),
     // Lifecycle API.
     route(GET, "/v1/datasets", ADMIN, |f| on(f, admin::list_datasets)),
     route(GET, "/v1/datasets/{name}", ADMIN, |f| on(f, admin::describe)),

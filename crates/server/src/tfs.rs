@@ -20,7 +20,7 @@ use crate::auth::Actor;
 use crate::body::{json_ok, json_response, json_with_status, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
 use crate::metrics::RequestLabels;
-use crate::preprocessing_metadata::tf_serving_entry;
+use crate::preprocessing_metadata::{onnx_parameters, tf_serving_entry};
 use crate::state::AppState;
 use crate::tfs_codec::{
     decode_classify, decode_predict, encode_classify, encode_predict, encode_regress, DEFAULT_SIGNATURE,
@@ -210,11 +210,23 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     } } });
     if let Some(section) = loaded.manifest.sequential() {
         metadata["preprocessing"] = tf_serving_entry(section);
+    } else if let Some(spec) = loaded.manifest.onnx() {
+        metadata["preprocessing"] = Value::Object(onnx_parameters(spec));
     }
     Ok(json_ok(&json!({
         "model_spec": { "name": t.name, "signature_name": "", "version": loaded.version.to_string() },
         "metadata": metadata
     })))
+}
+
+/// The output holding class scores: the first floating-point `[rows, classes]` one (a
+/// scikit-learn graph's `probabilities` after its `label`), else the first.
+fn scores_output(outputs: &[lathe_types::Tensor], classes: usize) -> &lathe_types::Tensor {
+    let is_scores = |t: &&lathe_types::Tensor| {
+        let float = matches!(t.dtype(), lathe_types::DType::F16 | lathe_types::DType::F32 | lathe_types::DType::F64);
+        t.shape.len() == 2 && t.shape[1] == classes && float
+    };
+    outputs.iter().find(is_scores).unwrap_or(&outputs[0])
 }
 
 /// `POST /v1/models/{…}:{verb}`.
@@ -292,7 +304,8 @@ pub async fn post(
                 let inputs = decode_classify(&bytes, loaded.servable.signature(), loaded.manifest.feature_names())?;
                 crate::infer::mirror(&st, shadow, &inputs, "tfserving");
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
-                Ok(encode_classify(&outputs[0], loaded.servable.class_names()))
+                let names = loaded.servable.class_names();
+                Ok(encode_classify(scores_output(&outputs, names.len()), names))
             }
             "regress" => {
                 let outputs = &loaded.servable.signature().outputs;

@@ -36,6 +36,11 @@ pub enum BenchCommand {
     ///
     /// Example: lathe bench generate --model smollm2 --baseline-llama-cpp /tmp/llama-cpp-bin
     Generate(super::bench_generate::BenchGenerateArgs),
+    /// Latency of an ONNX version run in process by tract at batch 1 and 32; with
+    /// --baseline-python, onnxruntime on the same graph, inputs and thread count, and the ratio.
+    ///
+    /// Example: lathe bench onnx --model mnist-keras --baseline-python .venv/bin/python
+    Onnx(super::bench_onnx::BenchOnnxArgs),
 }
 
 /// Arguments of `bench train`.
@@ -64,6 +69,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Serve(args) => super::bench_serve::run(cli, args),
         BenchCommand::Embed(args) => super::bench_embed::run(cli, args),
         BenchCommand::Generate(args) => super::bench_generate::run(cli, args),
+        BenchCommand::Onnx(args) => super::bench_onnx::run(cli, args),
     }
 }
 
@@ -153,4 +159,30 @@ fn print_phases(p: &PhaseTimes, total: f64) {
     ] {
         println!("  {name:<13} {s:>7.3}s  {:>5.1}%", 100.0 * s / total.max(1e-9));
     }
+}
+
+/// Runs a baseline `script` with `python`, the `job` on its stdin; returns the JSON objects it
+/// prints one per line. `needs` names what the Python must have, for the error.
+pub(crate) fn run_python(
+    python: &std::path::Path,
+    script: &str,
+    job: &serde_json::Value,
+    needs: &str,
+) -> Result<Vec<serde_json::Value>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("running {}: {e}", python.display()))?;
+    child.stdin.take().ok_or_else(|| anyhow::anyhow!("baseline stdin"))?.write_all(job.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(out.status.success(), "the baseline ({} with {needs}) failed: {}", python.display(), out.status);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("baseline output: {e}")))
+        .collect()
 }

@@ -177,26 +177,6 @@ fn run_baseline(
     seconds: f64,
     cases: &[serde_json::Value],
 ) -> Result<Vec<serde_json::Value>> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(python)
-        .arg("-c")
-        .arg(BASELINE_SCRIPT)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("running {}", python.display()))?;
     let job = json!({ "model": model, "threads": threads, "seconds": seconds, "cases": cases });
-    child.stdin.take().context("baseline stdin")?.write_all(job.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "the baseline ({} with torch and sentence-transformers) failed: {}",
-        python.display(),
-        out.status
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).context("baseline output"))
-        .collect()
+    super::bench::run_python(python, BASELINE_SCRIPT, &job, "torch and sentence-transformers")
 }

@@ -14,7 +14,6 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use lathe_registry::Repository;
 use lathe_runtime::{BatchConfig, Manager, Selector, ServeOptions, Watcher};
-use lathe_sequential::SequentialLoader;
 use lathe_server::{AppState, Limits, ServerMetrics};
 use lathe_types::ModelRef;
 use lathe_types::{Tensor, TensorData};
@@ -74,7 +73,21 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
     let repo = Repository::new(&cli.repo);
     let info =
         repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo.display()))?;
-    let shape = &info.manifest.signature.inputs[0].shape;
+    let [input] = info.manifest.signature.inputs.as_slice() else {
+        anyhow::bail!(
+            "bench serve drives models with one input; {} has {}",
+            info.name,
+            info.manifest.signature.inputs.len()
+        );
+    };
+    anyhow::ensure!(
+        input.datatype == lathe_types::DType::F32,
+        "bench serve sends FP32 rows; input {:?} of {} is {}",
+        input.name,
+        info.name,
+        input.datatype
+    );
+    let shape = &input.shape;
     let per_row: usize = shape.iter().skip(1).map(|&d| d.max(1) as usize).product();
     let row: Vec<f32> = (0..per_row).map(|i| (i % 255) as f32).collect();
     let name = info.name.clone();
@@ -99,7 +112,7 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;
     for protocol in [Protocol::TfsJson, Protocol::V2Json, Protocol::V2Binary] {
-        let (path, headers, body) = request_for(protocol, &name, info.version, shape, &row);
+        let (path, headers, body) = request_for(protocol, &name, info.version, input, &row);
         for &c in &args.concurrency {
             let (mut with, mut without) = (Vec::new(), Vec::new());
             // Settle both servers at this concurrency before measuring (connections, caches).
@@ -150,8 +163,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
 }
 
 fn compute_floor(info: &lathe_registry::VersionInfo, row: &[f32], seconds: f64) -> Result<Measured> {
-    let servable =
-        lathe_engine::Loader::load(&SequentialLoader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
+    let loader = crate::loaders::KindLoader { embedding_backend: lathe_embedding::Backend::Auto };
+    let servable = lathe_engine::Loader::load(&loader, &info.path, &info.manifest).map_err(anyhow::Error::msg)?;
     let mut shape = vec![1usize];
     shape.extend(info.manifest.signature.inputs[0].shape.iter().skip(1).map(|&d| d.max(1) as usize));
     let input = vec![Tensor {
@@ -174,11 +187,12 @@ fn request_for(
     p: Protocol,
     name: &str,
     version: u64,
-    shape: &[i64],
+    input: &lathe_types::TensorSignature,
     row: &[f32],
 ) -> (String, Vec<(&'static str, String)>, Bytes) {
     let mut full_shape = vec![1i64];
-    full_shape.extend(shape.iter().skip(1).map(|&d| d.max(1)));
+    full_shape.extend(input.shape.iter().skip(1).map(|&d| d.max(1)));
+    let input_name = input.name.as_str();
     match p {
         Protocol::TfsJson => (
             format!("/v1/models/{name}/versions/{version}:predict"),
@@ -189,12 +203,12 @@ fn request_for(
             format!("/v2/models/{name}/versions/{version}/infer"),
             vec![("content-type", "application/json".into())],
             Bytes::from(
-                json!({"inputs": [{"name": "input", "shape": full_shape, "datatype": "FP32", "data": row}]})
+                json!({"inputs": [{"name": input_name, "shape": full_shape, "datatype": "FP32", "data": row}]})
                     .to_string(),
             ),
         ),
         Protocol::V2Binary => {
-            let header = json!({"inputs": [{"name": "input", "shape": full_shape, "datatype": "FP32",
+            let header = json!({"inputs": [{"name": input_name, "shape": full_shape, "datatype": "FP32",
                 "parameters": {"binary_data_size": row.len() * 4}}], "parameters": {"binary_data_output": true}})
             .to_string();
             let mut body = header.clone().into_bytes();

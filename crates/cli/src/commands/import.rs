@@ -1,5 +1,6 @@
-//! `lathe import gguf FILE --name NAME` and `lathe import hf DIR --name NAME`: a model made
-//! elsewhere becomes a Lathe version, checked completely before anything is published.
+//! `lathe import gguf FILE --name NAME`, `lathe import hf DIR --name NAME` and
+//! `lathe import onnx FILE --name NAME`: a model made elsewhere becomes a Lathe version,
+//! checked completely before anything is published.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,29 @@ pub enum ImportCommand {
         #[arg(long, env = "LATHE_NAME")]
         name: String,
     },
+    /// An ONNX graph exported from Keras (tf2onnx), PyTorch (torch.onnx.export) or scikit-learn
+    /// (skl2onnx), served with tract. Checked before publishing: every operator supported, the
+    /// default operator set 9 to 18, the graph typed and optimized for its declared shapes and
+    /// run once; external data files beside it are copied into the version.
+    ///
+    /// Examples:
+    ///   lathe import onnx mnist.onnx --name mnist-keras --class-names 0,1,2,3,4,5,6,7,8,9
+    ///   lathe import onnx iris.onnx --name iris --class-names classes.txt --batching off
+    Onnx {
+        /// The .onnx file.
+        file: PathBuf,
+        /// Model name to publish under.
+        #[arg(long, env = "LATHE_NAME")]
+        name: String,
+        /// Class names of a classifier in output order, `a,b,c` or a file with one per line;
+        /// they label `:classify` and the V2 classification extension.
+        #[arg(long, env = "LATHE_CLASS_NAMES")]
+        class_names: Option<String>,
+        /// Concatenate requests along the first dimension: `auto` when every input and output
+        /// starts with the same symbolic dimension, `on` (an error otherwise) or `off`.
+        #[arg(long, env = "LATHE_BATCHING", default_value = "auto", value_parser = ["auto", "on", "off"])]
+        batching: String,
+    },
 }
 
 pub fn run(cli: &Cli, cmd: &ImportCommand) -> Result<()> {
@@ -51,7 +75,50 @@ pub fn run(cli: &Cli, cmd: &ImportCommand) -> Result<()> {
         }
         ImportCommand::Hf { dir, name } => import_embedding(cli, dir, name),
         ImportCommand::Gguf { file, name } => import_language_model(cli, file, false, name),
+        ImportCommand::Onnx { file, name, class_names, batching } => {
+            let options = lathe_engine::ImportOptions {
+                class_names: class_names.as_deref().map(read_class_names).transpose()?.unwrap_or_default(),
+                batching: batching.parse().map_err(anyhow::Error::msg)?,
+                created_at: lathe_train::rfc3339_now(),
+            };
+            let repo = Repository::new(&cli.repo);
+            let published = publish_import(&repo, &crate::loaders::FileImporter, "onnx", file, name, &options)?;
+            report(cli, file, name, published)
+        }
     }
+}
+
+/// Checks a model file with `importer` and publishes it; the copy is checked again before the
+/// version appears.
+pub fn publish_import(
+    repo: &Repository,
+    importer: &dyn lathe_engine::Importer,
+    format: &str,
+    file: &Path,
+    name: &str,
+    options: &lathe_engine::ImportOptions,
+) -> Result<lathe_registry::Published> {
+    ModelRef::validate_name(name)?;
+    let import = importer
+        .prepare(format, file, name, options)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .with_context(|| format!("importing {}", file.display()))?;
+    let manifest = import.manifest.clone();
+    let sources: Vec<(&str, FileSource)> =
+        import.files.iter().map(|(n, p)| (n.as_str(), FileSource::Copy(p.as_path()))).collect();
+    let mut hooks =
+        Publishing { progress: Box::new(|_| {}), check: Box::new(|dir: &Path| importer.check_copy(dir, &manifest)) };
+    Ok(repo.publish_from(name, &sources, import.manifest, &mut hooks)?)
+}
+
+/// `a,b,c`, or the lines of a file when a file of that name exists.
+fn read_class_names(arg: &str) -> Result<Vec<String>> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).with_context(|| format!("reading class names from {arg}"))?
+    } else {
+        arg.replace(',', "\n")
+    };
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
 fn import_embedding(cli: &Cli, dir: &Path, name: &str) -> Result<()> {

@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_embed;
 mod bench_generate;
 mod bench_generate_http;
+mod bench_onnx;
 mod bench_serve;
 pub mod chat;
 pub mod datasets;

@@ -192,6 +192,7 @@ fn show(cli: &Cli, repo: &Repository, model: &ModelRef) -> Result<()> {
         ModelSection::Sequential(s) => show_sequential(s),
         ModelSection::SentenceEmbedding(e) => show_embedding(&e.spec),
         ModelSection::CausalLm(c) => show_causal_lm(&c.spec),
+        ModelSection::Onnx(o) => show_onnx(&o.spec),
         ModelSection::Other { .. } => println!("section     not known to this build of Lathe"),
     }
     for (file, e) in &m.files {
@@ -246,6 +247,17 @@ fn show_causal_lm(c: &CausalLmSpec) {
     println!("weights     {} parameters, {}", c.parameters, c.quantization);
     println!("context     {} tokens, vocabulary {}", c.context_length, c.vocab_size);
     println!("chat        {}", if c.chat_template { "template included" } else { "no template (raw completion only)" });
+}
+
+/// Where an ONNX graph came from and how it is served.
+fn show_onnx(o: &lathe_formats::OnnxSpec) {
+    let producer = if o.producer.is_empty() { "an unnamed producer" } else { o.producer.as_str() };
+    println!("graph       ONNX opset {} by {producer}, from {}", o.opset, o.source);
+    println!("operators   {}", o.ops.join(", "));
+    println!("batching    {}", if o.batching { "requests share runs" } else { "one request per run" });
+    if !o.class_names.is_empty() {
+        println!("classes     {}", o.class_names.join(", "));
+    }
 }
 
 /// What a sentence-embedding model computes.

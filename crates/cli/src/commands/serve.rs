@@ -94,6 +94,9 @@ pub struct ServeArgs {
     /// Largest dataset file accepted by an upload, bytes.
     #[arg(long, env = "LATHE_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
     pub max_upload_bytes: u64,
+    /// Largest model file accepted by an upload (`PUT /v1/admin/models/{name}/onnx`), bytes.
+    #[arg(long, env = "LATHE_MAX_MODEL_UPLOAD_BYTES", default_value_t = 4 << 30)]
+    pub max_model_upload_bytes: u64,
     /// Longest wait for in-flight requests before an old version is unloaded, milliseconds.
     #[arg(long, env = "LATHE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
@@ -212,6 +215,9 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         jobs: jobs.clone(),
         datasets_root: args.state_dir.join("datasets"),
         max_upload_bytes: args.max_upload_bytes,
+        importer: Some(Arc::new(crate::loaders::FileImporter)),
+        max_model_upload_bytes: args.max_model_upload_bytes,
+        uploads_root: args.state_dir.join("uploads"),
     });
     let state = AppState {
         admin: Some(admin),

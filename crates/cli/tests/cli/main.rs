@@ -8,6 +8,7 @@ mod generation;
 mod generation_serve;
 mod interrupt;
 mod lifecycle;
+mod onnx;
 mod remote;
 mod serve;
 mod tables;

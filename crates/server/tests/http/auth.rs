@@ -196,7 +196,7 @@ fn every_endpoint_checks_keys_and_scopes() {
             Scope::Infer => INFER,
             Scope::Read => READ,
         };
-        let lifecycle = ["/v1/datasets", "/v1/jobs", "/v1/admin/audit", "/v1/evaluations"];
+        let lifecycle = ["/v1/datasets", "/v1/jobs", "/v1/admin/audit", "/v1/evaluations", "/v1/admin/models/"];
         let generation = ["/completions", "/tokenize", "/detokenize", "/generate", "/generate_stream"];
         // Accepted keys reach the handler: 501 where the lifecycle API is off, 404 for the
         // version that does not exist, 200 otherwise.
