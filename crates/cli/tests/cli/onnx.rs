@@ -218,8 +218,22 @@ fn onnx_graphs_serve_over_every_protocol_and_match_onnxruntime() {
     let sig = &tfs_meta["metadata"]["signature_def"]["signature_def"]["serving_default"];
     assert_eq!(sig["inputs"]["f16"]["dtype"], "DT_HALF", "{sig}");
     assert_eq!(tfs_meta["metadata"]["preprocessing"]["onnx_opset"], 17, "{tfs_meta}");
+    check_output_selection(&server);
     check_classification(&server);
     check_batching(&server);
+}
+
+/// V2 `outputs` selects among a multi-output graph's outputs.
+fn check_output_selection(server: &Server) {
+    let doc = reference("multi_io");
+    let case = &doc["cases"][1];
+    let mut request = v2_json_inputs(case);
+    request["outputs"] = json!([{"name": "sumsq"}]);
+    let (code, body) = post_json(server, "/v2/models/multi_io/infer", &request);
+    assert_eq!(code, 200, "{body}");
+    let outputs = body["outputs"].as_array().unwrap();
+    assert_eq!((outputs.len(), &outputs[0]["name"]), (1, &json!("sumsq")), "{body}");
+    assert_close(&flat(&outputs[0]["data"]), &flat(&case["outputs"][1]["data"]), &doc, "selected sumsq");
 }
 
 /// Class names label TF Serving's `:classify` and the V2 classification extension; the scores
