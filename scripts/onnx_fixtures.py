@@ -27,6 +27,7 @@ Bad input for import tests:
 - sklearn_scaled: StandardScaler + LogisticRegression: ai.onnx.ml Scaler, which tract lacks
 - custom_op: a node of op type Frobnicate in domain com.example
 - old_opset: the mlp declared at opset 7
+- dangling_output: an output no node produces
 - escape: an mlp whose external data file is outside its folder (../outside.weights)
 External data:
 - external: an mlp whose weights are in external.weights beside it (copied into the version)
@@ -232,6 +233,9 @@ def sklearn_models(rng, out):
 def external_data(rng, out):
     """The mlp with its weights in a file beside it, and one whose data file is outside."""
     m, cases = mlp(rng)
+    weights = os.path.join(out, "external.weights")
+    if os.path.exists(weights):
+        os.remove(weights)  # onnx appends to an existing data file
     onnx.save_model(m, os.path.join(out, "external.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="external.weights", size_threshold=0)
     write_cases(out, "external", os.path.join(out, "external.onnx"), cases, 1e-5)
@@ -256,6 +260,8 @@ def bad_models(rng, out):
     custom = model([node], [x], [y], [])
     custom.opset_import.append(helper.make_opsetid("com.example", 1))
     write(out, "custom_op", custom, None, check=False)
+    dangling = model([helper.make_node("Relu", ["x"], ["r"])], [x], [y], [])
+    write(out, "dangling_output", dangling, None, check=False)
 
 
 def main():

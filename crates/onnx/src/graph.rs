@@ -90,7 +90,7 @@ pub fn check_bytes(bytes: &[u8], dir: &Path) -> Result<CheckedGraph, OnnxError> 
     let opset = default_opset(&proto)?;
     let ops = check_ops(graph)?;
     let inputs = declared_inputs(graph)?;
-    let outputs = graph.output.iter().map(|o| o.name.clone()).collect();
+    let outputs = declared_outputs(graph)?;
     let external = external_files(graph, dir)?;
     let producer = format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string();
     Ok(CheckedGraph { proto, opset, producer, ops, inputs, outputs, external })
@@ -175,6 +175,22 @@ fn declared_inputs(graph: &pb::GraphProto) -> Result<Vec<InputDecl>, OnnxError> 
         return Err(OnnxError::Unsupported("the graph has no inputs".into()));
     }
     Ok(inputs)
+}
+
+/// Output names; each must be produced by a node, an initializer or an input.
+fn declared_outputs(graph: &pb::GraphProto) -> Result<Vec<String>, OnnxError> {
+    let produced = |name: &str| {
+        graph.node.iter().any(|n| n.output.iter().any(|o| o == name))
+            || graph.initializer.iter().any(|t| t.name == name)
+            || graph.input.iter().any(|i| i.name == name)
+    };
+    if let Some(o) = graph.output.iter().find(|o| !produced(&o.name)) {
+        return Err(OnnxError::NotOnnx(format!("graph output {:?} is produced by no node", o.name)));
+    }
+    if graph.output.is_empty() {
+        return Err(OnnxError::NotOnnx("the graph has no outputs".into()));
+    }
+    Ok(graph.output.iter().map(|o| o.name.clone()).collect())
 }
 
 fn dim_of(v: Option<&DimValue>) -> Dim {

@@ -129,6 +129,7 @@ fn bad_files_get_one_clear_error_each() {
         (fixture("custom_op.onnx"), "unsupported operator: com.example.Frobnicate"),
         (fixture("sklearn_scaled.onnx"), "unsupported operator: ai.onnx.ml.Scaler"),
         (fixture("old_opset.onnx"), "operator set 7 of ai.onnx is outside what tract 0.23 runs (9 to 18)"),
+        (fixture("dangling_output.onnx"), "graph output \"y\" is produced by no node"),
         (fixture("escape.onnx"), "external data file \"../outside.weights\" must be a relative path inside"),
     ];
     for (path, needle) in cases {
