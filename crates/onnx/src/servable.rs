@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lathe_engine::{Loader, Servable};
 use lathe_formats::{Manifest, OnnxSpec, ONNX_FILE};
-use lathe_types::{ApiError, DType, HasErrorKind, Signature, Tensor, TensorData, TensorSignature};
+use lathe_types::{ApiError, HasErrorKind, Signature, Tensor, TensorSignature};
 use tract_onnx::prelude::{IntoTValue, TValue, TVec};
 
 use crate::convert::{from_tract, to_tract};
@@ -92,8 +92,8 @@ impl OnnxModel {
     /// # Errors
     /// As [`OnnxModel::run`].
     pub fn run_warm_up(&self) -> Result<Vec<Tensor>, OnnxError> {
-        let inputs: Vec<Tensor> = self.signature.inputs.iter().map(warm_up_tensor).collect();
-        self.run(&inputs)
+        let inputs: Result<Vec<Tensor>, String> = self.signature.inputs.iter().map(Tensor::zero_row).collect();
+        self.run(&inputs.map_err(OnnxError::Run)?)
     }
 
     /// Plans made for one shape and kept (for tests and statistics).
@@ -127,32 +127,6 @@ impl Servable for OnnxModel {
     fn batches(&self) -> bool {
         self.batching
     }
-
-    fn warm_up_inputs(&self) -> Option<Vec<Tensor>> {
-        Some(self.signature.inputs.iter().map(warm_up_tensor).collect())
-    }
-}
-
-/// One row of zeros (`false`) with every symbolic dimension 1.
-fn warm_up_tensor(s: &TensorSignature) -> Tensor {
-    let shape: Vec<usize> = s.shape.iter().map(|&d| if d < 0 { 1 } else { d as usize }).collect();
-    let n = shape.iter().product();
-    let data = match s.datatype {
-        DType::Bool => TensorData::Bool(vec![false; n]),
-        DType::U8 => TensorData::U8(vec![0; n]),
-        DType::U16 => TensorData::U16(vec![0; n]),
-        DType::U32 => TensorData::U32(vec![0; n]),
-        DType::U64 => TensorData::U64(vec![0; n]),
-        DType::I8 => TensorData::I8(vec![0; n]),
-        DType::I16 => TensorData::I16(vec![0; n]),
-        DType::I32 => TensorData::I32(vec![0; n]),
-        DType::I64 => TensorData::I64(vec![0; n]),
-        DType::F16 => TensorData::F16(vec![0; n]),
-        DType::F32 => TensorData::F32(vec![0.0; n]),
-        DType::F64 => TensorData::F64(vec![0.0; n]),
-        DType::Bytes => TensorData::Bytes(vec![Vec::new(); n]),
-    };
-    Tensor { name: s.name.clone(), shape, data }
 }
 
 /// Loads ONNX versions (`model.onnx` and its external data in the version folder).

@@ -19,7 +19,7 @@ mod infer;
 pub mod llm;
 mod manage;
 pub mod metrics;
-mod model_upload;
+pub mod model_upload;
 pub mod oip;
 pub mod oip_codec;
 mod oip_embed;

@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use lathe_engine::{ImportOptions, Importer};
-use lathe_registry::{FileSource, Publishing, Repository};
+use lathe_formats::Manifest;
+use lathe_registry::{FileSource, Published, Publishing, Repository};
 use lathe_types::{ApiError, ErrorKind, ModelRef};
 use serde_json::json;
 
@@ -60,11 +61,13 @@ pub async fn upload_onnx(
     let (bytes, sha256) = stream_to_file(body, &part, a.max_model_upload_bytes, "the model file").await?;
     let repo = st.manager.repository().clone();
     let (n, upload) = (name.clone(), part.clone());
-    let published = tokio::task::spawn_blocking(move || publish(&repo, importer.as_ref(), &upload, &n, &options))
-        .await
-        .map_err(internal);
+    let published =
+        tokio::task::spawn_blocking(move || publish_import(&repo, importer.as_ref(), "onnx", &upload, &n, &options))
+            .await
+            .map_err(internal);
     let _ = std::fs::remove_file(&part);
-    let (version, manifest) = published??;
+    let (published, manifest) = published??;
+    let version = published.version;
     audit(a, &actor, "model.import", &name, json!({ "version": version, "bytes": bytes, "sha256": sha256 }));
     let body = json!({ "name": name, "version": version, "kind": manifest.kind(), "signature": manifest.signature });
     Ok(json_with_status(StatusCode::CREATED, serde_json::to_vec(&body).expect("json")))
@@ -87,15 +90,23 @@ fn options(query: &HashMap<String, String>) -> Result<ImportOptions, ApiError> {
     })
 }
 
-/// Prepares and publishes; the copy is checked before the version appears.
-fn publish(
+/// Checks `file` in `format` with `importer` and publishes it as the next version of `name`;
+/// the copy is checked again before the version appears. `lathe import` and the upload route
+/// both publish through it.
+///
+/// # Errors
+/// The importer's error (the file, the options) or the registry's. Returns the new version
+/// and its manifest.
+pub fn publish_import(
     repo: &Repository,
     importer: &dyn Importer,
+    format: &str,
     file: &FsPath,
     name: &str,
     options: &ImportOptions,
-) -> Result<(u64, lathe_formats::Manifest), ApiError> {
-    let import = importer.prepare("onnx", file, name, options)?;
+) -> Result<(Published, Manifest), ApiError> {
+    ModelRef::validate_name(name).map_err(|e| ApiError::invalid(format!("model name: {e}")))?;
+    let import = importer.prepare(format, file, name, options)?;
     let manifest = import.manifest.clone();
     let sources: Vec<(&str, FileSource)> =
         import.files.iter().map(|(n, p)| (n.as_str(), FileSource::Copy(p.as_path()))).collect();
@@ -105,5 +116,5 @@ fn publish(
         .publish_from(name, &sources, import.manifest, &mut hooks)
         .map_err(|e| ApiError::new(lathe_types::HasErrorKind::error_kind(&e), e.to_string()))?;
     drop(hooks);
-    Ok((published.version, manifest))
+    Ok((published, manifest))
 }

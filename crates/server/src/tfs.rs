@@ -219,16 +219,6 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     })))
 }
 
-/// The output holding class scores: the first floating-point `[rows, classes]` one (a
-/// scikit-learn graph's `probabilities` after its `label`), else the first.
-fn scores_output(outputs: &[lathe_types::Tensor], classes: usize) -> &lathe_types::Tensor {
-    let is_scores = |t: &&lathe_types::Tensor| {
-        let float = matches!(t.dtype(), lathe_types::DType::F16 | lathe_types::DType::F32 | lathe_types::DType::F64);
-        t.shape.len() == 2 && t.shape[1] == classes && float
-    };
-    outputs.iter().find(is_scores).unwrap_or(&outputs[0])
-}
-
 /// `POST /v1/models/{…}:{verb}`.
 #[utoipa::path(
     post,
@@ -305,7 +295,8 @@ pub async fn post(
                 crate::infer::mirror(&st, shadow, &inputs, "tfserving");
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
                 let names = loaded.servable.class_names();
-                Ok(encode_classify(scores_output(&outputs, names.len()), names))
+                let scores = loaded.servable.signature().scores_output(Some(names.len())).unwrap_or(0);
+                Ok(encode_classify(&outputs[scores], names))
             }
             "regress" => {
                 let outputs = &loaded.servable.signature().outputs;

@@ -37,7 +37,10 @@ pub fn evaluate_servable(model: &dyn Servable, data: Dataset) -> Result<Evaluati
             input.shape
         )));
     }
-    let (scores_at, classes) = scores_output(model)?;
+    let scores_at = sig
+        .scores_output(None)
+        .ok_or_else(|| data_err("the model has no [-1, classes] scores output; evaluation scores classifiers"))?;
+    let classes = sig.outputs[scores_at].shape[1] as usize;
     let names: Vec<String> = match model.class_names() {
         [] => (0..classes).map(|i| i.to_string()).collect(),
         given => given.to_vec(),
@@ -68,18 +71,6 @@ pub fn evaluate_servable(model: &dyn Servable, data: Dataset) -> Result<Evaluati
         e.log_loss = Some(log_loss(&positive, &truth));
     }
     Ok(e)
-}
-
-/// The first floating-point output of shape `[-1, k]` with k ≥ 2, and k.
-fn scores_output(model: &dyn Servable) -> Result<(usize, usize), TrainError> {
-    let outputs = &model.signature().outputs;
-    outputs
-        .iter()
-        .position(|o| {
-            matches!(o.datatype, DType::F16 | DType::F32 | DType::F64) && o.shape.len() == 2 && o.shape[1] >= 2
-        })
-        .map(|i| (i, outputs[i].shape[1] as usize))
-        .ok_or_else(|| data_err("the model has no [-1, classes] scores output; evaluation scores classifiers"))
 }
 
 /// Raw values in the input's type.

@@ -22,3 +22,17 @@ pub struct Signature {
     /// Output tensors, in order.
     pub outputs: Vec<TensorSignature>,
 }
+
+impl Signature {
+    /// Index of the output holding a classifier's scores: the first floating-point output of
+    /// shape `[-1, k]`, with k = `classes` when given, else k ≥ 2 (a scikit-learn graph's
+    /// `probabilities` after its `label`, say).
+    pub fn scores_output(&self, classes: Option<usize>) -> Option<usize> {
+        self.outputs.iter().position(|o| {
+            let float = matches!(o.datatype, crate::DType::F16 | crate::DType::F32 | crate::DType::F64);
+            let width = o.shape.get(1).copied().unwrap_or(0);
+            let fits = classes.map_or(width >= 2, |k| width == k as i64);
+            float && o.shape.len() == 2 && fits
+        })
+    }
+}

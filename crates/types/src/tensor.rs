@@ -263,6 +263,18 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// One row of zeros (empty strings for BYTES) shaped as `sig`, its symbolic dimensions 1:
+    /// what a version runs before it takes traffic.
+    ///
+    /// # Errors
+    /// None for the types Lathe carries; the decoder's message otherwise.
+    pub fn zero_row(sig: &crate::TensorSignature) -> Result<Tensor, String> {
+        let shape: Vec<usize> = sig.shape.iter().map(|&d| if d < 0 { 1 } else { d as usize }).collect();
+        let n: usize = shape.iter().product();
+        let data = TensorData::from_le_bytes(sig.datatype, &vec![0u8; n * sig.datatype.size().unwrap_or(4)], n)?;
+        Ok(Tensor { name: sig.name.clone(), shape, data })
+    }
+
     /// The element type.
     pub fn dtype(&self) -> DType {
         self.data.dtype()

@@ -82,33 +82,13 @@ pub fn run(cli: &Cli, cmd: &ImportCommand) -> Result<()> {
                 created_at: lathe_train::rfc3339_now(),
             };
             let repo = Repository::new(&cli.repo);
-            let published = publish_import(&repo, &crate::loaders::FileImporter, "onnx", file, name, &options)?;
+            let importer = crate::loaders::FileImporter;
+            let (published, _) =
+                lathe_server::model_upload::publish_import(&repo, &importer, "onnx", file, name, &options)
+                    .map_err(|e| anyhow::anyhow!("importing {}: {}", file.display(), e.message))?;
             report(cli, file, name, published)
         }
     }
-}
-
-/// Checks a model file with `importer` and publishes it; the copy is checked again before the
-/// version appears.
-pub fn publish_import(
-    repo: &Repository,
-    importer: &dyn lathe_engine::Importer,
-    format: &str,
-    file: &Path,
-    name: &str,
-    options: &lathe_engine::ImportOptions,
-) -> Result<lathe_registry::Published> {
-    ModelRef::validate_name(name)?;
-    let import = importer
-        .prepare(format, file, name, options)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .with_context(|| format!("importing {}", file.display()))?;
-    let manifest = import.manifest.clone();
-    let sources: Vec<(&str, FileSource)> =
-        import.files.iter().map(|(n, p)| (n.as_str(), FileSource::Copy(p.as_path()))).collect();
-    let mut hooks =
-        Publishing { progress: Box::new(|_| {}), check: Box::new(|dir: &Path| importer.check_copy(dir, &manifest)) };
-    Ok(repo.publish_from(name, &sources, import.manifest, &mut hooks)?)
 }
 
 /// `a,b,c`, or the lines of a file when a file of that name exists.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use lathe_formats::Manifest;
 use lathe_registry::Repository;
-use lathe_types::{ApiError, ErrorKind, Tensor, TensorData};
+use lathe_types::{ApiError, ErrorKind, Tensor};
 
 use crate::generation::Generation;
 use crate::stats::VersionStats;
@@ -582,16 +582,6 @@ fn warm_up(model: &dyn Servable) -> Result<(), String> {
 
 /// One all-zero row of every input.
 fn zero_row(model: &dyn Servable) -> Result<Vec<Tensor>, String> {
-    model
-        .signature()
-        .inputs
-        .iter()
-        .map(|s| {
-            let shape: Vec<usize> = s.shape.iter().map(|&d| if d < 0 { 1 } else { d as usize }).collect();
-            let n: usize = shape.iter().product();
-            let data = TensorData::from_le_bytes(s.datatype, &vec![0u8; n * s.datatype.size().unwrap_or(4)], n)
-                .map_err(|e| format!("warm-up input {}: {e}", s.name))?;
-            Ok(Tensor { name: s.name.clone(), shape, data })
-        })
-        .collect()
+    let row = |s| Tensor::zero_row(s).map_err(|e| format!("warm-up input {}: {e}", s.name));
+    model.signature().inputs.iter().map(row).collect()
 }
