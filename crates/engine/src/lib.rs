@@ -83,11 +83,57 @@ pub trait Servable: Send + Sync + 'static {
         None
     }
 
+    /// For engines with a backward pass (the sequential engine): for `rows` rows of features
+    /// (`rows · features` values, what [`Servable::preprocess`] hands to [`Servable::infer`]:
+    /// the signature's single input, or a table's encoded columns), output unit `unit` of each
+    /// row and its gradient w.r.t. every feature (`rows · features`), in the output's units.
+    /// `None` when the engine has no backward pass; explanations then use occlusion.
+    fn output_gradients(&self, _features: &[f32], _rows: usize, _unit: usize) -> Option<GradientResult> {
+        None
+    }
+
+    /// For models whose [`Servable::preprocess`] encodes several signature inputs into one row
+    /// of features (a table's columns): the signature input each feature comes from, and its
+    /// name (`colour=red` for a one-hot category). `None` when the features are the values of
+    /// the single input.
+    fn feature_layout(&self) -> Option<Vec<(usize, String)>> {
+        None
+    }
+
+    /// A reference row of features for attributions (integrated gradients' baseline, the value
+    /// occlusion puts in): a table's training means when the model standardises, else `None`
+    /// (zeros, a black image).
+    fn baseline_features(&self) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// For engines that can show their layers: each layer's output for one request, and the
+    /// weights' statistics. `None` when the engine does not expose layers.
+    fn inspect(&self, _inputs: &[Tensor]) -> Option<Result<Vec<LayerReport>, ApiError>> {
+        None
+    }
+
     /// For text-generation models: the generator the runtime's scheduler drives (such
     /// versions are served by the generation APIs, not by [`Servable::infer`]).
     fn text_generator(self: Arc<Self>) -> Option<Arc<dyn generation::TextGenerator>> {
         None
     }
+}
+
+/// Per row, the attributed output's value; per row and feature, its gradient.
+pub type GradientResult = Result<(Vec<f32>, Vec<f32>), ApiError>;
+
+/// One layer of a network as a request passed through it ([`Servable::inspect`]).
+#[derive(Debug, Clone)]
+pub struct LayerReport {
+    /// Position and kind (`layers[2] dense`).
+    pub name: String,
+    /// The output's shape, rows first.
+    pub output_shape: Vec<usize>,
+    /// The output's values, row-major.
+    pub output: Vec<f32>,
+    /// The layer's parameters: name, shape, values.
+    pub parameters: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
 /// Whether an imported graph's requests are concatenated along the first dimension.

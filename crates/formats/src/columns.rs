@@ -73,6 +73,19 @@ impl ColumnEncoding {
         }
     }
 
+    /// The names of the features the column encodes to: its name for a number, `name=category`
+    /// per one-hot slot (`name=(other)` for the last slot of a capped vocabulary).
+    pub fn feature_names(&self) -> Vec<String> {
+        match self {
+            ColumnEncoding::Numeric { name, .. } => vec![name.clone()],
+            ColumnEncoding::Categorical { name, categories, other, .. } => categories
+                .iter()
+                .map(|c| format!("{name}={c}"))
+                .chain(other.then(|| format!("{name}=(other)")))
+                .collect(),
+        }
+    }
+
     /// Features this column becomes.
     pub fn width(&self) -> usize {
         match self {

@@ -14,6 +14,7 @@ pub mod columns;
 mod manifest;
 mod preprocessing;
 pub mod spec;
+pub mod statistics;
 mod weights;
 
 pub use columns::{encode_rows, encoded_width, Cell, ColumnEncoding, Unseen};
@@ -25,4 +26,5 @@ pub use manifest::{
 };
 pub use preprocessing::Preprocessing;
 pub use spec::{Spec, SpecError};
+pub use statistics::{TrainingStatistics, STATISTICS_FILE};
 pub use weights::{read_weights, write_weights, NamedTensor, WeightsError};

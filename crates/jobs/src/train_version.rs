@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use lathe_formats::spec::{MissingPolicy, Task};
-use lathe_formats::{JobLineage, Spec, WeightsError, WEIGHTS_FILE};
+use lathe_formats::{JobLineage, Spec, WeightsError};
 use lathe_registry::{Published, RegistryError, Repository};
 use lathe_train::data::{choose_task, Dataset, LoadOptions};
 use lathe_train::default_spec;
@@ -190,8 +190,8 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
         },
     )?;
     let source = DataSource { source: run.source, format, feature_names: &feature_names };
-    let (weights, mut manifest) = version_files(run.name, spec, &prepared, &source, &result)?;
-    if let (Some(job), Some(section)) = (run.job, manifest.sequential_mut()) {
+    let mut version = version_files(run.name, spec, &prepared, &source, &result)?;
+    if let (Some(job), Some(section)) = (run.job, version.manifest.sequential_mut()) {
         section.job = Some(JobLineage {
             job: job.id,
             dataset: job.dataset,
@@ -200,7 +200,7 @@ pub fn train_version(run: TrainRun, observer: &mut dyn TrainObserver) -> Result<
             duration_seconds: job.started.elapsed().as_secs_f64(),
         });
     }
-    let published = run.repo.publish(run.name, &[(WEIGHTS_FILE, &weights)], manifest)?;
+    let published = run.repo.publish(run.name, &version.files(), version.manifest.clone())?;
     let checkpoint_left = run.checkpoints.remove().err();
     Ok(TrainedVersion { published, result, train_samples: prepared.train.len(), checkpoint_left })
 }

@@ -6,6 +6,8 @@
 //!   batching; the async side only submits and awaits a oneshot reply.
 //! - [`Manager`]: the version router (policies, labels, default routes) and the load/unload
 //!   state machine (Triton's states), fed by [`Watcher`] (file notifications plus polling).
+//! - [`WorkPool`]: dedicated threads behind a bounded queue for explanations and layer
+//!   inspection.
 //! - [`generation`]: the scheduler of language-model versions (continuous batching over a
 //!   paged KV cache with prefix caching and recompute preemption).
 #![warn(missing_docs)]
@@ -17,6 +19,7 @@ pub mod generation;
 mod manager;
 pub mod stats;
 mod watcher;
+mod work_pool;
 
 pub use batcher::{BatchConfig, Batcher, Reply};
 pub use config::{ModelConfig, VersionPolicy};
@@ -24,3 +27,4 @@ pub use manager::{
     IndexEntry, LoadState, LoadedVersion, Manager, ModelView, Routed, Selector, ServeOptions, VersionView,
 };
 pub use watcher::Watcher;
+pub use work_pool::WorkPool;

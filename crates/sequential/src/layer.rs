@@ -52,6 +52,8 @@ impl Scratch {
 pub struct Ctx<'a> {
     /// Training mode (dropout active, batch statistics in batch norm).
     pub training: bool,
+    /// Keep what the backward pass needs even outside training (gradients of a prediction).
+    pub record: bool,
     /// Random numbers for dropout.
     pub rng: &'a mut Rng,
 }
@@ -70,6 +72,15 @@ pub struct Backward<'a> {
     pub n: usize,
     /// `dy` already is the gradient before the layer's fused activation (softmax + cross-entropy).
     pub dy_is_pre_activation: bool,
+    /// The forward pass ran in inference mode (moving statistics in batch norm, no dropout).
+    pub inference: bool,
+}
+
+impl Ctx<'_> {
+    /// Whether layers keep what their backward pass needs.
+    pub fn keeps(&self) -> bool {
+        self.training || self.record
+    }
 }
 
 /// One layer of a sequential model, on batches of row-major samples (channels last).

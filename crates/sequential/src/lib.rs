@@ -13,6 +13,7 @@
 
 mod activation;
 mod error;
+mod insight;
 mod layer;
 mod layers;
 mod model;

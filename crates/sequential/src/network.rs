@@ -25,6 +25,17 @@ pub struct Workspace {
     batch: usize,
 }
 
+/// What a backward pass computes.
+#[derive(Clone, Copy)]
+struct Pass {
+    /// The output gradient is taken before the last layer's fused activation.
+    pre_activation: bool,
+    /// The forward pass ran in inference mode.
+    inference: bool,
+    /// Also compute the gradient w.r.t. the network's input (left in `grad_a`).
+    input_gradient: bool,
+}
+
 /// Parameter gradients, shaped like the network's parameters.
 pub struct Gradients {
     /// `per_layer[layer][param]`.
@@ -113,11 +124,16 @@ impl Network {
             self.input_len
         );
         self.prepare(ws, n);
-        let mut ctx = Ctx { training, rng };
+        let mut ctx = Ctx { training, record: false, rng };
+        self.run_layers(x, ws, &mut ctx)
+    }
+
+    fn run_layers<'w>(&self, x: &[f32], ws: &'w mut Workspace, ctx: &mut Ctx) -> &'w [f32] {
+        let n = ws.batch;
         for i in 0..self.layers.len() {
             let (before, rest) = ws.acts.split_at_mut(i);
             let input: &[f32] = if i == 0 { x } else { &before[i - 1] };
-            self.layers[i].forward(input, n, &mut rest[0], &mut ws.scratch[i], &mut ctx);
+            self.layers[i].forward(input, n, &mut rest[0], &mut ws.scratch[i], ctx);
         }
         ws.acts.last().expect("a network has at least one layer")
     }
@@ -133,6 +149,34 @@ impl Network {
     /// `grads`. With `pre_activation`, that gradient is w.r.t. the last layer's input to its
     /// fused activation (the fused softmax/sigmoid + cross-entropy gradient).
     pub fn backward(&self, x: &[f32], ws: &mut Workspace, grads: &mut Gradients, pre_activation: bool) {
+        self.backward_pass(x, ws, grads, Pass { pre_activation, inference: false, input_gradient: false });
+    }
+
+    /// For each of `n` samples (`x`, preprocessed), output unit `unit` of an inference pass and
+    /// its gradient w.r.t. every input value (`n · input_len`), through the layers' own backward
+    /// passes in inference mode (moving statistics, no dropout). The basis of saliency maps and
+    /// integrated gradients.
+    ///
+    /// # Panics
+    /// When `unit` is not below [`Network::output_len`] or `x` is not `n` samples.
+    pub fn input_gradients(&self, x: &[f32], n: usize, ws: &mut Workspace, unit: usize) -> (Vec<f32>, Vec<f32>) {
+        let width = self.output_len();
+        assert!(unit < width, "input_gradients: unit {unit} of {width} outputs");
+        assert_eq!(x.len(), n * self.input_len, "input_gradients: expected {n} x {} values", self.input_len);
+        self.prepare(ws, n);
+        let mut rng = Rng::new(0);
+        let mut ctx = Ctx { training: false, record: true, rng: &mut rng };
+        let values: Vec<f32> = self.run_layers(x, ws, &mut ctx).iter().skip(unit).step_by(width).copied().collect();
+        let dy = self.output_grad(ws);
+        dy.fill(0.0);
+        dy.iter_mut().skip(unit).step_by(width).for_each(|d| *d = 1.0);
+        let mut grads = self.zero_gradients();
+        self.backward_pass(x, ws, &mut grads, Pass { pre_activation: false, inference: true, input_gradient: true });
+        (values, ws.grad_a[..n * self.input_len].to_vec())
+    }
+
+    fn backward_pass(&self, x: &[f32], ws: &mut Workspace, grads: &mut Gradients, pass: Pass) {
+        let Pass { pre_activation, inference, input_gradient } = pass;
         let n = ws.batch;
         let last = self.layers.len() - 1;
         for i in (0..self.layers.len()).rev() {
@@ -141,11 +185,22 @@ impl Network {
             let in_len = if i == 0 { self.input_len } else { self.layers[i - 1].out_len() };
             let (dy_buf, dx_buf) = (&mut ws.grad_a, &mut ws.grad_b);
             let dy = &mut dy_buf[..n * layer.out_len()];
-            let dx = (i > 0).then(|| &mut dx_buf[..n * in_len]);
-            let b = Backward { x: input, y: &ws.acts[i], dy, dx, n, dy_is_pre_activation: pre_activation && i == last };
+            let dx = (i > 0 || input_gradient).then(|| &mut dx_buf[..n * in_len]);
+            let dy_is_pre_activation = pre_activation && i == last;
+            let b = Backward { x: input, y: &ws.acts[i], dy, dx, n, dy_is_pre_activation, inference };
             layer.backward(b, &mut grads.per_layer[i], &mut ws.scratch[i]);
             std::mem::swap(&mut ws.grad_a, &mut ws.grad_b);
         }
+    }
+
+    /// Each layer's output of the last forward pass in `ws` (`batch · out_len` values each).
+    pub fn activations<'w>(&self, ws: &'w Workspace) -> &'w [Vec<f32>] {
+        &ws.acts
+    }
+
+    /// Each layer's parameters, in layer order.
+    pub fn layer_parameters(&self) -> Vec<&[Param]> {
+        self.layers.iter().map(|l| l.params()).collect()
     }
 
     /// Folds the batch statistics of the last training pass into the layers (batch norm).

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use lathe_engine::{Loader, Servable};
+use lathe_engine::{GradientResult, LayerReport, Loader, Servable};
 use lathe_formats::{Cell, ColumnEncoding, Manifest};
 use lathe_types::{ApiError, ErrorKind, Signature, Tensor, TensorData};
 
@@ -102,6 +102,32 @@ impl Servable for SequentialModel {
 
     fn class_names(&self) -> &[String] {
         SequentialModel::class_names(self)
+    }
+
+    fn output_gradients(&self, features: &[f32], rows: usize, unit: usize) -> Option<GradientResult> {
+        Some(self.raw_output_gradients(features, rows, unit))
+    }
+
+    fn feature_layout(&self) -> Option<Vec<(usize, String)>> {
+        self.table_layout()
+    }
+
+    fn baseline_features(&self) -> Option<Vec<f32>> {
+        self.mean_features()
+    }
+
+    fn inspect(&self, inputs: &[Tensor]) -> Option<Result<Vec<LayerReport>, ApiError>> {
+        let encoded;
+        let inputs = if !self.columns().is_empty() && !is_encoded(inputs) {
+            match self.encode_tensors(inputs) {
+                Ok(t) => encoded = [t],
+                Err(e) => return Some(Err(e)),
+            }
+            &encoded[..]
+        } else {
+            inputs
+        };
+        Some(self.layer_reports(inputs))
     }
 
     fn platform(&self) -> &str {

@@ -147,3 +147,41 @@ fn inference_dropout_is_identity_and_batch_norm_uses_moving_statistics() {
         assert!((a - b * scale).abs() < 1e-6, "{a} vs {}", b * scale);
     }
 }
+
+/// `Network::input_gradients` (inference mode, one output unit) against central differences
+/// of the inference forward pass w.r.t. each input value.
+fn check_input_gradients(layers: &str, shape: &str, n: usize, unit: usize) {
+    let (_, net) = network(layers, shape, 5);
+    let mut rng = Rng::new(13);
+    let x: Vec<f32> = (0..n * net.input_len()).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+    let width = net.output_len();
+    let output = |x: &[f32]| -> Vec<f64> {
+        let mut ws = Workspace::default();
+        let y = net.forward(x, n, &mut ws, false, &mut Rng::new(0));
+        y.iter().skip(unit).step_by(width).map(|&v| v as f64).collect()
+    };
+    let (values, grads) = net.input_gradients(&x, n, &mut Workspace::default(), unit);
+    for (a, b) in values.iter().zip(output(&x)) {
+        assert!((*a as f64 - b).abs() < 1e-6, "output {a} vs {b}");
+    }
+    let per = net.input_len();
+    for (i, &g) in grads.iter().enumerate() {
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[i] += H;
+        minus[i] -= H;
+        let row = i / per;
+        let numeric = (output(&plus)[row] - output(&minus)[row]) / (2.0 * H as f64);
+        let tol = 2e-2 * numeric.abs().max((g as f64).abs()).max(0.05);
+        assert!((numeric - g as f64).abs() <= tol, "x[{i}]: analytic {g}, numeric {numeric}\n{layers}");
+    }
+}
+
+#[test]
+fn input_gradients_through_softmax_dense_conv_pools_and_inference_batch_norm() {
+    let dense = "  - {type: dense, units: 5, activation: tanh}\n  - {type: dropout, rate: 0.5}\n  \
+                 - {type: batch_norm}\n  - {type: dense, units: 3, activation: softmax}";
+    check_input_gradients(dense, "[4]", 3, 1);
+    let conv = "  - {type: conv2d, filters: 2, kernel: 3, padding: same, activation: gelu}\n  \
+                - {type: max_pool2d, pool: 2}\n  - {type: flatten}\n  - {type: dense, units: 2, activation: sigmoid}";
+    check_input_gradients(conv, "[4, 4, 1]", 2, 0);
+}

@@ -34,7 +34,13 @@ pub fn mirror(state: &AppState, shadow: Option<Arc<LoadedVersion>>, inputs: &[Te
 pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
     let (inputs, rows) = conform(version.servable.signature(), inputs)?;
     let inputs = preprocess(state, version, inputs).await?;
-    submit(state, version, inputs, rows).await
+    let monitor = state.observe.monitor(version, state.manager.repository().root());
+    let watched = monitor.has_statistics().then(|| inputs.clone());
+    let outputs = submit(state, version, inputs, rows).await?;
+    if let Some(features) = watched {
+        monitor.record(&features, &outputs);
+    }
+    Ok(outputs)
 }
 
 /// Runs the servable's preprocessing (tokenisation) of conformed inputs on the blocking pool:

@@ -12,14 +12,18 @@ pub mod admin;
 pub mod auth;
 mod body;
 pub mod content_encoding;
+mod debug;
 pub mod embed;
 pub mod error;
+pub mod explain;
 mod generation_metrics;
 mod infer;
 pub mod llm;
 mod manage;
 pub mod metrics;
 pub mod model_upload;
+mod monitoring;
+pub mod observe;
 pub mod oip;
 pub mod oip_codec;
 mod oip_embed;
@@ -27,6 +31,7 @@ pub mod openai;
 pub mod openapi;
 mod preprocessing_metadata;
 mod repository;
+pub mod request_log;
 pub mod routes;
 mod state;
 pub mod tensors;
@@ -55,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     routes::mount(Router::new())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), request_log::record))
         .layer(middleware::from_fn_with_state(state.clone(), content_encoding::decode_request))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .layer(middleware::from_fn(access_log))
@@ -84,7 +90,9 @@ async fn alive() -> Response {
     ),
 )]
 async fn metrics_text(State(st): State<AppState>) -> Response {
-    let mut r = st.metrics.render(&st.manager).into_response();
+    let mut text = st.metrics.render(&st.manager);
+    text.push_str(&st.observe.render());
+    let mut r = text.into_response();
     let content_type = format!("{}; charset=utf-8", metrics::TEXT_FORMAT);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("a valid header"));
     r

@@ -534,3 +534,75 @@ pub async fn version_stats(
 ) -> HttpResult<Response> {
     stats(&st, Some(&name), Some(&v))
 }
+
+/// `POST /v2/models/{m}/explain`.
+#[utoipa::path(
+    post,
+    path = "/v2/models/{m}/explain",
+    tag = "v2",
+    summary = "Explain the default version's outputs (body as for infer; parameters method, steps, target, window)",
+    params(("m" = String, Path, description = "Model name")),
+    responses(
+        (status = 200, description = "Attributions shaped like the inputs"),
+        (status = 400, description = "Invalid request"),
+        (status = 404, description = "Unknown model"),
+        (status = 429, description = "Explanations busy"),
+    ),
+)]
+pub async fn explain_model(State(st): State<AppState>, Path(name): Path<String>, body: Body) -> Response {
+    explain(st, name, None, body).await
+}
+
+/// `POST /v2/models/{m}/versions/{v}/explain`.
+#[utoipa::path(
+    post,
+    path = "/v2/models/{m}/versions/{v}/explain",
+    tag = "v2",
+    summary = "Explain one version's outputs",
+    params(
+        ("m" = String, Path, description = "Model name"),
+        ("v" = String, Path, description = "Version number"),
+    ),
+    responses(
+        (status = 200, description = "Attributions shaped like the inputs"),
+        (status = 400, description = "Invalid request"),
+        (status = 404, description = "Unknown model or version"),
+        (status = 429, description = "Explanations busy"),
+    ),
+)]
+pub async fn explain_version(
+    State(st): State<AppState>,
+    Path((name, v)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    explain(st, name, Some(v), body).await
+}
+
+async fn explain(st: AppState, name: String, version: Option<String>, body: Body) -> Response {
+    let started = Instant::now();
+    let mut answered = String::new();
+    let result = async {
+        let loaded = st.manager.resolve(&name, &selector(version.as_deref())?)?;
+        answered = loaded.version.to_string();
+        let bytes = read_body(body, st.limits.max_body_bytes).await?;
+        let req = decode_request(&bytes, None, loaded.servable.signature())?;
+        let options = crate::explain::options(&req.parameters)?;
+        let explanations = crate::explain::run(&st, &loaded, req.inputs, options).await?;
+        let body = crate::explain::v2_body(&name, loaded.version, req.id.as_deref(), &explanations);
+        Ok::<_, ApiError>(serde_json::to_vec(&body).expect("serialise"))
+    }
+    .await;
+    let response = match result {
+        Ok(body) => json_response(body),
+        Err(e) => HttpError(e).into_response(),
+    };
+    let labels = RequestLabels {
+        model: name,
+        version: answered,
+        protocol: "v2",
+        api: "explain",
+        code: response.status().as_u16(),
+    };
+    st.metrics.record(labels, started.elapsed().as_secs_f64());
+    response
+}

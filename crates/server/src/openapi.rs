@@ -28,6 +28,8 @@ use crate::routes::{self, Access};
         crate::oip::version_ready,
         crate::oip::infer_model,
         crate::oip::infer_version,
+        crate::oip::explain_model,
+        crate::oip::explain_version,
         crate::oip::model_config,
         crate::oip::version_config,
         crate::oip::all_stats,

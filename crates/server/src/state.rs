@@ -37,4 +37,6 @@ pub struct AppState {
     pub keys: Arc<crate::auth::KeyRing>,
     /// The lifecycle API (datasets, jobs), when enabled.
     pub admin: Option<Arc<crate::admin::Admin>>,
+    /// Explanations, drift monitoring and the request log.
+    pub observe: Arc<crate::observe::Observability>,
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use lathe_runtime::{LoadState, Selector};
-use lathe_types::{ApiError, ErrorKind};
+use lathe_types::ApiError;
 use serde_json::{json, Value};
 
 use crate::auth::Actor;
@@ -48,8 +48,9 @@ pub fn parse_target(rest: &str, verb: bool) -> Result<Target, ApiError> {
         })?;
         (p, Some(v.to_string()))
     } else {
-        match rest.strip_suffix("/metadata") {
-            Some(p) => (p, Some("metadata".to_string())),
+        let tail = ["metadata", "monitoring"].into_iter().find(|t| rest.ends_with(&format!("/{t}")));
+        match tail {
+            Some(t) => (&rest[..rest.len() - t.len() - 1], Some(t.to_string())),
             None => (rest, None),
         }
     };
@@ -120,9 +121,10 @@ fn tfs_state(s: LoadState) -> &'static str {
     get,
     path = "/v1/models/{rest}",
     tag = "tfserving",
-    summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`) or traffic policy (`/traffic`)",
+    summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`), drift (`/monitoring`) or \
+        traffic policy (`/traffic`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
             (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
@@ -138,6 +140,7 @@ pub async fn get(State(st): State<AppState>, Path(rest): Path<String>) -> HttpRe
     let t = parse_target(&rest, false)?;
     match t.tail.as_deref() {
         Some("metadata") => metadata(&st, &t),
+        Some("monitoring") => crate::monitoring::monitoring(&st, &t.name, &t.selector).await,
         _ => status(&st, &t),
     }
 }
@@ -225,9 +228,9 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     path = "/v1/models/{rest}",
     tag = "tfserving",
     summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe \
-        `:explain`; `/rollback` (admin)",
+        `:explain` (`parameters`: method, steps, target, window); `/rollback` and `/debug` (admin)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata` or `/traffic` tail \
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
             (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
@@ -251,6 +254,13 @@ pub async fn post(
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
+    }
+    if let Some(target) = rest.strip_suffix("/debug") {
+        let result = async {
+            let t = parse_target(target, false)?;
+            crate::debug::debug(&st, &t.name, &t.selector, body).await
+        };
+        return result.await.unwrap_or_else(|e| HttpError(e).into_response());
     }
     let started = Instant::now();
     let mut labels =
@@ -321,7 +331,13 @@ pub async fn post(
                 let outputs = crate::infer::run(&st, &loaded, inputs).await?;
                 Ok(encode_regress(&outputs[0]))
             }
-            _ => Err(ApiError::new(ErrorKind::Unimplemented, "explanations are not implemented yet")),
+            _ => {
+                let (rest, parameters) = crate::explain::split_parameters(&bytes)?;
+                let req = decode_predict(&rest, loaded.servable.signature())?;
+                let options = crate::explain::options(&parameters)?;
+                let explanations = crate::explain::run(&st, &loaded, req.inputs, options).await?;
+                Ok(serde_json::to_vec(&crate::explain::v1_body(&explanations)).expect("serialise"))
+            }
         }
     }
     .await;

@@ -34,4 +34,4 @@ pub use fit::{auto_threads, fit, FitOptions, FitResult, PhaseTimes};
 pub use loss::{class_probabilities, predicted_class, Loss};
 pub use optim::{learning_rate, Optimizer};
 pub use prepare::{prepare, Prepared, Split};
-pub use version::{rfc3339_now, version_files, DataSource, SEQUENTIAL_KIND};
+pub use version::{rfc3339_now, version_files, DataSource, VersionFiles, SEQUENTIAL_KIND};

@@ -3,7 +3,8 @@
 //! preprocessed values with the statistics stored for prediction.
 
 use lathe_formats::spec::{Activation, LayerSpec, LossKind, MissingPolicy, Scaling, Task};
-use lathe_formats::{encoded_width, ColumnEncoding, Preprocessing, Spec, SpecError, TargetScaling};
+use lathe_formats::statistics::OutputStatistics;
+use lathe_formats::{encoded_width, ColumnEncoding, Preprocessing, Spec, SpecError, TargetScaling, TrainingStatistics};
 
 use crate::columns::{encode_samples, fit_columns};
 use crate::data::{choose_task, class_names_of, encode_labels, parse_targets, ColumnKind, Dataset, RawColumn, Samples};
@@ -35,6 +36,9 @@ pub struct Prepared {
     pub test: Split,
     /// Fingerprint of the raw data.
     pub fingerprint: String,
+    /// Statistics of the training part's features (before scaling) and outputs, which drift
+    /// is measured against.
+    pub statistics: TrainingStatistics,
 }
 
 impl Prepared {
@@ -132,6 +136,7 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         preprocessing.apply(&mut x, features);
         Ok(Split { x, y, width })
     };
+    let input_statistics = TrainingStatistics::fit(&fit_part.x, features, empty_outputs());
     let train = encode(fit_part)?;
     let validation = encode(val_part)?;
     let test = encode(test_raw).map_err(|e| data_err(format!("test split: {e}")))?;
@@ -139,6 +144,8 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         Outputs::Classes(c) => (c, Vec::new()),
         Outputs::Targets(t) => (Vec::new(), t),
     };
+    let statistics =
+        TrainingStatistics { outputs: output_statistics(&train, &class_names, &targets), ..input_statistics };
     Ok(Prepared {
         spec,
         task,
@@ -151,7 +158,27 @@ pub fn prepare(spec: &Spec, data: Dataset, test_fraction: f64, seed: u64) -> Res
         validation,
         test,
         fingerprint,
+        statistics,
     })
+}
+
+fn empty_outputs() -> OutputStatistics {
+    OutputStatistics::Classes { names: Vec::new(), frequencies: Vec::new() }
+}
+
+/// Class frequencies of the training labels, or the targets' sketches in their units.
+fn output_statistics(train: &Split, classes: &[String], targets: &[TargetScaling]) -> OutputStatistics {
+    if targets.is_empty() {
+        return TrainingStatistics::class_outputs(classes, train.y.iter().map(|&c| c as usize));
+    }
+    let width = targets.len();
+    let values: Vec<f32> = train
+        .y
+        .chunks_exact(width)
+        .flat_map(|row| row.iter().zip(targets).map(|(&v, t)| (v as f64 * t.std + t.mean) as f32))
+        .collect();
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    TrainingStatistics::target_outputs(&names, &values)
 }
 
 /// Keras' validation split of the training samples (`fit.validation_split` of them, from the

@@ -3,7 +3,7 @@
 use lathe_formats::spec::{Activation, Spec, Task};
 use lathe_formats::{
     write_weights, ColumnEncoding, DataLineage, Manifest, ModelSection, SequentialSection, WeightsError,
-    MANIFEST_FORMAT,
+    MANIFEST_FORMAT, STATISTICS_FILE, WEIGHTS_FILE,
 };
 use lathe_types::{DType, Signature, TensorSignature};
 
@@ -60,16 +60,35 @@ fn input_signature(spec: &Spec, data: &Prepared) -> Vec<TensorSignature> {
         .collect()
 }
 
-/// The weights file and the manifest (without file digests, which publishing fills in).
-/// `spec` is the resolved spec the fit ran (`data.spec`).
+/// The files of a trained version, ready to publish.
+#[derive(Debug, Clone)]
+pub struct VersionFiles {
+    /// `weights.safetensors`.
+    pub weights: Vec<u8>,
+    /// `statistics.json`: the training statistics drift is measured against.
+    pub statistics: Vec<u8>,
+    /// The manifest (without file digests, which publishing fills in).
+    pub manifest: Manifest,
+}
+
+impl VersionFiles {
+    /// The files other than the manifest, as `(name in the version, bytes)`.
+    pub fn files(&self) -> [(&'static str, &[u8]); 2] {
+        [(WEIGHTS_FILE, &self.weights), (STATISTICS_FILE, &self.statistics)]
+    }
+}
+
+/// The weights, the training statistics and the manifest. `spec` is the resolved spec the fit
+/// ran (`data.spec`).
 pub fn version_files(
     name: &str,
     spec: &Spec,
     data: &Prepared,
     source: &DataSource,
     result: &FitResult,
-) -> Result<(Vec<u8>, Manifest), WeightsError> {
+) -> Result<VersionFiles, WeightsError> {
     let weights = write_weights(&result.network.tensors(), None)?;
+    let statistics = serde_json::to_vec(&data.statistics).expect("statistics serialize");
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         name: name.to_string(),
@@ -99,7 +118,7 @@ pub fn version_files(
         }),
         files: Default::default(),
     };
-    Ok((weights, manifest))
+    Ok(VersionFiles { weights, statistics, manifest })
 }
 
 /// The current time as RFC 3339 UTC, to the second.

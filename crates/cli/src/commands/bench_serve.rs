@@ -242,6 +242,19 @@ impl BenchServer {
         max_batch: usize,
         embedding_backend: lathe_embedding::Backend,
     ) -> Result<BenchServer> {
+        let observe = lathe_server::observe::Observability::start(Default::default(), None);
+        BenchServer::start_with(repo, model, threads, max_batch, embedding_backend, observe)
+    }
+
+    /// As [`BenchServer::start`], with the given monitoring (a request log, say).
+    pub(crate) fn start_with(
+        repo: &std::path::Path,
+        model: &str,
+        threads: usize,
+        max_batch: usize,
+        embedding_backend: lathe_embedding::Backend,
+        observe: Arc<lathe_server::observe::Observability>,
+    ) -> Result<BenchServer> {
         let defaults = BatchConfig { max_batch_size: max_batch, ..BatchConfig::default() };
         let manager = Manager::new(
             Repository::new(repo),
@@ -260,6 +273,7 @@ impl BenchServer {
             limits: Limits::default(),
             keys: Arc::new(lathe_server::auth::KeyRing::open()),
             admin: None,
+            observe,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

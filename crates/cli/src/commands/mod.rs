@@ -18,5 +18,6 @@ pub mod models;
 pub mod predict;
 pub mod quickstart;
 pub mod serve;
+mod serve_observe;
 pub mod traffic;
 pub mod train;

@@ -121,6 +121,9 @@ pub struct ServeArgs {
     /// Language models: most choices (`n`) per request.
     #[arg(long, env = "LATHE_MAX_N", default_value_t = 8, help_heading = "Language models")]
     pub max_n: usize,
+    /// Explanations, drift and the request log.
+    #[command(flatten)]
+    pub observe: super::serve_observe::ObserveArgs,
 }
 
 impl ServeArgs {
@@ -219,7 +222,9 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         max_model_upload_bytes: args.max_model_upload_bytes,
         uploads_root: args.state_dir.join("uploads"),
     });
+    let observe = args.observe.start()?;
     let state = AppState {
+        observe,
         admin: Some(admin),
         keys,
         manager: manager.clone(),

@@ -35,6 +35,21 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// The gradient through the inference form `y = (x − moving_mean) · γ / √(moving_var + ε) + β`:
+    /// a per-channel scale. Parameter gradients are not needed there and are zero.
+    fn inference_backward(&self, b: Backward, grads: &mut [Vec<f32>]) {
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+        let Some(dx) = b.dx else { return };
+        let c = self.channels;
+        let (gamma, var) = (&self.params[0].value, &self.params[3].value);
+        let scale: Vec<f32> = (0..c).map(|j| gamma[j] / (var[j] + self.epsilon).sqrt()).collect();
+        for (xr, dr) in dx.chunks_exact_mut(c).zip(b.dy.chunks_exact(c)) {
+            xr.iter_mut().zip(dr).zip(&scale).for_each(|((x, d), s)| *x = d * s);
+        }
+    }
+}
+
 impl Layer for BatchNorm {
     fn out_len(&self) -> usize {
         self.len
@@ -82,6 +97,9 @@ impl Layer for BatchNorm {
     }
 
     fn backward(&self, b: Backward, grads: &mut [Vec<f32>], s: &mut Scratch) {
+        if b.inference {
+            return self.inference_backward(b, grads);
+        }
         let c = self.channels;
         let xhat = &s.bufs[XHAT];
         let inv_std = &s.bufs[STATS][2 * c..];

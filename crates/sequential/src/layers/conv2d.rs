@@ -124,7 +124,7 @@ impl Layer for Conv2d {
         self.im2col(x, n, cols);
         broadcast_rows(y, &self.params[1].value);
         sgemm(rows, patch, self.filters, 1.0, &s.bufs[COLS], Op::N, &self.params[0].value, Op::N, 1.0, y);
-        fused_forward(self.act, y, self.filters, s, PRE, ctx.training);
+        fused_forward(self.act, y, self.filters, s, PRE, ctx.keeps());
     }
 
     fn backward(&self, b: Backward, grads: &mut [Vec<f32>], s: &mut Scratch) {

@@ -36,7 +36,7 @@ impl Layer for Dense {
     fn forward(&self, x: &[f32], n: usize, y: &mut [f32], s: &mut Scratch, ctx: &mut Ctx) {
         broadcast_rows(y, &self.params[1].value);
         sgemm(n, self.inputs, self.units, 1.0, x, Op::N, &self.params[0].value, Op::N, 1.0, y);
-        fused_forward(self.act, y, self.units, s, 0, ctx.training);
+        fused_forward(self.act, y, self.units, s, 0, ctx.keeps());
     }
 
     fn backward(&self, b: Backward, grads: &mut [Vec<f32>], s: &mut Scratch) {

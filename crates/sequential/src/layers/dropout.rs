@@ -35,7 +35,7 @@ impl Layer for Dropout {
     fn backward(&self, b: Backward, _grads: &mut [Vec<f32>], s: &mut Scratch) {
         let Some(dx) = b.dx else { return };
         match s.bufs.first() {
-            Some(mask) if self.rate > 0.0 => {
+            Some(mask) if self.rate > 0.0 && !b.inference => {
                 for ((d, g), m) in dx.iter_mut().zip(b.dy.iter()).zip(mask) {
                     *d = g * m;
                 }

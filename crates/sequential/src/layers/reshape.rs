@@ -52,7 +52,7 @@ impl Layer for ActivationLayer {
 
     fn forward(&self, x: &[f32], _n: usize, y: &mut [f32], s: &mut Scratch, ctx: &mut Ctx) {
         y.copy_from_slice(x);
-        fused_forward(self.act, y, self.width, s, 0, ctx.training);
+        fused_forward(self.act, y, self.width, s, 0, ctx.keeps());
     }
 
     fn backward(&self, b: Backward, _grads: &mut [Vec<f32>], s: &mut Scratch) {

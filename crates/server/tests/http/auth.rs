@@ -96,8 +96,8 @@ fn example_value(method: &str, param: &str) -> String {
 /// A request body that the endpoint `pattern` accepts for the `mnist` model.
 fn example_body(pattern: &str, v2: &str, tfs: &str) -> String {
     match pattern {
-        p if p.starts_with("/v2/models/") && p.ends_with("/infer") => v2.to_string(),
-        p if p.ends_with(":{verb}") => tfs.to_string(),
+        p if p.starts_with("/v2/models/") && (p.ends_with("/infer") || p.ends_with("/explain")) => v2.to_string(),
+        p if p.ends_with(":{verb}") || p.ends_with("/debug") => tfs.to_string(),
         "/v1/embeddings" => r#"{"model": "mnist", "input": "x"}"#.to_string(),
         "/v1/datasets/{name}/files/{file}" => "a,label\n1,x\n".to_string(),
         "/v1/jobs" | "/v1/evaluations" => "{}".to_string(),

@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lathe_engine::Loader;
-use lathe_formats::WEIGHTS_FILE;
 use lathe_registry::Repository;
 use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
 use lathe_sequential::SequentialLoader;
@@ -28,9 +27,10 @@ pub fn mnist() -> PathBuf {
     dir
 }
 
-/// Files (weights, manifest) of a small MLP trained for one epoch on real MNIST, built once.
-pub fn trained_version() -> &'static (Vec<u8>, lathe_formats::Manifest) {
-    static V: OnceLock<(Vec<u8>, lathe_formats::Manifest)> = OnceLock::new();
+/// Files (weights, statistics, manifest) of a small MLP trained for one epoch on real MNIST,
+/// built once.
+pub fn trained_version() -> &'static lathe_train::VersionFiles {
+    static V: OnceLock<lathe_train::VersionFiles> = OnceLock::new();
     V.get_or_init(|| {
         let spec = lathe_formats::Spec::from_yaml_str(
             "input: {shape: [28, 28], preprocessing: {kind: rescale, divisor: 255}}
@@ -55,10 +55,10 @@ fit: {epochs: 1, batch_size: 64}",
 
 /// Publishes the trained model as the next version of `name`.
 pub fn publish(repo: &Repository, name: &str) -> u64 {
-    let (weights, manifest) = trained_version();
-    let mut m = manifest.clone();
+    let version = trained_version();
+    let mut m = version.manifest.clone();
     m.name = name.to_string();
-    repo.publish(name, &[(WEIGHTS_FILE, weights)], m).unwrap().version
+    repo.publish(name, &version.files(), m).unwrap().version
 }
 
 /// The first `n` MNIST test images as raw pixel rows, and their labels.
@@ -91,6 +91,7 @@ pub struct Setup {
     pub loader: Arc<dyn Loader>,
     pub poll: Duration,
     pub keys: Arc<lathe_server::auth::KeyRing>,
+    pub observe: Arc<lathe_server::observe::Observability>,
 }
 
 impl Default for Setup {
@@ -101,6 +102,7 @@ impl Default for Setup {
             loader: Arc::new(SequentialLoader),
             poll: Duration::from_millis(100),
             keys: Arc::new(lathe_server::auth::KeyRing::open()),
+            observe: lathe_server::observe::Observability::start(Default::default(), None),
         }
     }
 }
@@ -128,6 +130,7 @@ impl TestServer {
             limits: setup.limits,
             keys: setup.keys,
             admin: None,
+            observe: setup.observe,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

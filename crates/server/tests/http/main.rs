@@ -6,5 +6,7 @@ mod client_bodies;
 mod common;
 mod decoders;
 mod errors;
+mod explain;
+mod monitoring;
 mod reload;
 mod routes;
