@@ -50,6 +50,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Predict with a published version from JSON instances, CSV rows or an image.
     Predict(commands::predict::PredictArgs),
+    /// Explain a version's predictions: attributions per pixel (a PNG overlay) or per feature.
+    Explain(commands::explain::ExplainArgs),
+    /// Send a request log (`serve --request-log`) back to a server and compare the statuses.
+    Replay(commands::replay::ReplayArgs),
     /// Serve the repository over TF Serving REST, KServe V1 and Open Inference Protocol V2.
     Serve(commands::serve::ServeArgs),
     /// List, inspect and label published models.
@@ -122,6 +126,8 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&cli, a),
         Command::Eval(a) => commands::eval::run(&cli, a),
         Command::Predict(a) => commands::predict::run(&cli, a),
+        Command::Explain(a) => commands::explain::run(&cli, a),
+        Command::Replay(a) => commands::replay::run(&cli, a),
         Command::Serve(a) => commands::serve::run(&cli, a),
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),

@@ -53,6 +53,18 @@ impl Remote {
         }
     }
 
+    /// POSTs `body` with `headers` and returns the status and the answer's bytes, whatever
+    /// the status (for replaying requests as they were).
+    pub fn post_any(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let mut req = self.auth(self.agent.post(self.url(path)));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let mut r = req.send(body).with_context(|| format!("POST {}", self.url(path)))?;
+        let bytes = r.body_mut().with_config().limit(256 << 20).read_to_vec().unwrap_or_default();
+        Ok((r.status().as_u16(), bytes))
+    }
+
     /// GET a JSON document.
     pub fn get(&self, path: &str) -> Result<Value> {
         let r = self.auth(self.agent.get(self.url(path))).call();

@@ -53,8 +53,8 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, ApiError> {
     tag = "management",
     summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
-            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
+            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "The new policy or labels"),
@@ -107,8 +107,8 @@ pub async fn put(
     summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while \
         referenced)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
-            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
+            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Done"),

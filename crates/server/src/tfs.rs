@@ -124,8 +124,8 @@ fn tfs_state(s: LoadState) -> &'static str {
     summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`), drift (`/monitoring`) or \
         traffic policy (`/traffic`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
-            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
+            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Status, metadata or traffic"),
@@ -230,8 +230,8 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe \
         `:explain` (`parameters`: method, steps, target, window); `/rollback` and `/debug` (admin)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or `/traffic` tail \
-            (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
+            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "`{predictions}`, `{outputs}` or `{results}`"),

@@ -46,7 +46,7 @@ pub struct BenchServeArgs {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Protocol {
+pub(crate) enum Protocol {
     TfsJson,
     V2Json,
     V2Binary,
@@ -183,7 +183,7 @@ fn compute_floor(info: &lathe_registry::VersionInfo, row: &[f32], seconds: f64) 
     Ok(summarise(lat, start.elapsed().as_secs_f64(), 0))
 }
 
-fn request_for(
+pub(crate) fn request_for(
     p: Protocol,
     name: &str,
     version: u64,
@@ -361,7 +361,7 @@ pub(crate) fn load(
     })
 }
 
-fn median(mut runs: Vec<Measured>) -> Measured {
+pub(crate) fn median(mut runs: Vec<Measured>) -> Measured {
     runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
     let mid = runs.len() / 2;
     let rps = runs[mid].rps;

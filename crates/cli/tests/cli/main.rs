@@ -6,6 +6,7 @@ mod common;
 mod embeddings;
 mod generation;
 mod generation_serve;
+mod insight;
 mod interrupt;
 mod lifecycle;
 mod onnx;

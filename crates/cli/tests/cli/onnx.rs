@@ -457,6 +457,24 @@ fn the_keras_mnist_mlp_classifies_the_test_set_as_keras_does() {
     }
     eprintln!("{differ} of 10,000 test images classified differently from Keras");
     assert!(differ <= 1, "{differ} of 10,000 test images classified differently from Keras");
+    check_occlusion(&server, &name, &images[..784], digits[0]);
+}
+
+/// An imported graph has no backward pass: its explanations are occlusion maps shaped like the
+/// input, for the class Keras predicts; it has no training statistics, and says so.
+fn check_occlusion(server: &Server, input: &str, image: &[u8], predicted: u8) {
+    let request = json!({"inputs": [{"name": input, "datatype": "FP32", "shape": [1, 28, 28], "data": image}]});
+    let (code, body) = post_json(server, "/v2/models/keras/explain", &request);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["parameters"]["method"], "occlusion");
+    assert_eq!(body["outputs"][0]["shape"], json!([1, 28, 28]));
+    assert_eq!(body["outputs"][1]["data"], json!([predicted]));
+    let mut gradients = request.clone();
+    gradients["parameters"] = json!({"method": "saliency"});
+    let (code, body) = post_json(server, "/v2/models/keras/explain", &gradients);
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no backward pass; use occlusion"), "{body}");
+    assert_eq!(get_json(server, "/v1/models/keras/monitoring")["statistics"], false);
 }
 
 /// The name of the Keras graph's input, from its metadata.
