@@ -42,9 +42,15 @@ pub struct RequestLogConfig {
     pub queue: usize,
 }
 
+/// How long the writer lets lines gather between batches.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A line, or what makes it: formatting runs on the writer thread, off the request path.
+type Line = Box<dyn FnOnce() -> String + Send>;
+
 /// The running log.
 pub struct RequestLog {
-    sender: SyncSender<String>,
+    sender: SyncSender<Line>,
     counters: Arc<Counters>,
 }
 
@@ -81,7 +87,12 @@ impl RequestLog {
 
     /// Queues one line (without its newline); `false` when it was dropped.
     pub fn record(&self, line: String) -> bool {
-        match self.sender.try_send(line) {
+        self.record_with(move || line)
+    }
+
+    /// Queues the line `format` makes; it runs on the writer thread. `false` when dropped.
+    pub fn record_with(&self, format: impl FnOnce() -> String + Send + 'static) -> bool {
+        match self.sender.try_send(Box::new(format)) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -120,7 +131,7 @@ fn open(sink: &Sink) -> std::io::Result<Output> {
     Ok(Output { writer: BufWriter::new(inner), bytes, opened: Instant::now() })
 }
 
-fn write_lines(config: RequestLogConfig, receiver: Receiver<String>, counters: &Counters) {
+fn write_lines(config: RequestLogConfig, receiver: Receiver<Line>, counters: &Counters) {
     let mut output = match open(&config.sink) {
         Ok(o) => Some(o),
         Err(e) => {
@@ -131,10 +142,11 @@ fn write_lines(config: RequestLogConfig, receiver: Receiver<String>, counters: &
     let mut failing = false;
     while let Ok(line) = receiver.recv() {
         let mut batch = vec![line];
-        batch.extend(receiver.try_iter().take(1024));
+        batch.extend(receiver.try_iter());
         // Lines count as written once flushed; a failed write or flush drops them.
         let mut pending = 0u64;
-        for line in batch {
+        for make in batch {
+            let line = make();
             if let (Sink::File(path), Some(o)) = (&config.sink, output.as_mut()) {
                 if due(&config.rotation, o, line.len() as u64 + 1) {
                     settle(counters, &mut pending, flush(&mut output), &mut failing);
@@ -149,6 +161,9 @@ fn write_lines(config: RequestLogConfig, receiver: Receiver<String>, counters: &
             }
         }
         settle(counters, &mut pending, flush(&mut output), &mut failing);
+        // Let lines gather: a thread woken for every line costs the serving threads a
+        // wake-up each (a system call and a context switch), more than the writing itself.
+        std::thread::sleep(GATHER);
     }
     let _ = flush(&mut output);
 }

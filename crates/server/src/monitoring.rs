@@ -19,6 +19,14 @@ pub async fn monitoring(st: &AppState, name: &str, selector: &Selector) -> HttpR
     let loaded = st.manager.resolve(name, selector)?;
     let monitor = st.observe.monitor(&loaded, st.manager.repository().root());
     let (model, version) = (loaded.name.clone(), loaded.version);
+    if st.observe.config.window_rows == 0 {
+        return Ok(json_ok(&json!({
+            "model_name": model,
+            "model_version": version.to_string(),
+            "alert": false,
+            "message": "drift is not monitored on this server (--drift-window 0)",
+        })));
+    }
     if !monitor.has_statistics() {
         return Ok(json_ok(&json!({
             "model_name": model,

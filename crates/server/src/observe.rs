@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use lathe_formats::{TrainingStatistics, STATISTICS_FILE};
 use lathe_monitor::drift::{measure, DriftConfig, DriftReport};
@@ -22,7 +22,7 @@ pub struct ObserveConfig {
     pub explain_threads: usize,
     /// Explanations waiting at most; more are refused with 429.
     pub explain_queue: usize,
-    /// Rows each version's drift window keeps.
+    /// Rows each version's drift window keeps (0: drift is not monitored).
     pub window_rows: usize,
     /// How often windows with new rows are measured for the gauges and the alert.
     pub drift_interval: std::time::Duration,
@@ -79,7 +79,7 @@ pub struct Observability {
     pub config: ObserveConfig,
     /// The request log, when enabled.
     pub request_log: Option<RequestLogSettings>,
-    monitors: Mutex<HashMap<(String, u64), Arc<VersionMonitor>>>,
+    monitors: RwLock<HashMap<(String, u64), Arc<VersionMonitor>>>,
 }
 
 impl Observability {
@@ -88,7 +88,7 @@ impl Observability {
     pub fn start(config: ObserveConfig, request_log: Option<RequestLogSettings>) -> Arc<Observability> {
         let pool = WorkPool::new("explanations", config.explain_threads, config.explain_queue);
         let interval = config.drift_interval;
-        let observe = Arc::new(Observability { pool, config, request_log, monitors: Mutex::default() });
+        let observe = Arc::new(Observability { pool, config, request_log, monitors: RwLock::default() });
         let weak = Arc::downgrade(&observe);
         let spawned = std::thread::Builder::new().name("drift".into()).spawn(move || loop {
             std::thread::sleep(interval);
@@ -107,13 +107,18 @@ impl Observability {
     /// without one get a monitor that records nothing).
     pub fn monitor(&self, version: &LoadedVersion, root: &std::path::Path) -> Arc<VersionMonitor> {
         let key = (version.name.clone(), version.version);
-        let mut monitors = self.monitors.lock().expect("monitors lock");
+        if let Some(m) = self.monitors.read().expect("monitors lock").get(&key) {
+            return m.clone();
+        }
+        let mut monitors = self.monitors.write().expect("monitors lock");
+        // Keep the monitors of a model's last 8 versions.
         monitors.retain(|(name, v), _| name != &key.0 || *v + 8 > key.1);
         monitors
             .entry(key)
             .or_insert_with(|| {
                 let dir = root.join(&version.name).join(version.version.to_string());
-                let statistics = read_statistics(&dir, version);
+                let watched = self.config.window_rows > 0;
+                let statistics = watched.then(|| read_statistics(&dir, version)).flatten();
                 let names = feature_names(version, statistics.as_ref());
                 Arc::new(VersionMonitor {
                     statistics,
@@ -138,7 +143,7 @@ impl Observability {
     /// gauges, and the alert's log line, follow).
     pub fn measure_all(&self) {
         let monitors: Vec<_> =
-            self.monitors.lock().expect("monitors lock").iter().map(|(k, m)| (k.clone(), m.clone())).collect();
+            self.monitors.read().expect("monitors lock").iter().map(|(k, m)| (k.clone(), m.clone())).collect();
         for ((name, version), m) in monitors {
             if m.changed() {
                 m.measure(&self.config.drift, &name, version);
@@ -148,7 +153,7 @@ impl Observability {
 
     /// Prometheus families: drift score and alert per version, request-log lines.
     pub fn families(&self) -> Vec<MetricFamily> {
-        let monitors = self.monitors.lock().expect("monitors lock");
+        let monitors = self.monitors.read().expect("monitors lock");
         let (mut scores, mut alerts) = (Vec::new(), Vec::new());
         for ((name, version), m) in monitors.iter() {
             let Some(report) = m.last.lock().expect("report lock").clone() else { continue };

@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use lathe_types::{ApiError, ErrorKind};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::HttpError;
@@ -31,18 +32,19 @@ pub async fn record(State(st): State<AppState>, req: Request, next: Next) -> Res
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let path = req.uri().path().to_string();
-    let Some(model_in_path) = model_of(&path) else { return next.run(req).await };
+    let Some(model_in_path) = model_of(req.uri().path()) else { return next.run(req).await };
     if model_in_path.is_some_and(|m| !sampled(settings, m)) {
         return next.run(req).await;
     }
+    let model_in_path = model_in_path.map(str::to_string);
+    let path = req.uri().path().to_string();
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, st.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => return too_large(st.limits.max_body_bytes),
     };
     let model = match model_in_path {
-        Some(m) => m.to_string(),
+        Some(m) => m,
         None => match body_model(&bytes) {
             Some(m) if sampled(settings, &m) => m,
             _ => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
@@ -51,7 +53,7 @@ pub async fn record(State(st): State<AppState>, req: Request, next: Next) -> Res
     let entry = Entry { model, path, query: parts.uri.query().map(str::to_string), headers: parts.headers.clone() };
     let started = Instant::now();
     let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
-    finish(&st, settings, entry, &bytes, started, response).await
+    finish(&st, settings, entry, bytes, started, response).await
 }
 
 struct Entry {
@@ -71,12 +73,13 @@ fn too_large(limit: usize) -> Response {
     HttpError(e).into_response()
 }
 
-/// Buffers the answer (not streams), queues the line, and returns the answer unchanged.
+/// Buffers the answer (not streams), queues the line, and returns the answer unchanged. The
+/// line is made on the log's thread from the buffered bytes.
 async fn finish(
     st: &AppState,
     settings: &RequestLogSettings,
     entry: Entry,
-    request: &Bytes,
+    request: Bytes,
     started: Instant,
     response: Response,
 ) -> Response {
@@ -98,55 +101,106 @@ async fn finish(
         }
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-    let line = line(st, settings, entry, request, answer.as_deref(), status, latency_ms);
-    settings.log.record(line);
+    let redact = settings.redact.clone();
+    let single_input = if redact.is_empty() { None } else { single_input(st, &entry.model) };
+    let time = now();
+    settings.log.record_with(move || {
+        let exchange = Exchange { request, answer, status, latency_ms, time };
+        line(entry, exchange, &redact, single_input.as_deref())
+    });
     response
 }
 
-fn line(
-    st: &AppState,
-    settings: &RequestLogSettings,
-    entry: Entry,
-    request: &[u8],
-    answer: Option<&[u8]>,
+/// What a line records besides the request's names.
+struct Exchange {
+    request: Bytes,
+    answer: Option<Bytes>,
     status: u16,
     latency_ms: f64,
-) -> String {
-    let header = |name: &str| entry.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    time: String,
+}
+
+/// One line as written: the bodies are embedded as they came when nothing is redacted.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    time: &'a str,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    method: &'static str,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_header_content_length: Option<&'a str>,
+    status: u16,
+    latency_ms: f64,
+    redacted: bool,
+    request: Json<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a RawValue>,
+}
+
+/// A body: as received, or rebuilt (redacted, or base64 of a body that is not JSON).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Json<'a> {
+    Raw(&'a RawValue),
+    Tree(Value),
+}
+
+fn line(entry: Entry, x: Exchange, redact: &[String], single_input: Option<&str>) -> String {
+    let header = |name: &str| entry.headers.get(name).and_then(|v| v.to_str().ok());
     let binary_len = header("inference-header-content-length");
-    let mut body = match (binary_len.is_none(), serde_json::from_slice::<Value>(request)) {
-        (true, Ok(v)) => v,
-        _ => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(request) }),
+    let (request, redacted) = request_json(&x.request, binary_len.is_some(), redact, single_input);
+    let record = Record {
+        time: &x.time,
+        model: &entry.model,
+        version: x.answer.as_deref().and_then(answered_version),
+        method: "POST",
+        path: &entry.path,
+        query: entry.query.as_deref(),
+        content_type: header("content-type"),
+        inference_header_content_length: binary_len,
+        status: x.status,
+        latency_ms: (x.latency_ms * 1000.0).round() / 1000.0,
+        redacted,
+        request,
+        response: x.answer.as_deref().and_then(|a| serde_json::from_slice::<&RawValue>(a).ok()),
     };
-    let single_input = single_input(st, &entry.model);
-    let redacted = redact(&mut body, &settings.redact, single_input.as_deref());
-    let answer: Option<Value> = answer.and_then(|a| serde_json::from_slice(a).ok());
-    let version = answer.as_ref().and_then(|a| a.get("model_version")).and_then(Value::as_str).map(str::to_string);
-    let mut record = json!({
-        "time": now(),
-        "model": entry.model,
-        "method": "POST",
-        "path": entry.path,
-        "status": status,
-        "latency_ms": (latency_ms * 1000.0).round() / 1000.0,
-        "redacted": redacted,
-        "request": body,
-    });
-    let fields = [
-        ("version", version),
-        ("query", entry.query),
-        ("content_type", header("content-type")),
-        ("inference_header_content_length", binary_len),
-    ];
-    for (key, value) in fields {
-        if let Some(v) = value {
-            record[key] = Value::String(v);
+    serde_json::to_string(&record).expect("a record serialises")
+}
+
+/// The request body as JSON (base64 for other bodies), redacted; and whether anything was.
+fn request_json<'a>(body: &'a [u8], binary: bool, redact: &[String], single_input: Option<&str>) -> (Json<'a>, bool) {
+    let base64 = || Json::Tree(json!({ "base64": base64::engine::general_purpose::STANDARD.encode(body) }));
+    if binary {
+        return (base64(), false);
+    }
+    if redact.is_empty() {
+        return match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => (Json::Raw(raw), false),
+            Err(_) => (base64(), false),
+        };
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            let redacted = redact_inputs(&mut v, redact, single_input);
+            (Json::Tree(v), redacted)
         }
+        Err(_) => (base64(), false),
     }
-    if let Some(a) = answer {
-        record["response"] = a;
+}
+
+/// `model_version` of a V2 answer, read without building the document.
+fn answered_version(answer: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct VersionOnly {
+        model_version: Option<String>,
     }
-    record.to_string()
+    serde_json::from_slice::<VersionOnly>(answer).ok()?.model_version
 }
 
 fn now() -> String {
@@ -195,7 +249,7 @@ fn single_input(st: &AppState, model: &str) -> Option<String> {
 
 /// Replaces the values of the named inputs (TF Serving rows and columns, V2 tensors, and
 /// top-level keys such as OpenAI's `input` or `messages`); returns whether anything was.
-pub fn redact(body: &mut Value, names: &[String], single_input: Option<&str>) -> bool {
+pub fn redact_inputs(body: &mut Value, names: &[String], single_input: Option<&str>) -> bool {
     if names.is_empty() {
         return false;
     }
@@ -250,17 +304,17 @@ mod tests {
     fn redaction_covers_rows_columns_tensors_and_top_level_keys() {
         let names = vec!["ssn".to_string(), "messages".to_string()];
         let mut rows = json!({"instances": [{"ssn": "1", "age": 3}]});
-        assert!(redact(&mut rows, &names, None));
+        assert!(redact_inputs(&mut rows, &names, None));
         assert_eq!(rows, json!({"instances": [{"ssn": REDACTED, "age": 3}]}));
         let mut v2 = json!({"inputs": [{"name": "ssn", "data": [1]}, {"name": "age", "data": [3]}]});
-        assert!(redact(&mut v2, &names, None));
+        assert!(redact_inputs(&mut v2, &names, None));
         assert_eq!(v2["inputs"][0]["data"], json!(REDACTED));
         assert_eq!(v2["inputs"][1]["data"], json!([3]));
         let mut chat = json!({"model": "m", "messages": [{"role": "user", "content": "secret"}]});
-        assert!(redact(&mut chat, &names, None));
+        assert!(redact_inputs(&mut chat, &names, None));
         assert_eq!(chat["messages"], json!(REDACTED));
         let mut bare = json!({"instances": [[1, 2]]});
-        assert!(redact(&mut bare, &names, Some("ssn")));
-        assert!(!redact(&mut json!({"instances": [[1]]}), &names, Some("image")));
+        assert!(redact_inputs(&mut bare, &names, Some("ssn")));
+        assert!(!redact_inputs(&mut json!({"instances": [[1]]}), &names, Some("image")));
     }
 }

@@ -41,10 +41,11 @@ pub enum BenchCommand {
     ///
     /// Example: lathe bench onnx --model mnist-keras --baseline-python .venv/bin/python
     Onnx(super::bench_onnx::BenchOnnxArgs),
-    /// Serving throughput with the request log off, at 10 % and at 100 % sampling, side by side.
+    /// What monitoring costs serving: drift monitoring off and on, then the request log at 10 %
+    /// and 100 % sampling, side by side.
     ///
-    /// Example: lathe bench request-log --model mnist
-    RequestLog(super::bench_request_log::BenchRequestLogArgs),
+    /// Example: lathe bench monitoring --model mnist
+    Monitoring(super::bench_monitoring::BenchMonitoringArgs),
 }
 
 /// Arguments of `bench train`.
@@ -74,7 +75,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Embed(args) => super::bench_embed::run(cli, args),
         BenchCommand::Generate(args) => super::bench_generate::run(cli, args),
         BenchCommand::Onnx(args) => super::bench_onnx::run(cli, args),
-        BenchCommand::RequestLog(args) => super::bench_request_log::run(cli, args),
+        BenchCommand::Monitoring(args) => super::bench_monitoring::run(cli, args),
     }
 }
 

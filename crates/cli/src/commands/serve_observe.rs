@@ -20,7 +20,8 @@ pub struct ObserveArgs {
     /// Explanations waiting for a thread at most; more are answered 429.
     #[arg(long, env = "LATHE_EXPLAIN_QUEUE", default_value_t = 8, help_heading = "Monitoring")]
     pub explain_queue: usize,
-    /// Live rows each version keeps to measure drift against its training statistics.
+    /// Live rows each version keeps to measure drift against its training statistics (0: drift
+    /// is not monitored).
     #[arg(long, env = "LATHE_DRIFT_WINDOW", default_value_t = 1000, help_heading = "Monitoring")]
     pub drift_window: usize,
     /// Drift alert when the mean PSI of the features (or the outputs' PSI) exceeds this.
@@ -66,7 +67,7 @@ impl ObserveArgs {
         let config = ObserveConfig {
             explain_threads: self.explain_threads.max(1),
             explain_queue: self.explain_queue,
-            window_rows: self.drift_window.max(1),
+            window_rows: self.drift_window,
             drift_interval: Duration::from_secs(self.drift_interval_secs.max(1)),
             drift: DriftConfig { psi_threshold: self.drift_psi_threshold, min_rows: self.drift_min_rows },
         };
