@@ -125,20 +125,56 @@ impl TrainingStatistics {
 
 impl FeatureStatistics {
     fn fit<'a>(column: impl Iterator<Item = &'a f32>, sampled: Vec<f32>) -> FeatureStatistics {
-        let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
-        let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
-        for &v in column {
-            n += 1.0;
-            sum += v as f64;
-            sq += v as f64 * v as f64;
-            min = min.min(v);
-            max = max.max(v);
-        }
-        let mean = sum / n.max(1.0);
-        let std = (sq / n.max(1.0) - mean * mean).max(0.0).sqrt();
+        let Moments { mean, std, min, max, .. } = Moments::of(column);
         let quantiles = sketch(sampled.clone());
         let bins = fit_bins(&quantiles, &sampled);
         FeatureStatistics { mean, std, min, max, quantiles, bins }
+    }
+}
+
+/// Count, mean, population standard deviation, minimum and maximum of the finite values, and
+/// how many were NaN or infinite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    /// Finite values.
+    pub count: u64,
+    /// Their mean (0 when there are none).
+    pub mean: f64,
+    /// Their population standard deviation.
+    pub std: f64,
+    /// The smallest (`+∞` when there are none).
+    pub min: f32,
+    /// The largest (`−∞` when there are none).
+    pub max: f32,
+    /// NaN values.
+    pub nan: u64,
+    /// Infinite values.
+    pub infinite: u64,
+}
+
+impl Moments {
+    /// The moments of `values`, in one pass.
+    pub fn of<'a>(values: impl IntoIterator<Item = &'a f32>) -> Moments {
+        let (mut sum, mut sq) = (0f64, 0f64);
+        let mut m =
+            Moments { count: 0, mean: 0.0, std: 0.0, min: f32::INFINITY, max: f32::NEG_INFINITY, nan: 0, infinite: 0 };
+        for &v in values {
+            if v.is_nan() {
+                m.nan += 1;
+            } else if v.is_infinite() {
+                m.infinite += 1;
+            } else {
+                m.count += 1;
+                sum += v as f64;
+                sq += v as f64 * v as f64;
+                m.min = m.min.min(v);
+                m.max = m.max.max(v);
+            }
+        }
+        let n = (m.count as f64).max(1.0);
+        m.mean = sum / n;
+        m.std = (sq / n - m.mean * m.mean).max(0.0).sqrt();
+        m
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::Response;
 use lathe_engine::LayerReport;
+use lathe_formats::statistics::Moments;
 use lathe_runtime::{LoadedVersion, Selector};
 use lathe_types::{ApiError, ErrorKind};
 use serde_json::{json, Map, Value};
@@ -89,30 +90,14 @@ fn answer(loaded: &Arc<LoadedVersion>, reports: &[LayerReport], full: bool) -> V
 
 /// min, max, mean, std over the finite values; NaN and infinity counts.
 fn summary(values: &[f32]) -> Map<String, Value> {
-    let (mut n, mut sum, mut sq, mut nan, mut inf) = (0f64, 0f64, 0f64, 0u64, 0u64);
-    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &v in values {
-        if v.is_nan() {
-            nan += 1;
-        } else if v.is_infinite() {
-            inf += 1;
-        } else {
-            n += 1.0;
-            sum += v as f64;
-            sq += v as f64 * v as f64;
-            min = min.min(v);
-            max = max.max(v);
-        }
-    }
-    let mean = sum / n.max(1.0);
-    let std = (sq / n.max(1.0) - mean * mean).max(0.0).sqrt();
+    let m = Moments::of(values);
     let finite = |v: f32| if v.is_finite() { json!(v) } else { Value::Null };
-    let mut m = Map::new();
-    m.insert("min".into(), finite(min));
-    m.insert("max".into(), finite(max));
-    m.insert("mean".into(), json!(mean));
-    m.insert("std".into(), json!(std));
-    m.insert("nan_count".into(), json!(nan));
-    m.insert("inf_count".into(), json!(inf));
-    m
+    let mut out = Map::new();
+    out.insert("min".into(), finite(m.min));
+    out.insert("max".into(), finite(m.max));
+    out.insert("mean".into(), json!(m.mean));
+    out.insert("std".into(), json!(m.std));
+    out.insert("nan_count".into(), json!(m.nan));
+    out.insert("inf_count".into(), json!(m.infinite));
+    out
 }

@@ -73,14 +73,8 @@ pub async fn run(
     let (inputs, _) = crate::infer::conform(loaded.servable.signature(), inputs)?;
     let (servable, names) = (loaded.servable.clone(), loaded.manifest.feature_names().to_vec());
     let rx = st.observe.pool.submit(move || lathe_explain::explain(servable.as_ref(), inputs, &names, &options))?;
-    match tokio::time::timeout(st.limits.request_timeout, rx).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(ApiError::new(ErrorKind::Internal, "the explanation thread stopped")),
-        Err(_) => Err(ApiError::new(
-            ErrorKind::DeadlineExceeded,
-            format!("the explanation took longer than {} ms", st.limits.request_timeout.as_millis()),
-        )),
-    }
+    let stopped = || ApiError::new(ErrorKind::Internal, "the explanation thread stopped");
+    crate::infer::within_timeout(st, "explanation", async { rx.await.map_err(|_| stopped())? }).await
 }
 
 /// The KServe V1 answer: `{"explanations": [...]}`, one object per row.

@@ -93,11 +93,20 @@ pub async fn submit(
         }
         Ok(concat_parts(parts))
     };
+    within_timeout(state, "request", work).await
+}
+
+/// `work`'s result, or 504's error after the request timeout (`what` names the work).
+pub async fn within_timeout<T>(
+    state: &AppState,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     match tokio::time::timeout(state.limits.request_timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(ApiError::new(
             ErrorKind::DeadlineExceeded,
-            format!("the request took longer than {} ms", state.limits.request_timeout.as_millis()),
+            format!("the {what} took longer than {} ms", state.limits.request_timeout.as_millis()),
         )),
     }
 }
