@@ -30,6 +30,7 @@ pub(crate) fn explain_row(
     let attribution = match method {
         Method::Saliency => RawAttribution {
             method,
+            input: 0,
             values: grads[..x.len()].iter().map(|g| g.abs()).collect(),
             score,
             baseline_score: None,
@@ -41,6 +42,7 @@ pub(crate) fn explain_row(
             let delta = sum - (score as f64 - baseline_score as f64);
             RawAttribution {
                 method: Method::IntegratedGradients,
+                input: 0,
                 values,
                 score,
                 baseline_score: Some(baseline_score),

@@ -75,6 +75,7 @@ pub fn explain(
     let layout = servable.feature_layout();
     let mut out = Vec::with_capacity(rows);
     for (row, target) in targets.into_iter().enumerate() {
+        options::check_deadline(options.deadline)?;
         let raw = match options.method {
             Some(Method::Occlusion) => occlusion::explain_row(servable, &features, row, &target, &layout, options)?,
             Some(m) => gradients::explain_row(servable, &features, row, &target, m, options.steps)?
@@ -99,6 +100,8 @@ pub fn explain(
 /// Attributions of one row over the features, before they are shaped like the inputs.
 pub(crate) struct RawAttribution {
     pub(crate) method: Method,
+    /// The signature input attributed (for tables, the encoded features of every input).
+    pub(crate) input: usize,
     pub(crate) values: Vec<f32>,
     pub(crate) score: f32,
     pub(crate) baseline_score: Option<f32>,
@@ -156,8 +159,8 @@ fn shape_attributions(
                 Vec::new()
             };
             let tensor = Tensor {
-                name: names.first().cloned().unwrap_or_default(),
-                shape: shapes.first().cloned().unwrap_or_default(),
+                name: names.get(raw.input).cloned().unwrap_or_default(),
+                shape: shapes.get(raw.input).cloned().unwrap_or_default(),
                 data: TensorData::F32(raw.values),
             };
             (vec![tensor], features)

@@ -9,9 +9,13 @@ use crate::{Method, Options, RawAttribution};
 /// Occluded copies run per inference call.
 const CHUNK: usize = 64;
 
-/// Explains row `row` of `features` by occlusion: a table's columns one at a time; an image's
-/// windows of `options.window` pixels (stride half a window, all channels), each pixel getting
-/// the mean drop of the windows that cover it; any other input one value at a time.
+/// Most occlusions (inference rows) per explained row; more is refused, naming the window.
+pub const MAX_OCCLUSIONS: usize = 4096;
+
+/// Explains row `row` of `features` by occlusion: a table's columns one at a time (a column's
+/// drop shared among its one-hot features, so that they sum to it); an image's windows of
+/// `options.window` pixels (stride half a window, all channels), each pixel getting the mean
+/// drop of the windows that cover it; any other input one value at a time.
 pub(crate) fn explain_row(
     servable: &dyn Servable,
     features: &[Tensor],
@@ -29,32 +33,33 @@ pub(crate) fn explain_row(
     let TensorData::F32(all) = &tensor.data else { unreachable!("checked above") };
     let x = &all[row * width..(row + 1) * width];
     let baseline = servable.baseline_features().filter(|b| b.len() == width).unwrap_or_else(|| vec![0.0; width]);
-    let masks = match layout {
-        Some(layout) => column_masks(layout),
-        None => match spatial(&tensor.shape[1..]) {
-            Some(grid) => window_masks(grid, options.window),
-            None => (0..width).map(|i| vec![i]).collect(),
-        },
-    };
-    let mut variants: Vec<Vec<f32>> = vec![x.to_vec()];
-    for mask in &masks {
-        let mut v = x.to_vec();
-        mask.iter().for_each(|&i| v[i] = baseline[i]);
-        variants.push(v);
-    }
-    let scores = run_variants(servable, features, index, row, &variants, target)?;
-    let score = scores[0];
+    let masks = masks(tensor, width, layout, options.window)?;
+    let run = Run { servable, features, index, row, target, deadline: options.deadline };
+    let score = run.scores(&[x.to_vec()])?[0];
     let (mut sum, mut count) = (vec![0f32; width], vec![0u32; width]);
-    for (mask, s) in masks.iter().zip(&scores[1..]) {
-        for &i in mask {
-            sum[i] += score - s;
-            count[i] += 1;
+    let chunk = if servable.batches() { CHUNK } else { 1 };
+    for group in masks.chunks(chunk) {
+        let variants: Vec<Vec<f32>> = group
+            .iter()
+            .map(|mask| {
+                let mut v = x.to_vec();
+                mask.iter().for_each(|&i| v[i] = baseline[i]);
+                v
+            })
+            .collect();
+        for (mask, s) in group.iter().zip(run.scores(&variants)?) {
+            let share = if layout.is_some() { (score - s) / mask.len().max(1) as f32 } else { score - s };
+            for &i in mask {
+                sum[i] += share;
+                count[i] += 1;
+            }
         }
     }
     let values = sum.iter().zip(&count).map(|(s, &c)| if c == 0 { 0.0 } else { s / c as f32 }).collect();
-    let baseline_score = run_variants(servable, features, index, row, &[baseline], target)?[0];
+    let baseline_score = run.scores(&[baseline])?[0];
     Ok(RawAttribution {
         method: Method::Occlusion,
+        input: index,
         values,
         score,
         baseline_score: Some(baseline_score),
@@ -62,38 +67,72 @@ pub(crate) fn explain_row(
     })
 }
 
-/// The attributed unit for each variant of the attributed tensor's row, other inputs held at
-/// the row's values; one run per [`CHUNK`] variants (one per variant when the model does not
-/// batch).
-fn run_variants(
-    servable: &dyn Servable,
-    features: &[Tensor],
+/// The occlusions of one row, at most [`MAX_OCCLUSIONS`].
+fn masks(
+    tensor: &Tensor,
+    width: usize,
+    layout: &Option<Vec<(usize, String)>>,
+    window: usize,
+) -> Result<Vec<Vec<usize>>, ApiError> {
+    let masks = match layout {
+        Some(layout) => column_masks(layout),
+        None => match spatial(&tensor.shape[1..]) {
+            Some(grid) => {
+                let n = window_count(grid.h, window) * window_count(grid.w, window);
+                if n > MAX_OCCLUSIONS {
+                    return Err(ApiError::invalid(format!(
+                        "parameters.window: {window} gives {n} windows on a {}x{} image, above {MAX_OCCLUSIONS}; \
+                         give a larger window",
+                        grid.h, grid.w
+                    )));
+                }
+                window_masks(grid, window)
+            }
+            None if width > MAX_OCCLUSIONS => {
+                return Err(ApiError::invalid(format!(
+                    "parameters.method: occlusion takes at most {MAX_OCCLUSIONS} values of a flat input, \
+                     {:?} has {width}",
+                    tensor.name
+                )))
+            }
+            None => (0..width).map(|i| vec![i]).collect(),
+        },
+    };
+    Ok(masks)
+}
+
+/// One explained row's inference runs: the attributed tensor's row replaced by variants,
+/// other inputs held at the row's values.
+struct Run<'a> {
+    servable: &'a dyn Servable,
+    features: &'a [Tensor],
     index: usize,
     row: usize,
-    variants: &[Vec<f32>],
-    target: &Chosen,
-) -> Result<Vec<f32>, ApiError> {
-    let chunk = if servable.batches() { CHUNK } else { 1 };
-    let mut out = Vec::with_capacity(variants.len());
-    for part in variants.chunks(chunk) {
-        let n = part.len();
-        let inputs: Vec<Tensor> = features
+    target: &'a Chosen,
+    deadline: Option<std::time::Instant>,
+}
+
+impl Run<'_> {
+    /// The attributed unit for each variant, in one inference call.
+    fn scores(&self, variants: &[Vec<f32>]) -> Result<Vec<f32>, ApiError> {
+        crate::options::check_deadline(self.deadline)?;
+        let n = variants.len();
+        let inputs: Vec<Tensor> = self
+            .features
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 let mut shape = t.shape.clone();
                 shape[0] = n;
-                if i == index {
-                    return Ok(Tensor { name: t.name.clone(), shape, data: TensorData::F32(part.concat()) });
+                if i == self.index {
+                    return Tensor { name: t.name.clone(), shape, data: TensorData::F32(variants.concat()) };
                 }
-                let one = t.slice_rows(row, 1).ok_or_else(|| ApiError::invalid("row out of range"))?;
-                let copies = vec![&one; n];
-                Ok(Tensor::concat_rows(&copies).expect("copies of one row stack"))
+                let one = t.slice_rows(self.row, 1).expect("the explained row exists");
+                Tensor::concat_rows(&vec![&one; n]).expect("copies of one row stack")
             })
-            .collect::<Result<_, ApiError>>()?;
-        out.extend(target.values(&servable.infer(&inputs)?)?);
+            .collect();
+        self.target.values(&self.servable.infer(&inputs)?)
     }
-    Ok(out)
 }
 
 /// Each column's features (a table).
@@ -123,17 +162,24 @@ fn spatial(shape: &[usize]) -> Option<Grid> {
     }
 }
 
+/// Start positions of windows of side `side` along `len`: stride half a side, the last one
+/// flush with the edge.
+fn window_starts(len: usize, side: usize) -> Vec<usize> {
+    let last = len.saturating_sub(side);
+    let mut s: Vec<usize> = (0..=last).step_by((side / 2).max(1)).collect();
+    if s.last() != Some(&last) {
+        s.push(last);
+    }
+    s
+}
+
+fn window_count(len: usize, side: usize) -> usize {
+    window_starts(len, side).len()
+}
+
 /// Square windows of side `side` (clipped at the edges), stride half a side, every channel.
 fn window_masks(g: Grid, side: usize) -> Vec<Vec<usize>> {
-    let stride = (side / 2).max(1);
-    let starts = |len: usize| -> Vec<usize> {
-        let last = len.saturating_sub(side);
-        let mut s: Vec<usize> = (0..=last).step_by(stride).collect();
-        if s.last() != Some(&last) {
-            s.push(last);
-        }
-        s
-    };
+    let starts = |len: usize| window_starts(len, side);
     let mut masks = Vec::new();
     for y0 in starts(g.h) {
         for x0 in starts(g.w) {

@@ -70,11 +70,13 @@ pub struct Options {
     pub target: Target,
     /// Occlusion window side in pixels for images (stride half of it).
     pub window: usize,
+    /// When to give up (the caller's request timeout): checked between inference runs.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { method: None, steps: DEFAULT_STEPS, target: Target::Predicted, window: 4 }
+        Options { method: None, steps: DEFAULT_STEPS, target: Target::Predicted, window: 4, deadline: None }
     }
 }
 
@@ -87,5 +89,16 @@ impl Options {
             return Err(ApiError::invalid(format!("parameters.window: expected 1 to 64, got {}", self.window)));
         }
         Ok(())
+    }
+}
+
+/// Deadline exceeded, as an error.
+pub(crate) fn check_deadline(deadline: Option<std::time::Instant>) -> Result<(), ApiError> {
+    match deadline {
+        Some(d) if std::time::Instant::now() > d => Err(ApiError::new(
+            lathe_types::ErrorKind::DeadlineExceeded,
+            "the explanation ran out of time; ask for fewer rows or steps",
+        )),
+        _ => Ok(()),
     }
 }

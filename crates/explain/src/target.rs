@@ -46,7 +46,7 @@ pub(crate) fn choose(servable: &dyn Servable, features: &[Tensor], target: &Targ
     let binary = classes.len() == 2 && sig.scores_output(None).is_none() && outputs.len() == 1;
     match (scores, binary) {
         (Some(i), _) => by_class(&outputs, i, rows, classes, target),
-        (None, true) => one_unit(&outputs, 0, 0, Some(classes[1].clone()), rows, target),
+        (None, true) => one_unit_binary(&outputs, classes, rows, target),
         (None, false) => {
             let floats: Vec<usize> = (0..outputs.len()).filter(|&i| is_float(&outputs[i])).collect();
             let pick = match target {
@@ -86,6 +86,39 @@ fn one_unit(
     // A single-unit output's gradient unit is its column 0; a regressor's is its target index.
     let chosen = Chosen { output, unit, class, tensor, column: 0 };
     Ok(vec![chosen; rows])
+}
+
+/// A one-unit binary classifier: its unit is the probability of the second class.
+fn one_unit_binary(
+    outputs: &[Tensor],
+    classes: &[String],
+    rows: usize,
+    target: &Target,
+) -> Result<Vec<Chosen>, ApiError> {
+    let second = |asked: String| {
+        if asked == classes[1] {
+            return Ok(());
+        }
+        let message = format!(
+            "parameters.target: this model has one unit, the probability of {:?}; attributions for {:?} are \
+             the same with the sign flipped (got {asked})",
+            classes[1], classes[0]
+        );
+        Err(ApiError::invalid(message))
+    };
+    match target {
+        Target::Predicted => {}
+        Target::Unit(1) => {}
+        Target::Unit(u) if *u == 0 => second(classes[0].clone())?,
+        Target::Unit(u) => return Err(ApiError::invalid(format!("parameters.target: class index {u} of 2 classes"))),
+        Target::Name(n) if classes.contains(n) => second(n.clone())?,
+        Target::Name(n) => {
+            return Err(ApiError::invalid(format!(
+                "parameters.target: unknown class {n:?}; the classes are {classes:?}"
+            )))
+        }
+    }
+    one_unit(outputs, 0, 0, Some(classes[1].clone()), rows, &Target::Predicted)
 }
 
 fn by_class(

@@ -95,7 +95,8 @@ pub fn measure(
             let mut live: Vec<f32> = window.features.iter().filter_map(|r| r.get(j).copied()).collect();
             live.retain(|v| v.is_finite());
             let live_mean = live.iter().map(|&v| v as f64).sum::<f64>() / live.len().max(1) as f64;
-            let psi = psi(&f.bins, &live);
+            // No rows: nothing has drifted yet.
+            let psi = if live.is_empty() { 0.0 } else { psi(&f.bins, &live) };
             live.sort_by(f32::total_cmp);
             let ks = ks(&f.quantiles, &live);
             let name = names.get(j).cloned().unwrap_or_else(|| format!("feature[{j}]"));
@@ -234,6 +235,14 @@ mod tests {
         let d = ks(&f.quantiles, &sorted);
         // The exact KS distance of N(0,1) and N(1,1) is 2Φ(0.5) − 1 ≈ 0.383.
         assert!((d - 0.383).abs() < 0.06, "{d}");
+    }
+
+    #[test]
+    fn an_empty_window_has_not_drifted() {
+        let stats = stats_of(&normal(500, 0.0));
+        let report = measure(&stats, &window_of(&[]), &[], &DriftConfig::default());
+        assert_eq!((report.rows, report.score, report.alert), (0, 0.0, false));
+        assert!(report.outputs.is_none());
     }
 
     #[test]

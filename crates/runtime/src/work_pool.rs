@@ -33,7 +33,11 @@ impl WorkPool {
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => job(),
+                        // A panicking job drops its reply (the caller answers 500); the
+                        // thread lives on for the next one.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
                         Err(_) => return,
                     }
                 })
@@ -106,5 +110,13 @@ mod tests {
         }
         pool.close();
         assert_eq!(pool.submit(|| ()).unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_leaves_the_thread_serving() {
+        let pool = WorkPool::new("inspections", 1, 4);
+        let failed = pool.submit(|| -> u8 { panic!("a bad job") }).unwrap();
+        assert!(failed.await.is_err(), "the reply is dropped");
+        assert_eq!(pool.submit(|| 7).unwrap().await.unwrap(), 7);
     }
 }

@@ -151,8 +151,19 @@ fn inference_dropout_is_identity_and_batch_norm_uses_moving_statistics() {
 /// `Network::input_gradients` (inference mode, one output unit) against central differences
 /// of the inference forward pass w.r.t. each input value.
 fn check_input_gradients(layers: &str, shape: &str, n: usize, unit: usize) {
-    let (_, net) = network(layers, shape, 5);
+    let (_, mut net) = network(layers, shape, 5);
     let mut rng = Rng::new(13);
+    // Batch norm's inference form with statistics and scales away from their initial 0 and 1.
+    let mut tensors = net.tensors();
+    for t in tensors.iter_mut() {
+        let (lo, span) = match t.name.rsplit('.').next().unwrap() {
+            "moving_mean" | "beta" => (-0.5, 1.0),
+            "moving_variance" | "gamma" => (0.5, 1.0),
+            _ => continue,
+        };
+        t.data.iter_mut().for_each(|v| *v = lo + span * rng.next_f32());
+    }
+    net.load_tensors(&tensors).unwrap();
     let x: Vec<f32> = (0..n * net.input_len()).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
     let width = net.output_len();
     let output = |x: &[f32]| -> Vec<f64> {

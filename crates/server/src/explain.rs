@@ -25,7 +25,9 @@ pub fn options(parameters: &Map<String, Value>) -> Result<Options, ApiError> {
                 o.target = match value {
                     Value::Number(_) => Target::Unit(count(value, &path)?),
                     Value::String(s) => Target::Name(s.clone()),
-                    _ => return Err(ApiError::invalid(format!("{path}: expected a class index or name"))),
+                    other => {
+                        return Err(ApiError::invalid(format!("{path}: expected a class index or name, got {other}")))
+                    }
                 }
             }
             other => {
@@ -39,11 +41,13 @@ pub fn options(parameters: &Map<String, Value>) -> Result<Options, ApiError> {
 }
 
 fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, ApiError> {
-    v.as_str().ok_or_else(|| ApiError::invalid(format!("{path}: expected a string")))
+    v.as_str().ok_or_else(|| ApiError::invalid(format!("{path}: expected a string, got {v}")))
 }
 
 fn count(v: &Value, path: &str) -> Result<usize, ApiError> {
-    v.as_u64().map(|n| n as usize).ok_or_else(|| ApiError::invalid(format!("{path}: expected a non-negative integer")))
+    v.as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| ApiError::invalid(format!("{path}: expected a non-negative integer, got {v}")))
 }
 
 /// A KServe V1 body without its `parameters` (which `:predict` does not take), and them.
@@ -55,7 +59,7 @@ pub fn split_parameters(bytes: &[u8]) -> Result<(Vec<u8>, Map<String, Value>), A
     let parameters = match object.remove("parameters") {
         None => Map::new(),
         Some(Value::Object(p)) => p,
-        Some(_) => return Err(ApiError::invalid("parameters: expected an object")),
+        Some(other) => return Err(ApiError::invalid(format!("parameters: expected an object, got {other}"))),
     };
     Ok((serde_json::to_vec(&Value::Object(object)).expect("serialise"), parameters))
 }
@@ -65,8 +69,9 @@ pub async fn run(
     st: &AppState,
     loaded: &Arc<LoadedVersion>,
     inputs: Vec<Tensor>,
-    options: Options,
+    mut options: Options,
 ) -> Result<Vec<Explanation>, ApiError> {
+    options.deadline = Some(std::time::Instant::now() + st.limits.request_timeout);
     if loaded.generation.is_some() {
         return Err(ApiError::invalid("explanations attribute numeric inputs; this is a text-generation model"));
     }

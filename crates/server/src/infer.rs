@@ -34,7 +34,7 @@ pub fn mirror(state: &AppState, shadow: Option<Arc<LoadedVersion>>, inputs: &[Te
 pub async fn run(state: &AppState, version: &Arc<LoadedVersion>, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ApiError> {
     let (inputs, rows) = conform(version.servable.signature(), inputs)?;
     let inputs = preprocess(state, version, inputs).await?;
-    let monitor = state.observe.monitor(version, state.manager.repository().root());
+    let monitor = state.observe.monitor(version, state.manager.repository().root()).await;
     let watched = monitor.has_statistics().then(|| inputs.clone());
     let outputs = submit(state, version, inputs, rows).await?;
     if let Some(features) = watched {

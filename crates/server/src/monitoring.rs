@@ -17,7 +17,7 @@ const LISTED_FEATURES: usize = 20;
 /// The monitoring answer of the version `selector` picks.
 pub async fn monitoring(st: &AppState, name: &str, selector: &Selector) -> HttpResult<Response> {
     let loaded = st.manager.resolve(name, selector)?;
-    let monitor = st.observe.monitor(&loaded, st.manager.repository().root());
+    let monitor = st.observe.monitor(&loaded, st.manager.repository().root()).await;
     let (model, version) = (loaded.name.clone(), loaded.version);
     if st.observe.config.window_rows == 0 {
         return Ok(json_ok(&json!({
@@ -41,7 +41,7 @@ pub async fn monitoring(st: &AppState, name: &str, selector: &Selector) -> HttpR
     }
     let config = st.observe.config.drift;
     let (m, v) = (model.clone(), version);
-    let rx = st.observe.pool.submit(move || monitor.measure(&config, &m, v))?;
+    let rx = st.observe.drift_pool.submit(move || monitor.measure(&config, &m, v))?;
     let report = rx
         .await
         .map_err(|_| ApiError::new(ErrorKind::Internal, "the measuring thread stopped"))?

@@ -75,6 +75,8 @@ pub struct VersionMonitor {
 pub struct Observability {
     /// Dedicated threads for explanations and inspections.
     pub pool: Arc<WorkPool>,
+    /// A thread measuring drift for `/monitoring`, apart from explanations.
+    pub drift_pool: Arc<WorkPool>,
     /// The configuration.
     pub config: ObserveConfig,
     /// The request log, when enabled.
@@ -87,8 +89,9 @@ impl Observability {
     /// `drift_interval` (it ends when the last handle is dropped).
     pub fn start(config: ObserveConfig, request_log: Option<RequestLogSettings>) -> Arc<Observability> {
         let pool = WorkPool::new("explanations", config.explain_threads, config.explain_queue);
+        let drift_pool = WorkPool::new("drift measurements", 1, 4);
         let interval = config.drift_interval;
-        let observe = Arc::new(Observability { pool, config, request_log, monitors: RwLock::default() });
+        let observe = Arc::new(Observability { pool, drift_pool, config, request_log, monitors: RwLock::default() });
         let weak = Arc::downgrade(&observe);
         let spawned = std::thread::Builder::new().name("drift".into()).spawn(move || loop {
             std::thread::sleep(interval);
@@ -103,33 +106,21 @@ impl Observability {
         observe
     }
 
-    /// The monitor of a version, made on first use from its `statistics.json` (versions
-    /// without one get a monitor that records nothing).
-    pub fn monitor(&self, version: &LoadedVersion, root: &std::path::Path) -> Arc<VersionMonitor> {
+    /// The monitor of a version, made on first use from its `statistics.json`, read on the
+    /// blocking pool (versions without one get a monitor that records nothing).
+    pub async fn monitor(&self, version: &Arc<LoadedVersion>, root: &std::path::Path) -> Arc<VersionMonitor> {
         let key = (version.name.clone(), version.version);
         if let Some(m) = self.monitors.read().expect("monitors lock").get(&key) {
             return m.clone();
         }
+        let (loaded, dir) = (version.clone(), root.join(&version.name).join(version.version.to_string()));
+        let window_rows = self.config.window_rows;
+        let made = tokio::task::spawn_blocking(move || VersionMonitor::new(&loaded, &dir, window_rows)).await;
+        let made = made.unwrap_or_else(|_| VersionMonitor::new_unwatched(window_rows));
         let mut monitors = self.monitors.write().expect("monitors lock");
         // Keep the monitors of a model's last 8 versions.
         monitors.retain(|(name, v), _| name != &key.0 || *v + 8 > key.1);
-        monitors
-            .entry(key)
-            .or_insert_with(|| {
-                let dir = root.join(&version.name).join(version.version.to_string());
-                let watched = self.config.window_rows > 0;
-                let statistics = watched.then(|| read_statistics(&dir, version)).flatten();
-                let names = feature_names(version, statistics.as_ref());
-                Arc::new(VersionMonitor {
-                    statistics,
-                    names,
-                    window: Mutex::new(LiveWindow::new(self.config.window_rows)),
-                    alerting: AtomicBool::new(false),
-                    measured: AtomicU64::new(0),
-                    last: Mutex::new(None),
-                })
-            })
-            .clone()
+        monitors.entry(key).or_insert_with(|| Arc::new(made)).clone()
     }
 
     /// The families of [`Observability::families`] in the text exposition format.
@@ -190,6 +181,24 @@ impl Observability {
 }
 
 impl VersionMonitor {
+    /// The monitor of `version` in `dir`; a window of 0 rows watches nothing.
+    fn new(version: &LoadedVersion, dir: &std::path::Path, window_rows: usize) -> VersionMonitor {
+        let statistics = if window_rows > 0 { read_statistics(dir, version) } else { None };
+        let names = feature_names(version, statistics.as_ref());
+        VersionMonitor { statistics, names, ..VersionMonitor::new_unwatched(window_rows) }
+    }
+
+    fn new_unwatched(window_rows: usize) -> VersionMonitor {
+        VersionMonitor {
+            statistics: None,
+            names: Vec::new(),
+            window: Mutex::new(LiveWindow::new(window_rows)),
+            alerting: AtomicBool::new(false),
+            measured: AtomicU64::new(0),
+            last: Mutex::new(None),
+        }
+    }
+
     /// Whether rows arrived since the last measurement.
     fn changed(&self) -> bool {
         let seen = self.window.lock().expect("window lock").seen();
@@ -275,8 +284,8 @@ fn feature_names(version: &LoadedVersion, stats: Option<&TrainingStatistics>) ->
     if names.len() == count {
         return names.to_vec();
     }
-    let shape: Vec<i64> =
-        version.servable.signature().inputs.first().map(|s| s.shape[1..].to_vec()).unwrap_or_default();
+    let input = version.servable.signature().inputs.first();
+    let shape: Vec<i64> = input.and_then(|s| s.shape.get(1..)).map(<[i64]>::to_vec).unwrap_or_default();
     match shape[..] {
         [h, w] | [h, w, 1] if h > 0 && w > 0 && (h * w) as usize == count => {
             (0..count).map(|i| format!("pixel[{},{}]", i / w as usize, i % w as usize)).collect()

@@ -277,12 +277,7 @@ async fn infer(st: AppState, name: String, version: Option<String>, headers: Hea
     let mut answered = String::new();
     let mut model_label = String::new();
     let result = async {
-        let header_len = match headers.get("inference-header-content-length") {
-            None => None,
-            Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| {
-                ApiError::invalid("Inference-Header-Content-Length: expected a non-negative integer")
-            })?),
-        };
+        let header_len = header_length(&headers)?;
         let sel = selector(version.as_deref())?;
         let bytes = read_body(body, st.limits.max_body_bytes).await?;
         let (loaded, shadow): (std::sync::Arc<LoadedVersion>, _) =
@@ -332,6 +327,18 @@ async fn infer(st: AppState, name: String, version: Option<String>, headers: Hea
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The binary extension's `Inference-Header-Content-Length`, when present.
+fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    match headers.get("inference-header-content-length") {
+        None => Ok(None),
+        Some(v) => {
+            Ok(Some(v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| {
+                ApiError::invalid("Inference-Header-Content-Length: expected a non-negative integer")
+            })?))
+        }
+    }
 }
 
 /// The `id` of a JSON request body, read without decoding the tensors.
@@ -549,8 +556,13 @@ pub async fn version_stats(
         (status = 429, description = "Explanations busy"),
     ),
 )]
-pub async fn explain_model(State(st): State<AppState>, Path(name): Path<String>, body: Body) -> Response {
-    explain(st, name, None, body).await
+pub async fn explain_model(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    explain(st, name, None, headers, body).await
 }
 
 /// `POST /v2/models/{m}/versions/{v}/explain`.
@@ -573,19 +585,20 @@ pub async fn explain_model(State(st): State<AppState>, Path(name): Path<String>,
 pub async fn explain_version(
     State(st): State<AppState>,
     Path((name, v)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    explain(st, name, Some(v), body).await
+    explain(st, name, Some(v), headers, body).await
 }
 
-async fn explain(st: AppState, name: String, version: Option<String>, body: Body) -> Response {
+async fn explain(st: AppState, name: String, version: Option<String>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let mut answered = String::new();
     let result = async {
         let loaded = st.manager.resolve(&name, &selector(version.as_deref())?)?;
         answered = loaded.version.to_string();
         let bytes = read_body(body, st.limits.max_body_bytes).await?;
-        let req = decode_request(&bytes, None, loaded.servable.signature())?;
+        let req = decode_request(&bytes, header_length(&headers)?, loaded.servable.signature())?;
         let options = crate::explain::options(&req.parameters)?;
         let explanations = crate::explain::run(&st, &loaded, req.inputs, options).await?;
         let body = crate::explain::v2_body(&name, loaded.version, req.id.as_deref(), &explanations);

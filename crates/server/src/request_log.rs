@@ -4,8 +4,8 @@
 //!
 //! A line: `time` (RFC 3339, UTC), `model`, `version` (when the answer names it),
 //! `method`, `path`, `query`, `content_type`, `inference_header_content_length` (V2 binary
-//! bodies), `status`, `latency_ms`, `redacted`, `request` (the JSON body, or
-//! `{"base64": …}` for other bodies) and `response` (the JSON answer; left out for streams).
+//! bodies), `status`, `latency_ms`, `redacted`, `request` (a JSON body) or `request_base64`
+//! (any other body), and `response` (the JSON answer; left out for streams).
 
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use lathe_types::{ApiError, ErrorKind};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::HttpError;
 use crate::observe::RequestLogSettings;
@@ -138,12 +138,15 @@ struct Record<'a> {
     status: u16,
     latency_ms: f64,
     redacted: bool,
-    request: Json<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<&'a RawValue>,
+    request: Option<Json<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<Json<'a>>,
 }
 
-/// A body: as received, or rebuilt (redacted, or base64 of a body that is not JSON).
+/// A JSON body: as received, or rebuilt (compacted onto one line, or redacted).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Json<'a> {
@@ -154,7 +157,7 @@ enum Json<'a> {
 fn line(entry: Entry, x: Exchange, redact: &[String], single_input: Option<&str>) -> String {
     let header = |name: &str| entry.headers.get(name).and_then(|v| v.to_str().ok());
     let binary_len = header("inference-header-content-length");
-    let (request, redacted) = request_json(&x.request, binary_len.is_some(), redact, single_input);
+    let (request, request_base64, redacted) = request_json(&x.request, binary_len.is_some(), redact, single_input);
     let record = Record {
         time: &x.time,
         model: &entry.model,
@@ -168,30 +171,50 @@ fn line(entry: Entry, x: Exchange, redact: &[String], single_input: Option<&str>
         latency_ms: (x.latency_ms * 1000.0).round() / 1000.0,
         redacted,
         request,
-        response: x.answer.as_deref().and_then(|a| serde_json::from_slice::<&RawValue>(a).ok()),
+        request_base64,
+        response: x.answer.as_deref().and_then(answer_json),
     };
     serde_json::to_string(&record).expect("a record serialises")
 }
 
-/// The request body as JSON (base64 for other bodies), redacted; and whether anything was.
-fn request_json<'a>(body: &'a [u8], binary: bool, redact: &[String], single_input: Option<&str>) -> (Json<'a>, bool) {
-    let base64 = || Json::Tree(json!({ "base64": base64::engine::general_purpose::STANDARD.encode(body) }));
+/// The request body: JSON as received (compacted when it spans lines), redacted when inputs are
+/// to be hidden; other bodies (V2 binary, not JSON) in base64 under `request_base64`, or, when
+/// inputs are to be hidden, not at all, since they cannot be inspected. Returns the two fields
+/// and whether anything was hidden.
+fn request_json<'a>(
+    body: &'a [u8],
+    binary: bool,
+    redact: &[String],
+    single_input: Option<&str>,
+) -> (Option<Json<'a>>, Option<String>, bool) {
+    let opaque = || match redact.is_empty() {
+        true => (None, Some(base64::engine::general_purpose::STANDARD.encode(body)), false),
+        false => (Some(Json::Tree(Value::String(REDACTED.into()))), None, true),
+    };
     if binary {
-        return (base64(), false);
+        return opaque();
     }
-    if redact.is_empty() {
+    if redact.is_empty() && !body.iter().any(|&b| b == b'\n' || b == b'\r') {
         return match serde_json::from_slice::<&RawValue>(body) {
-            Ok(raw) => (Json::Raw(raw), false),
-            Err(_) => (base64(), false),
+            Ok(raw) => (Some(Json::Raw(raw)), None, false),
+            Err(_) => opaque(),
         };
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
             let redacted = redact_inputs(&mut v, redact, single_input);
-            (Json::Tree(v), redacted)
+            (Some(Json::Tree(v)), None, redacted)
         }
-        Err(_) => (base64(), false),
+        Err(_) => opaque(),
     }
+}
+
+/// An answer to embed: as received, or compacted when it spans lines; `None` when not JSON.
+fn answer_json(answer: &[u8]) -> Option<Json<'_>> {
+    if answer.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return serde_json::from_slice::<Value>(answer).ok().map(Json::Tree);
+    }
+    serde_json::from_slice::<&RawValue>(answer).ok().map(Json::Raw)
 }
 
 /// `model_version` of a V2 answer, read without building the document.
@@ -271,7 +294,7 @@ pub fn redact_inputs(body: &mut Value, names: &[String], single_input: Option<&s
     }
     match top.get_mut("inputs") {
         Some(Value::Object(columns)) => columns.iter_mut().filter(|(k, _)| hidden(k)).for_each(|(_, v)| hide(v)),
-        Some(Value::Array(tensors)) => {
+        Some(Value::Array(tensors)) if is_tensor_list(tensors) => {
             for t in tensors.iter_mut().filter_map(Value::as_object_mut) {
                 if t.get("name").and_then(Value::as_str).is_some_and(hidden) {
                     if let Some(data) = t.get_mut("data") {
@@ -280,6 +303,7 @@ pub fn redact_inputs(body: &mut Value, names: &[String], single_input: Option<&s
                 }
             }
         }
+        // TF Serving's columnar form of a single input: `{"inputs": [[…], …]}` or a value.
         Some(v) if single_input.is_some_and(hidden) => hide(v),
         _ => {}
     }
@@ -287,9 +311,15 @@ pub fn redact_inputs(body: &mut Value, names: &[String], single_input: Option<&s
     any
 }
 
+/// Whether `items` is a V2 list of named tensors.
+fn is_tensor_list(items: &[Value]) -> bool {
+    !items.is_empty() && items.iter().all(|t| t.get("name").is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn inference_paths_name_their_model() {
@@ -313,8 +343,26 @@ mod tests {
         let mut chat = json!({"model": "m", "messages": [{"role": "user", "content": "secret"}]});
         assert!(redact_inputs(&mut chat, &names, None));
         assert_eq!(chat["messages"], json!(REDACTED));
+        let mut columnar = json!({"inputs": [[1, 2]]});
+        assert!(redact_inputs(&mut columnar, &names, Some("ssn")));
+        assert_eq!(columnar["inputs"], json!(REDACTED));
         let mut bare = json!({"instances": [[1, 2]]});
         assert!(redact_inputs(&mut bare, &names, Some("ssn")));
         assert!(!redact_inputs(&mut json!({"instances": [[1]]}), &names, Some("image")));
+    }
+
+    #[test]
+    fn a_pretty_printed_body_becomes_one_line_and_opaque_bodies_are_hidden_when_redacting() {
+        let pretty = b"{\n  \"instances\": [[1,\n 2]]\n}\n";
+        let (request, b64, redacted) = request_json(pretty, false, &[], None);
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!((text.as_str(), b64, redacted), (r#"{"instances":[[1,2]]}"#, None, false));
+        let (request, b64, _) = request_json(b"not json", false, &[], None);
+        assert!(request.is_none());
+        assert_eq!(b64.as_deref(), Some("bm90IGpzb24="));
+        let names = vec!["image".to_string()];
+        let (request, b64, redacted) = request_json(b"\x01\x02", true, &names, None);
+        assert_eq!(serde_json::to_value(&request).unwrap(), json!(REDACTED));
+        assert_eq!((b64, redacted), (None, true));
     }
 }

@@ -88,12 +88,9 @@ fn request_of(record: &Value, model: Option<&str>) -> Option<Request> {
     if let Some(q) = record["query"].as_str() {
         path = format!("{path}?{q}");
     }
-    let request = &record["request"];
-    let body = match request.get("base64").and_then(Value::as_str) {
-        Some(b64) if request.as_object().is_some_and(|o| o.len() == 1) => {
-            base64::engine::general_purpose::STANDARD.decode(b64).ok()?
-        }
-        _ => serde_json::to_vec(request).ok()?,
+    let body = match record["request_base64"].as_str() {
+        Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64).ok()?,
+        None => serde_json::to_vec(record.get("request")?).ok()?,
     };
     let mut headers = vec![("content-type", record["content_type"].as_str().unwrap_or("application/json").to_string())];
     if let Some(len) = record["inference_header_content_length"].as_str() {
