@@ -251,6 +251,22 @@ mod tests {
     }
 
     #[test]
+    fn rotates_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.jsonl");
+        let rotation = Rotation { max_bytes: None, max_age: Some(Duration::from_millis(100)), keep: 3 };
+        let log = RequestLog::start(RequestLogConfig { sink: Sink::File(path.clone()), rotation, queue: 8 }).unwrap();
+        log.record("{\"n\":1}".into());
+        wait_for(&log, 1);
+        std::thread::sleep(Duration::from_millis(150));
+        log.record("{\"n\":2}".into());
+        wait_for(&log, 2);
+        let older = std::fs::read_to_string(path.with_extension("jsonl.1")).unwrap();
+        assert_eq!(older, "{\"n\":1}\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
+    }
+
+    #[test]
     fn a_full_disk_drops_and_counts() {
         let full = Path::new("/dev/full");
         assert!(full.exists(), "/dev/full is part of every Linux system");
