@@ -60,7 +60,7 @@ pub(crate) fn choose(servable: &dyn Servable, features: &[Tensor], target: &Targ
             let &tensor = floats.get(pick).ok_or_else(|| {
                 ApiError::invalid(format!("parameters.target: the model has {} numeric outputs", floats.len()))
             })?;
-            one_unit(&outputs, tensor, pick, None, rows, &Target::Predicted)
+            Ok(one_unit(&outputs, tensor, pick, None, rows))
         }
     }
 }
@@ -69,23 +69,11 @@ fn is_float(t: &Tensor) -> bool {
     matches!(t.data.dtype(), DType::F16 | DType::F32 | DType::F64)
 }
 
-fn one_unit(
-    outputs: &[Tensor],
-    tensor: usize,
-    unit: usize,
-    class: Option<String>,
-    rows: usize,
-    target: &Target,
-) -> Result<Vec<Chosen>, ApiError> {
-    if let Target::Unit(u) = target {
-        if *u != unit {
-            return Err(ApiError::invalid(format!("parameters.target: the model has one output unit, got {u}")));
-        }
-    }
-    let output = outputs[tensor].name.clone();
-    // A single-unit output's gradient unit is its column 0; a regressor's is its target index.
-    let chosen = Chosen { output, unit, class, tensor, column: 0 };
-    Ok(vec![chosen; rows])
+/// Every row attributes column 0 of output `tensor`, as gradient unit `unit` (a regressor's
+/// target index).
+fn one_unit(outputs: &[Tensor], tensor: usize, unit: usize, class: Option<String>, rows: usize) -> Vec<Chosen> {
+    let chosen = Chosen { output: outputs[tensor].name.clone(), unit, class, tensor, column: 0 };
+    vec![chosen; rows]
 }
 
 /// A one-unit binary classifier: its unit is the probability of the second class.
@@ -118,7 +106,7 @@ fn one_unit_binary(
             )))
         }
     }
-    one_unit(outputs, 0, 0, Some(classes[1].clone()), rows, &Target::Predicted)
+    Ok(one_unit(outputs, 0, 0, Some(classes[1].clone()), rows))
 }
 
 fn by_class(

@@ -23,9 +23,12 @@ pub const FULL_TENSOR_LIMIT: usize = 4096;
 pub async fn debug(st: &AppState, name: &str, selector: &Selector, body: Body) -> Result<Response, ApiError> {
     let loaded = st.manager.resolve(name, selector)?;
     let bytes = read_body(body, st.limits.max_body_bytes).await?;
-    let (mut object, full) = split_body(&bytes)?;
-    object.remove("full_tensors");
-    let rest = serde_json::to_vec(&Value::Object(object)).expect("serialise");
+    let (rest, full) = crate::tfs_codec::take_key(&bytes, "full_tensors")?;
+    let full = match full {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => return Err(ApiError::invalid(format!("full_tensors: expected true or false, got {other}"))),
+    };
     let request = crate::tfs_codec::decode_predict(&rest, loaded.servable.signature())?;
     let (inputs, _) = crate::infer::conform(loaded.servable.signature(), request.inputs)?;
     let servable = loaded.servable.clone();
@@ -40,19 +43,6 @@ pub async fn debug(st: &AppState, name: &str, selector: &Selector, body: Body) -
             ))
         })??;
     Ok(json_ok(&answer(&loaded, &reports, full)))
-}
-
-fn split_body(bytes: &[u8]) -> Result<(Map<String, Value>, bool), ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err(ApiError::invalid("expected a JSON object with instances or inputs"));
-    };
-    let full = match object.get("full_tensors") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::invalid("full_tensors: expected true or false")),
-    };
-    Ok((object, full))
 }
 
 fn answer(loaded: &Arc<LoadedVersion>, reports: &[LayerReport], full: bool) -> Value {

@@ -52,16 +52,12 @@ fn count(v: &Value, path: &str) -> Result<usize, ApiError> {
 
 /// A KServe V1 body without its `parameters` (which `:predict` does not take), and them.
 pub fn split_parameters(bytes: &[u8]) -> Result<(Vec<u8>, Map<String, Value>), ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
-    let Value::Object(mut object) = value else {
-        return Err(ApiError::invalid("expected a JSON object with instances or inputs"));
-    };
-    let parameters = match object.remove("parameters") {
-        None => Map::new(),
-        Some(Value::Object(p)) => p,
-        Some(other) => return Err(ApiError::invalid(format!("parameters: expected an object, got {other}"))),
-    };
-    Ok((serde_json::to_vec(&Value::Object(object)).expect("serialise"), parameters))
+    let (rest, parameters) = crate::tfs_codec::take_key(bytes, "parameters")?;
+    match parameters {
+        None => Ok((rest, Map::new())),
+        Some(Value::Object(p)) => Ok((rest, p)),
+        Some(other) => Err(ApiError::invalid(format!("parameters: expected an object, got {other}"))),
+    }
 }
 
 /// Conforms `inputs` and explains each row on the explanation threads.

@@ -60,6 +60,15 @@ fn number_dtype(d: DType) -> DType {
     }
 }
 
+/// A JSON object body without `key`, re-serialised for [`decode_predict`], and `key`'s value:
+/// how `:explain` (`parameters`) and `/debug` (`full_tensors`) carry what `:predict` does not
+/// take.
+pub fn take_key(body: &[u8], key: &str) -> Result<(Vec<u8>, Option<Value>), ApiError> {
+    let mut m = parse_object(body)?;
+    let value = m.remove(key);
+    Ok((serde_json::to_vec(&m).expect("a JSON object serialises"), value))
+}
+
 /// Decodes a `:predict` body.
 pub fn decode_predict(body: &[u8], sig: &Signature) -> Result<PredictRequest, ApiError> {
     let m = parse_object(body)?;
