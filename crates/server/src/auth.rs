@@ -11,7 +11,7 @@ use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lathe_types::{ApiError, ErrorKind};
@@ -190,7 +190,7 @@ impl KeyRing {
     }
 
     /// The holder and scopes of `token`, if it is a current key.
-    fn check(&self, token: &str) -> Option<(String, Vec<Scope>)> {
+    pub fn check(&self, token: &str) -> Option<(String, Vec<Scope>)> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let loaded = self.loaded.read().expect("keys lock");
@@ -206,6 +206,15 @@ impl KeyRing {
 
 fn grants(held: &[Scope], needed: Scope) -> bool {
     held.iter().any(|&s| s == needed || s == Scope::Admin || (s == Scope::Infer && needed == Scope::Read))
+}
+
+/// The key of an `Authorization: Bearer <key>` header, if one is sent.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -228,13 +237,7 @@ pub async fn authorize(State(st): State<AppState>, mut req: Request, next: Next)
             return next.run(req).await;
         }
     };
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = bearer_token(req.headers()) else {
         return unauthorized("missing API key: send the header Authorization: Bearer <key>");
     };
     match st.keys.check(token) {

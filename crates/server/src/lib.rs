@@ -30,6 +30,7 @@ mod oip_embed;
 pub mod openai;
 pub mod openapi;
 mod preprocessing_metadata;
+pub mod promotion;
 mod repository;
 pub mod request_log;
 pub mod routes;
@@ -37,6 +38,7 @@ mod state;
 pub mod tensors;
 pub mod tfs;
 pub mod tfs_codec;
+pub mod ui;
 
 use std::future::Future;
 use std::time::Instant;

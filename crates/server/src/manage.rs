@@ -3,15 +3,18 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use lathe_registry::{RegistryError, Route, Traffic};
-use lathe_types::{ApiError, HasErrorKind, ModelRef};
+use lathe_runtime::Selector;
+use lathe_types::{ApiError, ErrorKind, HasErrorKind, ModelRef};
 use serde_json::{json, Value};
 
 use crate::auth::Actor;
 use crate::body::{json_ok, parse_version, read_body};
 use crate::error::{HttpError, HttpResult};
+use crate::promotion;
 use crate::state::AppState;
 
 fn registry_error(e: RegistryError) -> ApiError {
@@ -46,26 +49,31 @@ async fn json_body(st: &AppState, body: Body) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
 }
 
-/// `PUT /v1/models/{m}/traffic` and `PUT /v1/models/{m}/labels/{l}` (`{"version": N}`).
+/// `PUT /v1/models/{m}/traffic` and `PUT /v1/models/{m}/labels/{l}` (`{"version": N}`), made
+/// conditional by `If-Match` ([`crate::promotion`]).
 #[utoipa::path(
     put,
     path = "/v1/models/{rest}",
     tag = "management",
-    summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`)",
+    summary = "Set a traffic policy (`{m}/traffic`) or a label (`{m}/labels/{l}` with `{version: N}`); with \
+        `If-Match` (the label's current version, or the policy's `ETag` from `GET {m}/traffic`; `\"none\"` for \
+        none) only when the current value still matches, else 409",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
-            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring`, \
+            `/manifest` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
-        (status = 200, description = "The new policy or labels"),
+        (status = 200, description = "The new policy or labels, with the new value's `ETag`"),
         (status = 400, description = "Invalid"),
         (status = 404, description = "Unknown model"),
+        (status = 409, description = "`If-Match` names a value that is no longer current"),
     ),
 )]
 pub async fn put(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(rest): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> HttpResult<Response> {
     let segs: Vec<&str> = rest.split('/').collect();
@@ -75,10 +83,10 @@ pub async fn put(
             let v = json_body(&st, body).await?;
             let traffic: Traffic =
                 serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("invalid traffic policy: {e}")))?;
-            st.manager.repository().set_traffic(name, Some(&traffic)).map_err(registry_error)?;
+            let tag = write_traffic(&st, name, Some(&traffic), &headers)?;
             audit(&st, &actor, "traffic.set", name, serde_json::to_value(&traffic).expect("json"));
             apply(&st).await;
-            Ok(json_ok(&json!({ "name": name, "traffic": traffic })))
+            Ok(with_etag(json_ok(&json!({ "name": name, "traffic": traffic })), &tag))
         }
         [name, "labels", label] => {
             check_model(&st, name)?;
@@ -87,12 +95,11 @@ pub async fn put(
                 .get("version")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| ApiError::invalid("expected {\"version\": N}"))?;
-            st.manager.repository().set_label(name, label, version).map_err(registry_error)?;
+            let tag = write_label(&st, name, label, Some(version), &headers)?;
             audit(&st, &actor, "label.set", name, json!({ "label": label, "version": version }));
             apply(&st).await;
-            Ok(json_ok(
-                &json!({ "name": name, "labels": st.manager.repository().labels(name).map_err(registry_error)? }),
-            ))
+            let labels = st.manager.repository().labels(name).map_err(registry_error)?;
+            Ok(with_etag(json_ok(&json!({ "name": name, "labels": labels })), &tag))
         }
         _ => Err(ApiError::not_found(format!("no route for PUT /v1/models/{rest}")).into()),
     }
@@ -104,37 +111,39 @@ pub async fn put(
     delete,
     path = "/v1/models/{rest}",
     tag = "management",
-    summary = "Clear the traffic policy, remove a label, or delete a version (`{m}/versions/{v}`; 409 while \
-        referenced)",
+    summary = "Clear the traffic policy, remove a label (both conditional with `If-Match`, as for `PUT`), or \
+        delete a version (`{m}/versions/{v}`; 409 while referenced)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
-            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring`, \
+            `/manifest` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Done"),
         (status = 404, description = "Unknown"),
-        (status = 409, description = "Still referenced"),
+        (status = 409, description = "Still referenced, or `If-Match` no longer current"),
     ),
 )]
 pub async fn delete(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(rest): Path<String>,
+    headers: HeaderMap,
 ) -> HttpResult<Response> {
     let segs: Vec<&str> = rest.split('/').collect();
     let repo = st.manager.repository();
     let out = match segs.as_slice() {
         [name, "traffic"] => {
             check_model(&st, name)?;
-            repo.set_traffic(name, None).map_err(registry_error)?;
+            write_traffic(&st, name, None, &headers)?;
             audit(&st, &actor, "traffic.clear", name, json!({}));
             json!({ "name": name, "traffic": null })
         }
         [name, "labels", label] => {
             check_model(&st, name)?;
-            if !repo.remove_label(name, label).map_err(registry_error)? {
+            if !repo.labels(name).map_err(registry_error)?.contains_key(*label) {
                 return Err(ApiError::not_found(format!("model {name:?} has no label {label:?}")).into());
             }
+            write_label(&st, name, label, None, &headers)?;
             audit(&st, &actor, "label.delete", name, json!({ "label": label }));
             json!({ "name": name, "labels": repo.labels(name).map_err(registry_error)? })
         }
@@ -153,7 +162,13 @@ pub async fn delete(
 
 /// `POST /v1/models/{m}/rollback` (`{"to": "1"}`, default the `stable` label): all traffic to
 /// one target, shadow off.
-pub async fn rollback(st: &AppState, actor: &Actor, name: &str, body: Body) -> Result<Response, HttpError> {
+pub async fn rollback(
+    st: &AppState,
+    actor: &Actor,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
     check_model(st, name)?;
     let v = json_body(st, body).await?;
     let to = match v.get("to") {
@@ -163,17 +178,93 @@ pub async fn rollback(st: &AppState, actor: &Actor, name: &str, body: Body) -> R
         Some(_) => return Err(ApiError::invalid("to: expected a version number or a label").into()),
     };
     let traffic = Traffic { routes: vec![Route { target: to.clone(), weight: 100 }], shadow: None };
-    st.manager.repository().set_traffic(name, Some(&traffic)).map_err(registry_error)?;
+    let tag = write_traffic(st, name, Some(&traffic), headers)?;
     audit(st, actor, "traffic.rollback", name, json!({ "to": to }));
     apply(st).await;
-    Ok(json_ok(&json!({ "name": name, "traffic": traffic })))
+    Ok(with_etag(json_ok(&json!({ "name": name, "traffic": traffic })), &tag))
+}
+
+/// Sets (`Some`) or clears the traffic policy when `If-Match` allows; returns the new tag.
+fn write_traffic(
+    st: &AppState,
+    name: &str,
+    traffic: Option<&Traffic>,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let expected = promotion::expected(headers)?;
+    let repo = st.manager.repository();
+    let _held = promotion::lock();
+    let current = repo.traffic(name).map_err(registry_error)?;
+    let what = format!("the traffic policy of model {name:?}");
+    promotion::check(&expected, &promotion::traffic_tag(current.as_ref()), &what)?;
+    repo.set_traffic(name, traffic).map_err(registry_error)?;
+    Ok(promotion::traffic_tag(traffic))
+}
+
+/// Points (`Some`) or removes a label when `If-Match` allows; returns the new tag.
+fn write_label(
+    st: &AppState,
+    name: &str,
+    label: &str,
+    version: Option<u64>,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let expected = promotion::expected(headers)?;
+    let repo = st.manager.repository();
+    let _held = promotion::lock();
+    let current = repo.labels(name).map_err(registry_error)?.get(label).copied();
+    let what = format!("label {label:?} of model {name:?}");
+    promotion::check(&expected, &promotion::label_tag(current), &what)?;
+    match version {
+        Some(v) => repo.set_label(name, label, v).map_err(registry_error)?,
+        None => {
+            repo.remove_label(name, label).map_err(registry_error)?;
+        }
+    }
+    Ok(promotion::label_tag(version))
+}
+
+fn with_etag(mut response: Response, tag: &str) -> Response {
+    response.headers_mut().insert(axum::http::header::ETAG, promotion::etag(tag));
+    response
 }
 
 /// `GET /v1/models/{m}/traffic`.
 pub fn get_traffic(st: &AppState, name: &str) -> HttpResult<Response> {
     check_model(st, name)?;
     let t = st.manager.repository().traffic(name).map_err(registry_error)?;
-    Ok(json_ok(&json!({ "name": name, "traffic": t })))
+    let tag = promotion::traffic_tag(t.as_ref());
+    Ok(with_etag(json_ok(&json!({ "name": name, "traffic": t })), &tag))
+}
+
+/// The stored manifest of the version a target names (served or not): metrics, per-epoch
+/// history, confusion matrix, lineage, files, plus `version`. A target without a version is the
+/// version requests without one are routed to (the `default` label, else the newest ready
+/// one), or the newest stored version when none is served. Paths of the server's files
+/// (`data.source`, `spec.source`) are reduced to their last component.
+pub(crate) fn get_manifest(st: &AppState, name: &str, selector: &Selector) -> HttpResult<Response> {
+    let repo = st.manager.repository();
+    let version = match selector {
+        Selector::Default => st.manager.resolve(name, selector).ok().map(|l| l.version),
+        Selector::Version(v) => Some(*v),
+        Selector::Label(l) => {
+            let labels = repo.labels(name).map_err(registry_error)?;
+            let v = labels.get(l).ok_or_else(|| ApiError::not_found(format!("model {name:?} has no label {l:?}")))?;
+            Some(*v)
+        }
+    };
+    let info = repo.resolve(&ModelRef { name: name.to_string(), version }).map_err(registry_error)?;
+    let mut body =
+        serde_json::to_value(&info.manifest).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    for section in ["data", "spec"] {
+        if let Some(source) = body.pointer_mut(&format!("/{section}/source")) {
+            if let Some(last) = source.as_str().and_then(|p| p.trim_end_matches('/').rsplit('/').next()) {
+                *source = Value::String(last.to_string());
+            }
+        }
+    }
+    body["version"] = json!(info.version);
+    Ok(json_ok(&body))
 }
 
 /// `GET /v1/admin/models`: every model with its versions, metrics, load states, labels and
@@ -208,6 +299,7 @@ pub async fn list_models(State(st): State<AppState>) -> HttpResult<Response> {
                 "state": state.as_ref().map_or("UNKNOWN", |s| s.0),
                 "reason": state.map(|s| s.1).unwrap_or_default(),
                 "job": info.manifest.job(),
+                "kind": info.manifest.kind(),
             }));
         }
         models.push(json!({

@@ -15,7 +15,7 @@ use axum::Router;
 
 use crate::auth::Scope;
 use crate::state::AppState;
-use crate::{admin, llm, manage, model_upload, oip, openai, repository, tfs};
+use crate::{admin, llm, manage, model_upload, oip, openai, repository, tfs, ui};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
     form(GET, "/v1/models/{m}/monitoring", Scope::Read),
     form(GET, "/v1/models/{m}/versions/{v}/monitoring", Scope::Read),
     form(GET, "/v1/models/{m}/labels/{l}/monitoring", Scope::Read),
+    form(GET, "/v1/models/{m}/manifest", Scope::Read),
+    form(GET, "/v1/models/{m}/versions/{v}/manifest", Scope::Read),
+    form(GET, "/v1/models/{m}/labels/{l}/manifest", Scope::Read),
     route(POST, V1_MODELS, Access::ByForm, |f| on(f, tfs::post)),
     form(POST, "/v1/models/{m}:{verb}", Scope::Infer),
     form(POST, "/v1/models/{m}/versions/{v}:{verb}", Scope::Infer),
@@ -163,6 +166,11 @@ pub static ENDPOINTS: &[Endpoint] = &[
     route(GET, "/livez", OPEN, |f| on(f, oip::live)),
     route(GET, "/ping", OPEN, |f| on(f, oip::live)),
     route(GET, "/readyz", OPEN, |f| on(f, oip::ready)),
+    // The web dashboard: public pages whose API calls carry the user's key.
+    route(GET, "/ui", OPEN, |f| on(f, ui::redirect)),
+    route(GET, "/ui/", OPEN, |f| on(f, ui::index)),
+    route(GET, "/ui/config.json", OPEN, |f| on(f, ui::config)),
+    route(GET, "/ui/{*rest}", OPEN, |f| on(f, ui::file)),
 ];
 
 /// Mounts every [`Serve::Route`] endpoint of [`ENDPOINTS`].

@@ -48,7 +48,7 @@ pub fn parse_target(rest: &str, verb: bool) -> Result<Target, ApiError> {
         })?;
         (p, Some(v.to_string()))
     } else {
-        let tail = ["metadata", "monitoring"].into_iter().find(|t| rest.ends_with(&format!("/{t}")));
+        let tail = ["metadata", "monitoring", "manifest"].into_iter().find(|t| rest.ends_with(&format!("/{t}")));
         match tail {
             Some(t) => (&rest[..rest.len() - t.len() - 1], Some(t.to_string())),
             None => (rest, None),
@@ -116,16 +116,16 @@ fn tfs_state(s: LoadState) -> &'static str {
     }
 }
 
-/// `GET /v1/models/{…}`: status or metadata.
+/// `GET /v1/models/{…}`: status, metadata, drift, manifest or traffic.
 #[utoipa::path(
     get,
     path = "/v1/models/{rest}",
     tag = "tfserving",
-    summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`), drift (`/monitoring`) or \
-        traffic policy (`/traffic`)",
+    summary = "TF Serving status (with KServe V1 readiness), metadata (`/metadata`), drift (`/monitoring`), the \
+        stored manifest with history and confusion matrix (`/manifest`) or traffic policy (`/traffic`)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
-            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring`, \
+            `/manifest` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "Status, metadata or traffic"),
@@ -141,6 +141,7 @@ pub async fn get(State(st): State<AppState>, Path(rest): Path<String>) -> HttpRe
     match t.tail.as_deref() {
         Some("metadata") => metadata(&st, &t),
         Some("monitoring") => crate::monitoring::monitoring(&st, &t.name, &t.selector).await,
+        Some("manifest") => crate::manage::get_manifest(&st, &t.name, &t.selector),
         _ => status(&st, &t),
     }
 }
@@ -230,8 +231,8 @@ fn metadata(st: &AppState, t: &Target) -> HttpResult<Response> {
     summary = "TF Serving `:predict` (row `instances` or columnar `inputs`), `:classify`, `:regress`, KServe \
         `:explain` (`parameters`: method, steps, target, window); `/rollback` and `/debug` (admin)",
     params(
-        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring` or \
-            `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
+        ("rest" = String, Path, description = "`{m}[/versions/{v}|/labels/{l}]` with a `/metadata`, `/monitoring`, \
+            `/manifest` or `/traffic` tail (GET) or a `:predict|:classify|:regress|:explain` tail (POST)"),
     ),
     responses(
         (status = 200, description = "`{predictions}`, `{outputs}` or `{results}`"),
@@ -250,7 +251,7 @@ pub async fn post(
     body: Body,
 ) -> Response {
     if let Some(name) = rest.strip_suffix("/rollback") {
-        return match crate::manage::rollback(&st, &actor, name, body).await {
+        return match crate::manage::rollback(&st, &actor, name, &headers, body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };

@@ -2,17 +2,44 @@
 //!
 //! Version folders in the model repository stay the source of truth for weights and
 //! manifests; the store records what happened around them. [`MetadataStore`] is the contract;
-//! [`SqliteStore`] is the embedded default (one file, no setup), and a server database such as
-//! Postgres can implement the same trait when one machine is not enough. Publishing a version
-//! needs no store.
+//! [`SqliteStore`] is the embedded default (one file, no setup), and [`PostgresStore`] keeps
+//! the same records in a server database that every replica shares. [`open`] picks one by URL.
+//! Publishing a version needs no store.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod postgres;
 mod records;
 mod sqlite;
 
+use std::path::Path;
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
 pub use records::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord, JobState};
 pub use sqlite::SqliteStore;
+
+/// Opens the store a URL names: `sqlite://FILE` (a relative path after `sqlite://`, an absolute
+/// one after `sqlite:///`), `postgres://…` or `postgresql://…` (see [`PostgresStore`]); without
+/// a URL, SQLite at `default_sqlite`.
+///
+/// # Errors
+/// Another scheme (named in the message with the ones accepted), or the store's own failure.
+pub fn open(url: Option<&str>, default_sqlite: &Path) -> Result<Arc<dyn MetadataStore>, StoreError> {
+    match url {
+        None => Ok(Arc::new(SqliteStore::open(default_sqlite)?)),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::open(u)?))
+        }
+        Some(u) => match u.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(Arc::new(SqliteStore::open(Path::new(path))?)),
+            _ => Err(StoreError(format!(
+                "metadata URL {:?}: expected sqlite://FILE or postgres://user:password@host:port/database",
+                postgres::redact(u)
+            ))),
+        },
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

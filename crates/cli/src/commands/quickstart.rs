@@ -61,6 +61,7 @@ pub fn run(cli: &Cli, args: &QuickstartArgs) -> Result<()> {
             request.display()
         );
         eprintln!("  curl -s http://{addr}/v2/models/{name}");
+        eprintln!("or open the dashboard (draw a digit, training curves, live metrics): http://{addr}/ui/");
     })
 }
 

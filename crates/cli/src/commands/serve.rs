@@ -85,9 +85,14 @@ pub struct ServeArgs {
     /// Origins allowed to call the API from browsers (CORS); `*` for any.
     #[arg(long = "cors-origin", env = "LATHE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// Folder of the metadata store (lathe.db) and uploaded datasets.
+    /// Folder of the metadata store (lathe.db, unless --metadata names another) and uploaded datasets.
     #[arg(long, env = "LATHE_STATE_DIR", default_value = "lathe-data")]
     pub state_dir: std::path::PathBuf,
+    /// Where datasets, jobs, evaluations and the audit log are recorded: `sqlite://FILE` (default:
+    /// STATE_DIR/lathe.db) or a Postgres URL shared by every replica,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require&sslrootcert=CA.pem]`.
+    #[arg(long, env = "LATHE_METADATA")]
+    pub metadata: Option<String>,
     /// Training jobs running at once; more wait in the queue.
     #[arg(long, env = "LATHE_MAX_CONCURRENT_JOBS", default_value_t = 1)]
     pub max_concurrent_jobs: usize,
@@ -196,11 +201,9 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
     } else if !json {
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
-    let store = Arc::new(
-        lathe_store::SqliteStore::open(&args.state_dir.join("lathe.db"))
-            .map_err(anyhow::Error::msg)
-            .context("opening the metadata store")?,
-    );
+    let store = lathe_store::open(args.metadata.as_deref(), &args.state_dir.join("lathe.db"))
+        .map_err(anyhow::Error::msg)
+        .context("opening the metadata store")?;
     let jobs = lathe_jobs::JobRunner::start(
         store.clone(),
         Repository::new(repo),
@@ -247,7 +250,7 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
                 serde_json::json!({ "event": "listening", "address": addr.to_string(), "scheme": scheme, "repo": repo })
             );
         } else {
-            eprintln!("serving {} on {scheme}://{addr}", repo.display());
+            eprintln!("serving {} on {scheme}://{addr} (dashboard: {scheme}://{addr}/ui/)", repo.display());
         }
         on_ready(addr);
         let options = lathe_server::ServeOptions {

@@ -3,12 +3,14 @@
 mod acceptance;
 mod bad_input;
 mod common;
+mod dashboard;
 mod embeddings;
 mod generation;
 mod generation_serve;
 mod insight;
 mod interrupt;
 mod lifecycle;
+mod metadata;
 mod onnx;
 mod remote;
 mod serve;

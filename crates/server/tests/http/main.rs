@@ -8,5 +8,7 @@ mod decoders;
 mod errors;
 mod explain;
 mod monitoring;
+mod promotion;
 mod reload;
 mod routes;
+mod ui;
