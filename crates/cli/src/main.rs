@@ -20,9 +20,27 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "lathe", version, propagate_version = true)]
 pub struct Cli {
-    /// Model repository: one folder per model, one numbered folder per version.
+    /// Model repository: a folder (one folder per model, one numbered folder per version),
+    /// `file:///DIR`, or `s3://BUCKET/PREFIX` in an S3-compatible store (AWS S3, MinIO, Ceph,
+    /// R2), reached with the usual AWS_* variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION).
     #[arg(long, global = true, env = "LATHE_REPO", default_value = "lathe-data/models")]
-    pub repo: PathBuf,
+    pub repo: String,
+
+    /// Where the versions of an s3:// repository are kept, verified, before they are loaded
+    /// [default: ~/.cache/lathe/s3/BUCKET/PREFIX].
+    #[arg(long, global = true, env = "LATHE_REPO_CACHE", value_name = "DIR")]
+    pub repo_cache: Option<PathBuf>,
+
+    /// The most version files the cache of an s3:// repository keeps (e.g. 20GiB); each
+    /// model's newest version and those its labels and traffic name are kept even beyond it.
+    #[arg(long, global = true, env = "LATHE_REPO_CACHE_SIZE", value_name = "SIZE")]
+    pub repo_cache_size: Option<bytesize::ByteSize>,
+
+    /// Allow a plain-HTTP S3 endpoint (a MinIO on the same host, a test server); requests and
+    /// their signatures then travel in clear text.
+    #[arg(long, global = true, env = "LATHE_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
 
     /// Machine-readable output: JSON lines of progress events, then one JSON result.
     #[arg(long, global = true, env = "LATHE_JSON")]
@@ -91,6 +109,26 @@ enum Command {
 }
 
 impl Cli {
+    /// The repository `--repo` names (an s3:// one with its cache, nothing fetched yet).
+    pub fn repository(&self) -> anyhow::Result<lathe_registry::Repository> {
+        let options = lathe_registry::remote::RemoteOptions { allow_http: self.s3_allow_http, settings: vec![] };
+        let repo = lathe_registry::Repository::open(&self.repo, self.repo_cache.as_deref(), &options)?;
+        Ok(repo.with_cache_limit(self.repo_cache_size.map(|s| s.as_u64())))
+    }
+
+    /// The repository, with the versions of `model` (every model when `None`) of an s3://
+    /// repository fetched into its cache first.
+    pub fn synced(&self, model: Option<&str>) -> anyhow::Result<lathe_registry::Repository> {
+        let repo = self.repository()?;
+        if repo.remote().is_some() {
+            match model {
+                Some(name) => repo.sync_model(name)?,
+                None => repo.sync()?,
+            };
+        }
+        Ok(repo)
+    }
+
     /// The client for `--server`, or an error saying the command needs one.
     pub fn remote(&self) -> anyhow::Result<remote::Remote> {
         let base = self

@@ -41,6 +41,30 @@ pub enum RegistryError {
         /// What the check found.
         message: String,
     },
+    /// The object store failed or refused a call.
+    #[error("{url}: {message}")]
+    Remote {
+        /// The store (`s3://bucket/prefix`).
+        url: String,
+        /// The key involved and what went wrong.
+        message: String,
+    },
+    /// The shared store of labels and traffic policies failed.
+    #[error("shared {document}: {message}")]
+    Shared {
+        /// `model/file`.
+        document: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A repository location (`--repo`) that cannot be used.
+    #[error("{location}: {message}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A manifest is unreadable.
     #[error("{path}: invalid manifest: {message}")]
     Manifest {
@@ -63,9 +87,11 @@ impl lathe_types::HasErrorKind for RegistryError {
         match self {
             RegistryError::ModelNotFound { .. } | RegistryError::VersionNotFound { .. } => ErrorKind::NotFound,
             RegistryError::InUse(_) => ErrorKind::Conflict,
-            RegistryError::InvalidName(_) | RegistryError::Manifest { .. } | RegistryError::Check { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            RegistryError::InvalidName(_)
+            | RegistryError::Manifest { .. }
+            | RegistryError::Check { .. }
+            | RegistryError::Location { .. } => ErrorKind::InvalidArgument,
+            RegistryError::Remote { .. } | RegistryError::Shared { .. } => ErrorKind::Unavailable,
             RegistryError::Io { .. } => ErrorKind::Internal,
         }
     }

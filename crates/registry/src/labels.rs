@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use lathe_formats::atomic::write_atomic;
-
 use crate::{RegistryError, Repository};
 
 /// File holding a model's labels.
@@ -46,29 +44,61 @@ impl Repository {
     /// Points `label` at `version` of `name`. The version must exist; it need not be loaded
     /// anywhere (servers apply the label when the version is ready).
     pub fn set_label(&self, name: &str, label: &str, version: u64) -> Result<(), RegistryError> {
+        self.update_labels(name, |labels| {
+            self.check_label(name, label, version)?;
+            labels.insert(label.to_string(), version);
+            Ok::<(), RegistryError>(())
+        })
+    }
+
+    /// Checks that `label` is a valid name and `version` a published version of `name`.
+    pub fn check_label(&self, name: &str, label: &str, version: u64) -> Result<(), RegistryError> {
         validate_label(label).map_err(|m| RegistryError::Manifest { path: label.to_string(), message: m })?;
-        let versions = self.versions(name)?;
+        let versions = self.published_versions(name)?;
         if !versions.contains(&version) {
             return Err(RegistryError::VersionNotFound { name: name.into(), version, available: versions });
         }
-        let mut labels = self.labels(name)?;
-        labels.insert(label.to_string(), version);
-        self.write_labels(name, &labels)
+        Ok(())
     }
 
     /// Removes `label` from `name`; true when it existed.
     pub fn remove_label(&self, name: &str, label: &str) -> Result<bool, RegistryError> {
-        let mut labels = self.labels(name)?;
-        let existed = labels.remove(label).is_some();
-        if existed {
-            self.write_labels(name, &labels)?;
-        }
+        let mut existed = false;
+        self.update_labels(name, |labels| {
+            existed = labels.remove(label).is_some();
+            Ok::<(), RegistryError>(())
+        })?;
         Ok(existed)
     }
 
-    fn write_labels(&self, name: &str, labels: &BTreeMap<String, u64>) -> Result<(), RegistryError> {
-        let path = self.labels_path(name);
-        let json = serde_json::to_vec_pretty(labels).expect("labels serialise");
-        write_atomic(&path, &json).map_err(RegistryError::io(&path))
+    /// Changes the labels of `name` with `change`, which may refuse with its own error and may
+    /// run more than once (see [`Repository::update_document`]).
+    pub fn update_labels<E: From<RegistryError>>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut BTreeMap<String, u64>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.update_document(name, LABELS_FILE, |current| {
+            let mut labels: BTreeMap<String, u64> = match current {
+                Some(bytes) => serde_json::from_slice(bytes).map_err(|e| RegistryError::Manifest {
+                    path: self.labels_path(name).display().to_string(),
+                    message: e.to_string(),
+                })?,
+                None => BTreeMap::new(),
+            };
+            change(&mut labels)?;
+            Ok(Some(serde_json::to_vec_pretty(&labels).expect("labels serialise")))
+        })
+    }
+
+    /// The published versions of `name`: the store's for a remote repository, else the folder's.
+    pub fn published_versions(&self, name: &str) -> Result<Vec<u64>, RegistryError> {
+        match self.remote() {
+            Some(remote) => {
+                lathe_types::ModelRef::validate_name(name)?;
+                remote.published_versions(name)
+            }
+            None => self.versions(name),
+        }
     }
 }

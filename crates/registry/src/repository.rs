@@ -1,19 +1,37 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lathe_formats::atomic::{copy_synced, sha256_hex, sync_dir, write_synced};
 use lathe_formats::{FileEntry, Manifest, MANIFEST_FILE};
 use lathe_types::ModelRef;
 
+use crate::remote::{Location, Remote, RemoteOptions};
 use crate::RegistryError;
 
-const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
-/// A model repository rooted at a folder.
-#[derive(Debug, Clone)]
+/// A model repository rooted at a folder; with a [`Remote`], the folder is a cache of the
+/// versions in an object store, which is the repository's truth.
+#[derive(Clone)]
 pub struct Repository {
     root: PathBuf,
+    pub(crate) remote: Option<Arc<Remote>>,
+    /// The most bytes of version files the cache keeps (with a remote).
+    pub(crate) cache_limit: Option<u64>,
+    /// Where labels and traffic policies are shared with other replicas, if anywhere.
+    pub(crate) shared: Option<Arc<dyn crate::SharedDocuments>>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("root", &self.root)
+            .field("remote", &self.remote)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// Where a publish landed.
@@ -68,7 +86,45 @@ pub struct VersionInfo {
 impl Repository {
     /// A repository at `root` (created on first publish).
     pub fn new(root: impl Into<PathBuf>) -> Repository {
-        Repository { root: root.into() }
+        Repository { root: root.into(), remote: None, cache_limit: None, shared: None }
+    }
+
+    /// The repository at `location` (`DIR`, `file://DIR` or `s3://bucket/prefix`); an object
+    /// store's versions are cached in `cache` (made `cache_for(location)` when `None`).
+    ///
+    /// # Errors
+    /// [`RegistryError::Location`] for a location that cannot be used (see [`Location::parse`]
+    /// and [`Remote::s3`]).
+    pub fn open(location: &str, cache: Option<&Path>, options: &RemoteOptions) -> Result<Repository, RegistryError> {
+        match Location::parse(location)? {
+            Location::Folder(root) => Ok(Repository::new(root)),
+            Location::S3 { bucket, prefix } => {
+                let remote = Remote::s3(&bucket, &prefix, options)?;
+                let root = cache.map(Path::to_path_buf).unwrap_or_else(|| default_cache(&bucket, &prefix));
+                Ok(Repository { root, remote: Some(Arc::new(remote)), cache_limit: None, shared: None })
+            }
+        }
+    }
+
+    /// Keeps at most `bytes` of version files in the cache of a remote repository (each
+    /// model's newest version and the versions its labels and traffic name are kept even
+    /// above it; see [`Repository::sync`]).
+    pub fn with_cache_limit(mut self, bytes: Option<u64>) -> Repository {
+        self.cache_limit = bytes;
+        self
+    }
+
+    /// Where the repository lives, as a user names it: the store's `s3://` URL, or the folder.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(remote) => remote.url().to_string(),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    /// The object store behind this repository, if any.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
     }
 
     /// The root folder.
@@ -147,11 +203,51 @@ impl Repository {
             entries.insert(file.to_string(), FileEntry { sha256, bytes });
         }
         (hooks.check)(tmp).map_err(|message| RegistryError::Check { path: tmp.display().to_string(), message })?;
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         manifest.files = entries;
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
         let manifest_path = tmp.join(MANIFEST_FILE);
         write_synced(&manifest_path, &json).map_err(RegistryError::io(&manifest_path))?;
         sync_dir(tmp).map_err(RegistryError::io(tmp))?;
+        let name = model_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let published = match &self.remote {
+            None => self.rename_to_next(model_dir, tmp)?,
+            Some(remote) => {
+                let version = remote.publish_folder(name, tmp, &names, json)?;
+                let path = self.place(model_dir, tmp, version)?;
+                Published { version, path }
+            }
+        };
+        self.announce(name);
+        Ok(published)
+    }
+
+    /// Tells the other replicas, through the shared store, that `name` changed; a failure
+    /// only delays them until their next scan.
+    pub(crate) fn announce(&self, name: &str) {
+        if let Some(shared) = &self.shared {
+            if let Err(e) = shared.announce(name) {
+                tracing::warn!(model = name, error = %e, "announcing a change failed; replicas see it when they scan");
+            }
+        }
+    }
+
+    /// Renames the complete folder `tmp` to `model_dir/<version>`; when the version is already
+    /// there (a concurrent sync fetched it first), `tmp` is removed.
+    pub(crate) fn place(&self, model_dir: &Path, tmp: &Path, version: u64) -> Result<PathBuf, RegistryError> {
+        let target = model_dir.join(version.to_string());
+        match fs::rename(tmp, &target) {
+            Ok(()) => sync_dir(model_dir).map_err(RegistryError::io(model_dir))?,
+            Err(_) if target.join(MANIFEST_FILE).is_file() => {
+                let _ = fs::remove_dir_all(tmp);
+            }
+            Err(e) => return Err(RegistryError::Io { path: target.display().to_string(), source: e }),
+        }
+        Ok(target)
+    }
+
+    /// Renames the complete folder `tmp` to the next free version number of the folder.
+    fn rename_to_next(&self, model_dir: &Path, tmp: &Path) -> Result<Published, RegistryError> {
         loop {
             let version = self.list_versions(model_dir).last().copied().unwrap_or(0) + 1;
             let target = model_dir.join(version.to_string());
@@ -166,7 +262,7 @@ impl Repository {
         }
     }
 
-    fn list_versions(&self, model_dir: &Path) -> Vec<u64> {
+    pub(crate) fn list_versions(&self, model_dir: &Path) -> Vec<u64> {
         let mut out: Vec<u64> = fs::read_dir(model_dir)
             .into_iter()
             .flatten()
@@ -232,12 +328,22 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, RegistryError> {
         .map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() })
 }
 
-fn unique_suffix() -> u128 {
+/// `$XDG_CACHE_HOME/lathe/s3/<bucket>/<prefix>` (or `~/.cache/…`, or the temp folder when
+/// there is no home).
+fn default_cache(bucket: &str, prefix: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("lathe").join("s3").join(bucket).join(prefix)
+}
+
+pub(crate) fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 /// Removes temporary folders left by publishers that no longer run (killed mid-publish).
-fn remove_stale_temps(model_dir: &Path) {
+pub(crate) fn remove_stale_temps(model_dir: &Path) {
     for entry in fs::read_dir(model_dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else { continue };

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use lathe_formats::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::{RegistryError, Repository};
@@ -101,26 +100,42 @@ impl Repository {
 
     /// Sets (after validating) or clears the traffic policy of `name`.
     pub fn set_traffic(&self, name: &str, traffic: Option<&Traffic>) -> Result<(), RegistryError> {
-        let path = self.root().join(name).join(TRAFFIC_FILE);
-        match traffic {
-            None => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(RegistryError::Io { path: path.display().to_string(), source: e })
-                }
-                _ => Ok(()),
-            },
-            Some(t) => {
-                t.validate(&self.versions(name)?, &self.labels(name)?)
-                    .map_err(|m| RegistryError::Manifest { path: TRAFFIC_FILE.into(), message: m })?;
-                write_atomic(&path, &serde_json::to_vec_pretty(t).expect("traffic serialises"))
-                    .map_err(RegistryError::io(&path))
-            }
-        }
+        self.update_traffic(name, |current| {
+            *current = traffic.cloned();
+            Ok::<(), RegistryError>(())
+        })
+    }
+
+    /// Changes the traffic policy of `name` with `change` (which may refuse with its own error
+    /// and may run more than once); a policy it leaves is validated against the versions and
+    /// labels before it is stored.
+    pub fn update_traffic<E: From<RegistryError>>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut Option<Traffic>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.update_document(name, TRAFFIC_FILE, |current| {
+            let mut traffic: Option<Traffic> = match current {
+                Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| RegistryError::Manifest {
+                    path: self.root().join(name).join(TRAFFIC_FILE).display().to_string(),
+                    message: e.to_string(),
+                })?),
+                None => None,
+            };
+            change(&mut traffic)?;
+            let Some(t) = traffic else { return Ok(None) };
+            t.validate(&self.published_versions(name)?, &self.labels(name)?)
+                .map_err(|m| RegistryError::Manifest { path: TRAFFIC_FILE.into(), message: m })?;
+            Ok(Some(serde_json::to_vec_pretty(&t).expect("traffic serialises")))
+        })
     }
 
     /// Removes a version folder, refusing while a label or the traffic policy names it.
     pub fn delete_version(&self, name: &str, version: u64) -> Result<(), RegistryError> {
-        let versions = self.versions(name)?;
+        let versions = match self.remote() {
+            Some(remote) => remote.published_versions(name)?,
+            None => self.versions(name)?,
+        };
         if !versions.contains(&version) {
             return Err(RegistryError::VersionNotFound { name: name.into(), version, available: versions });
         }
@@ -133,9 +148,11 @@ impl Repository {
                 "the traffic policy of {name:?} sends requests to version {version}"
             )));
         }
-        let dir = self.root().join(name).join(version.to_string());
-        let doomed = self.root().join(name).join(format!(".deleted-{version}-{}", std::process::id()));
-        std::fs::rename(&dir, &doomed).map_err(RegistryError::io(&dir))?;
-        std::fs::remove_dir_all(&doomed).map_err(RegistryError::io(&doomed))
+        if let Some(remote) = self.remote() {
+            remote.delete_version(name, version)?;
+        }
+        self.remove_cached(name, version)?;
+        self.announce(name);
+        Ok(())
     }
 }

@@ -21,6 +21,27 @@ fn registry_error(e: RegistryError) -> ApiError {
     e.to_api_error()
 }
 
+/// Why a label or traffic change was refused: a repository error or a stale `If-Match`.
+struct Refused(ApiError);
+
+impl From<RegistryError> for Refused {
+    fn from(e: RegistryError) -> Self {
+        Refused(registry_error(e))
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused(e)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        r.0
+    }
+}
+
 fn audit(st: &AppState, actor: &Actor, action: &str, target: &str, detail: Value) {
     if let Some(a) = &st.admin {
         let _ = a.store.audit(&lathe_train::rfc3339_now(), &actor.0, action, target, &detail.to_string());
@@ -192,12 +213,12 @@ fn write_traffic(
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
     let expected = promotion::expected(headers)?;
-    let repo = st.manager.repository();
-    let _held = promotion::lock();
-    let current = repo.traffic(name).map_err(registry_error)?;
     let what = format!("the traffic policy of model {name:?}");
-    promotion::check(&expected, &promotion::traffic_tag(current.as_ref()), &what)?;
-    repo.set_traffic(name, traffic).map_err(registry_error)?;
+    st.manager.repository().update_traffic(name, |current| {
+        promotion::check(&expected, &promotion::traffic_tag(current.as_ref()), &what)?;
+        *current = traffic.cloned();
+        Ok::<(), Refused>(())
+    })?;
     Ok(promotion::traffic_tag(traffic))
 }
 
@@ -210,17 +231,21 @@ fn write_label(
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
     let expected = promotion::expected(headers)?;
-    let repo = st.manager.repository();
-    let _held = promotion::lock();
-    let current = repo.labels(name).map_err(registry_error)?.get(label).copied();
     let what = format!("label {label:?} of model {name:?}");
-    promotion::check(&expected, &promotion::label_tag(current), &what)?;
-    match version {
-        Some(v) => repo.set_label(name, label, v).map_err(registry_error)?,
-        None => {
-            repo.remove_label(name, label).map_err(registry_error)?;
+    let repo = st.manager.repository();
+    repo.update_labels(name, |labels| {
+        promotion::check(&expected, &promotion::label_tag(labels.get(label).copied()), &what)?;
+        match version {
+            Some(v) => {
+                repo.check_label(name, label, v)?;
+                labels.insert(label.to_string(), v);
+            }
+            None => {
+                labels.remove(label);
+            }
         }
-    }
+        Ok::<(), Refused>(())
+    })?;
     Ok(promotion::label_tag(version))
 }
 

@@ -3,22 +3,15 @@
 //! last writer wins, as before.
 //!
 //! A label's entity tag is the version it names (`"3"`); a traffic policy's is a digest of the
-//! stored policy. Both are `"none"` when there is none. The check and the write happen under
-//! one lock of this process, so two changes with the same `If-Match` cannot both pass.
-
-use std::sync::{Mutex, MutexGuard};
+//! stored policy. Both are `"none"` when there is none. The check runs inside the repository's
+//! compare-and-set update (`Repository::update_labels`, `update_traffic`) on the value it is
+//! about to replace, so two changes with the same `If-Match` cannot both pass, on one server or,
+//! with labels shared through Postgres, across replicas.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use lathe_registry::Traffic;
 use lathe_types::{ApiError, ErrorKind};
 use sha2::{Digest, Sha256};
-
-static PROMOTIONS: Mutex<()> = Mutex::new(());
-
-/// Held while a label or traffic change checks its precondition and writes.
-pub fn lock() -> MutexGuard<'static, ()> {
-    PROMOTIONS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The entity tag of a label naming `version` (`"none"` for a missing label).
 pub fn label_tag(version: Option<u64>) -> String {

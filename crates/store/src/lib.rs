@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod postgres;
+mod postgres_documents;
 mod records;
 mod sqlite;
 
@@ -16,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use postgres::PostgresStore;
+pub use postgres_documents::CHANGES_CHANNEL;
 pub use records::{AuditEntry, DatasetFile, DatasetRecord, EvaluationRecord, JobRecord, JobState};
 pub use sqlite::SqliteStore;
 
@@ -28,9 +30,7 @@ pub use sqlite::SqliteStore;
 pub fn open(url: Option<&str>, default_sqlite: &Path) -> Result<Arc<dyn MetadataStore>, StoreError> {
     match url {
         None => Ok(Arc::new(SqliteStore::open(default_sqlite)?)),
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStore::open(u)?))
-        }
+        Some(u) if is_postgres(u) => Ok(Arc::new(PostgresStore::open(u)?)),
         Some(u) => match u.strip_prefix("sqlite://") {
             Some(path) if !path.is_empty() => Ok(Arc::new(SqliteStore::open(Path::new(path))?)),
             _ => Err(StoreError(format!(
@@ -39,6 +39,11 @@ pub fn open(url: Option<&str>, default_sqlite: &Path) -> Result<Arc<dyn Metadata
             ))),
         },
     }
+}
+
+/// Whether `url` names a Postgres database (`postgres://` or `postgresql://`).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Why a store operation failed.

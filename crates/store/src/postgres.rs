@@ -40,7 +40,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MIGRATION_LOCK: i64 = 0x6c_61_74_68_65;
 
 /// Schema migrations, applied in order; `lathe_schema.version` records how many ran.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE datasets (
         name TEXT PRIMARY KEY,
         files JSONB NOT NULL,
@@ -78,23 +79,38 @@ const MIGRATIONS: [&str; 1] = ["
         created_at TEXT NOT NULL
     );
     CREATE INDEX evaluations_model ON evaluations(model, version);
-"];
+",
+    "
+    CREATE TABLE documents (
+        model TEXT NOT NULL,
+        file TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (model, file)
+    );
+",
+];
 
 type Task = Box<dyn FnOnce(&mut Client) + Send>;
 
 /// The Postgres-backed store; see the module documentation.
 pub struct PostgresStore {
     tasks: Mutex<mpsc::Sender<Task>>,
+    /// How to open further connections (the listener's).
+    pub(crate) target: Target,
+    /// The URL without its password, for messages.
+    pub(crate) shown: String,
 }
 
 /// How to reach the database: the parsed URL and the TLS connector.
-struct Target {
+#[derive(Clone)]
+pub(crate) struct Target {
     config: Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl Target {
-    fn connect(&self) -> Result<Client, StoreError> {
+    pub(crate) fn connect(&self) -> Result<Client, StoreError> {
         Ok(self.config.connect(self.tls.clone())?)
     }
 }
@@ -108,15 +124,16 @@ impl PostgresStore {
         let mut client = target.connect().map_err(|e| StoreError(format!("{shown}: {}", e.0)))?;
         migrate(&mut client).map_err(|e| StoreError(format!("{shown}: {}", e.0)))?;
         let (tx, rx) = mpsc::channel::<Task>();
+        let connection = target.clone();
         std::thread::Builder::new()
             .name("postgres".into())
-            .spawn(move || serve(client, target, rx))
+            .spawn(move || serve(client, connection, rx))
             .map_err(|e| StoreError(format!("starting the postgres thread: {e}")))?;
-        Ok(PostgresStore { tasks: Mutex::new(tx) })
+        Ok(PostgresStore { tasks: Mutex::new(tx), target, shown })
     }
 
     /// Runs `f` on the connection's thread and waits for its answer.
-    fn run<R: Send + 'static>(
+    pub(crate) fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R, StoreError> {

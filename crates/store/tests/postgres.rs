@@ -95,7 +95,7 @@ fn replicas_starting_together_migrate_once() {
     )
     .unwrap();
     let rows = db.query("SELECT version FROM lathe_schema", &[]).unwrap();
-    assert_eq!((rows.len(), rows[0].get::<_, i32>(0)), (1, 1));
+    assert_eq!((rows.len(), rows[0].get::<_, i32>(0)), (1, 2), "one row, every migration applied once");
 }
 
 #[test]
@@ -148,4 +148,41 @@ fn errors_name_the_url_without_its_password() {
     assert!(!e.contains("hunter2"), "{e}");
     let e = lathe_store::open(Some("mysql://x"), std::path::Path::new("unused.db")).err().unwrap().to_string();
     assert!(e.contains("expected sqlite://FILE or postgres://"), "{e}");
+}
+
+#[test]
+fn shared_documents_are_compare_and_set_and_announced() {
+    use lathe_registry::SharedDocuments;
+    let cluster = Cluster::start(false);
+    let url = cluster.database("documents");
+    let (a, b) = (PostgresStore::open(&url).unwrap(), PostgresStore::open(&url).unwrap());
+    let (heard_tx, heard) = std::sync::mpsc::channel::<String>();
+    b.listen(move |model| {
+        let _ = heard_tx.send(model.to_string());
+    })
+    .unwrap();
+    assert_eq!(heard.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), "", "a fresh listener asks for a sync");
+
+    assert_eq!(a.read("m", "labels.json").unwrap(), None);
+    assert!(a.write_if("m", "labels.json", Some(br#"{"stable":1}"#), None).unwrap());
+    assert!(!b.write_if("m", "labels.json", Some(br#"{"stable":9}"#), None).unwrap(), "created once");
+    let (body, revision) = b.read("m", "labels.json").unwrap().unwrap();
+    assert_eq!(body, br#"{"stable":1}"#);
+    // Two writers holding the same revision: the first wins, the second must read again.
+    assert!(b.write_if("m", "labels.json", Some(br#"{"stable":2}"#), Some(&revision)).unwrap());
+    assert!(!a.write_if("m", "labels.json", Some(br#"{"stable":3}"#), Some(&revision)).unwrap());
+    assert_eq!(a.read("m", "labels.json").unwrap().unwrap().0, br#"{"stable":2}"#);
+    let heard_model = heard.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(heard_model, "m", "a change is announced to listeners");
+
+    let (_, latest) = a.read("m", "labels.json").unwrap().unwrap();
+    assert!(!a.write_if("m", "labels.json", None, Some(&revision)).unwrap(), "a stale delete changes nothing");
+    assert!(a.write_if("m", "labels.json", None, Some(&latest)).unwrap());
+    assert!(a.write_if("m", "traffic.json", Some(b"{}"), None).unwrap());
+    assert_eq!(b.all().unwrap(), vec![("m".to_string(), "traffic.json".to_string(), b"{}".to_vec())]);
+    a.announce("other").unwrap();
+    let mut names: Vec<String> = heard.try_iter().collect();
+    while !names.contains(&"other".to_string()) {
+        names.push(heard.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
+    }
 }

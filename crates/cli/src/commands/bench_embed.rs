@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Args;
 use lathe_embedding::{Backend, Embedder};
-use lathe_registry::Repository;
 use lathe_types::ModelRef;
 use serde_json::json;
 
@@ -58,9 +57,8 @@ fn long_sentence() -> String {
 }
 
 pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo)
-        .resolve(&args.model)
-        .with_context(|| format!("no model {} in {}", args.model, cli.repo.display()))?;
+    let repo = cli.synced(Some(&args.model.name))?;
+    let info = repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo))?;
     let embedder = Embedder::load_with(&info.path, args.backend)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if !cli.json {
@@ -133,7 +131,7 @@ pub fn run(cli: &Cli, args: &BenchEmbedArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let server = BenchServer::start(&cli.repo, &args.model.name, 2, args.max_batch_size.max(1), args.backend)?;
+    let server = BenchServer::start(repo.root(), &args.model.name, 2, args.max_batch_size.max(1), args.backend)?;
     for (label, text) in [("short", SHORT), ("long", long.as_str())] {
         let body = Bytes::from(json!({ "model": info.name, "input": text }).to_string());
         for &c in &args.concurrency {

@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use lathe_generation::decoder::{Op, OpTimes};
 use lathe_generation::LanguageModel;
-use lathe_registry::Repository;
 use lathe_types::ModelRef;
 use serde_json::{json, Value};
 
@@ -341,7 +340,7 @@ fn http_case(
     if loads.is_empty() {
         return Ok((Vec::new(), Vec::new(), None));
     }
-    let server = BenchServer::start(&cli.repo, name, 1, 64, lathe_embedding::Backend::Auto)?;
+    let server = BenchServer::start(cli.synced(Some(name))?.root(), name, 1, 64, lathe_embedding::Backend::Auto)?;
     let base = format!("http://{}", server.addr);
     let ours = loads.iter().map(|&l| drive(&base, name, l)).collect::<Result<Vec<_>>>()?;
     drop(server);
@@ -366,7 +365,8 @@ pub fn run(cli: &Cli, args: &BenchGenerateArgs) -> Result<()> {
     if args.prompt_lengths.contains(&0) || args.decode_tokens == 0 || args.threads.contains(&0) || zero {
         bail!("--prompt-lengths, --decode-tokens, --threads and the --http-* counts must be at least 1");
     }
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let repo = cli.synced(Some(&args.model.name))?;
+    let info = repo.resolve(&args.model)?;
     let model = super::llm::open(cli, &args.model)?;
     let gguf = info.path.join(lathe_generation::import::GGUF_FILE);
     if args.baseline_llama_cpp.is_some() && !gguf.is_file() {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use lathe_monitor::{RequestLog, RequestLogConfig, Rotation, Sink};
-use lathe_registry::Repository;
 use lathe_server::observe::{Observability, ObserveConfig, RequestLogSettings};
 use lathe_types::ModelRef;
 use serde_json::json;
@@ -45,9 +44,8 @@ const CASES: [(&str, usize, Option<f64>); 4] = [
 ];
 
 pub fn run(cli: &Cli, args: &BenchMonitoringArgs) -> Result<()> {
-    let repo = Repository::new(&cli.repo);
-    let info =
-        repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo.display()))?;
+    let repo = cli.synced(Some(&args.model.name))?;
+    let info = repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo))?;
     let [input] = info.manifest.signature.inputs.as_slice() else {
         anyhow::bail!("bench monitoring drives models with one input; {} has more", info.name);
     };
@@ -61,7 +59,7 @@ pub fn run(cli: &Cli, args: &BenchMonitoringArgs) -> Result<()> {
         .map(|(i, &(_, window, share))| {
             let observe = observability(window, share, &logs.path().join(format!("log-{i}.jsonl")))?;
             let backend = lathe_embedding::Backend::Auto;
-            BenchServer::start_with(&cli.repo, &info.name, args.http_threads, 64, backend, observe)
+            BenchServer::start_with(repo.root(), &info.name, args.http_threads, 64, backend, observe)
         })
         .collect::<Result<_>>()?;
     let rounds = args.rounds.max(1);

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use lathe_engine::Servable;
-use lathe_registry::Repository;
 use lathe_types::{DType, ModelRef, Tensor, TensorData};
 use serde_json::{json, Value};
 
@@ -35,7 +34,7 @@ pub struct BenchOnnxArgs {
 const BASELINE_SCRIPT: &str = include_str!("bench_onnx_baseline.py");
 
 pub fn run(cli: &Cli, args: &BenchOnnxArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let info = cli.synced(Some(&args.model.name))?.resolve(&args.model)?;
     let spec = info.manifest.onnx().with_context(|| format!("{} is not an ONNX version", info.name))?;
     let path = info.path.join(lathe_formats::ONNX_FILE);
     let model = lathe_onnx::OnnxModel::load(&path)?.configured(spec);

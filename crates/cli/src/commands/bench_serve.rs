@@ -70,9 +70,8 @@ pub(crate) struct Measured {
 }
 
 pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
-    let repo = Repository::new(&cli.repo);
-    let info =
-        repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo.display()))?;
+    let repo = cli.synced(Some(&args.model.name))?;
+    let info = repo.resolve(&args.model).with_context(|| format!("no model {} in {}", args.model, cli.repo))?;
     let [input] = info.manifest.signature.inputs.as_slice() else {
         anyhow::bail!(
             "bench serve drives models with one input; {} has {}",
@@ -106,8 +105,8 @@ pub fn run(cli: &Cli, args: &BenchServeArgs) -> Result<()> {
     // Both servers run side by side; each case alternates between them `rounds` times and
     // reports medians, so background noise hits both alike.
     let backend = lathe_embedding::Backend::Auto;
-    let on = BenchServer::start(&cli.repo, &name, args.http_threads, args.max_batch_size, backend)?;
-    let off = BenchServer::start(&cli.repo, &name, args.http_threads, 1, backend)?;
+    let on = BenchServer::start(repo.root(), &name, args.http_threads, args.max_batch_size, backend)?;
+    let off = BenchServer::start(repo.root(), &name, args.http_threads, 1, backend)?;
     let target = format!("{}:{}", name, info.version);
     let rounds = args.rounds.max(1);
     let slice = args.seconds / rounds as f64;

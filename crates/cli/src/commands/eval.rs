@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use lathe_registry::Repository;
 use lathe_sequential::SequentialModel;
 use lathe_train::data::{Dataset, LoadOptions};
 use lathe_train::{evaluate_servable, evaluate_version, label_columns_for};
@@ -36,7 +35,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(cli: &Cli, args: &EvalArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let info = cli.synced(Some(&args.model.name))?.resolve(&args.model)?;
     let loading = || format!("loading {}:{}", info.name, info.version);
     let evaluation = if info.manifest.kind() == lathe_onnx::ONNX_KIND {
         let spec = info.manifest.onnx().expect("an ONNX manifest");

@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lathe_engine::Servable;
 use lathe_explain::{Explanation, Method, Options, Target};
-use lathe_registry::Repository;
 use lathe_train::data::{read_cells, read_inputs};
 use lathe_types::{DType, ModelRef, Tensor, TensorData};
 use serde_json::json;
@@ -47,7 +46,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(cli: &Cli, args: &ExplainArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let info = cli.synced(Some(&args.model.name))?.resolve(&args.model)?;
     let loader = crate::loaders::KindLoader { embedding_backend: lathe_embedding::Backend::Auto };
     let servable = lathe_engine::Loader::load(&loader, &info.path, &info.manifest)
         .map_err(anyhow::Error::msg)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use lathe_registry::{FileSource, Publishing, Repository};
+use lathe_registry::{FileSource, Publishing};
 use lathe_types::ModelRef;
 
 use crate::Cli;
@@ -81,7 +81,7 @@ pub fn run(cli: &Cli, cmd: &ImportCommand) -> Result<()> {
                 batching: batching.parse().map_err(anyhow::Error::msg)?,
                 created_at: lathe_train::rfc3339_now(),
             };
-            let repo = Repository::new(&cli.repo);
+            let repo = cli.repository()?;
             let importer = crate::loaders::FileImporter;
             let (published, _) =
                 lathe_server::model_upload::publish_import(&repo, &importer, "onnx", file, name, &options)
@@ -106,7 +106,7 @@ fn import_embedding(cli: &Cli, dir: &Path, name: &str) -> Result<()> {
     let (files, manifest) = lathe_embedding::import_hf(dir, name, &lathe_train::rfc3339_now())
         .with_context(|| format!("importing {}", dir.display()))?;
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    let published = Repository::new(&cli.repo).publish(name, &refs, manifest)?;
+    let published = cli.repository()?.publish(name, &refs, manifest)?;
     report(cli, dir, name, published)
 }
 
@@ -130,7 +130,7 @@ fn import_language_model(cli: &Cli, source: &Path, hf: bool, name: &str) -> Resu
         // What is published is what was checked: the copy opens and matches the source.
         check: Box::new(|dir: &Path| lathe_generation::import::check_copy(dir, &spec).map_err(|e| e.to_string())),
     };
-    let published = Repository::new(&cli.repo).publish_from(name, &sources, import.manifest, &mut hooks)?;
+    let published = cli.repository()?.publish_from(name, &sources, import.manifest, &mut hooks)?;
     bar.finish_and_clear();
     report(cli, source, name, published)
 }

@@ -4,14 +4,13 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lathe_generation::{LanguageModel, SamplingParams};
-use lathe_registry::Repository;
 use lathe_types::ModelRef;
 
 use crate::Cli;
 
 /// Opens the `causal-lm` version `model` names.
 pub fn open(cli: &Cli, model: &ModelRef) -> Result<LanguageModel> {
-    let info = Repository::new(&cli.repo).resolve(model)?;
+    let info = cli.synced(Some(&model.name))?.resolve(model)?;
     let Some(spec) = info.manifest.causal_lm() else {
         bail!(
             "{}:{} is a {} model; text generation needs a causal-lm (import one with `lathe import gguf|hf`)",

@@ -23,5 +23,6 @@ pub mod quickstart;
 pub mod replay;
 pub mod serve;
 mod serve_observe;
+mod serve_sync;
 pub mod traffic;
 pub mod train;

@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
     if cli.server.is_some() {
         return remote(cli, cmd);
     }
-    let repo = Repository::new(&cli.repo);
+    let repo = cli.synced(None)?;
     match cmd {
         ModelsCommand::List => list(cli, &repo),
         ModelsCommand::Show { model } => show(cli, &repo, model),

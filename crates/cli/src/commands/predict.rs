@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use lathe_formats::Cell;
-use lathe_registry::Repository;
 use lathe_sequential::SequentialModel;
 use lathe_train::class_probabilities;
 use lathe_train::data::{read_cells, read_inputs};
@@ -36,7 +35,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(cli: &Cli, args: &PredictArgs) -> Result<()> {
-    let info = Repository::new(&cli.repo).resolve(&args.model)?;
+    let info = cli.synced(Some(&args.model.name))?.resolve(&args.model)?;
     let model = SequentialModel::load(&info.path).with_context(|| format!("loading {}:{}", info.name, info.version))?;
     let (raw, n) = if model.columns().is_empty() {
         read_inputs(&args.input, &model.spec.input.shape, &model.section().feature_names)?

@@ -53,7 +53,7 @@ pub fn run(cli: &Cli, args: &QuickstartArgs) -> Result<()> {
     }
     let request = write_example_request(&data)?;
     let name = args.name.clone();
-    serve(&cli.repo, &args.serve, cli.json, move |addr| {
+    serve(cli.repository()?, &args.serve, cli.json, move |addr| {
         eprintln!();
         eprintln!("try it (three MNIST test digits; Ctrl-C stops the server):");
         eprintln!(

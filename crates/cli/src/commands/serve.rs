@@ -1,7 +1,6 @@
 //! `lathe serve`: the repository over TF Serving REST, KServe V1 and Open Inference Protocol V2.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use lathe_registry::Repository;
 use lathe_runtime::generation::GenerationConfig;
 use lathe_runtime::{BatchConfig, Manager, ServeOptions, Watcher};
 use lathe_server::{AppState, Limits, ServerMetrics};
+use lathe_store::{MetadataStore, PostgresStore};
 
 use crate::Cli;
 
@@ -62,7 +62,8 @@ pub struct ServeArgs {
     /// Threads handling HTTP (0: one per core).
     #[arg(long, env = "LATHE_HTTP_THREADS", default_value_t = 0)]
     pub http_threads: usize,
-    /// Seconds between repository scans (file notifications trigger scans at once as well).
+    /// Seconds between repository scans (file notifications trigger scans at once as well);
+    /// an s3:// repository's store is listed this often.
     #[arg(long, env = "LATHE_POLL_SECONDS", default_value_t = 2.0)]
     pub poll_seconds: f64,
     /// Largest request body, bytes (413 above).
@@ -147,11 +148,30 @@ impl ServeArgs {
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
-    serve(&cli.repo, args, cli.json, |_| {})
+    serve(cli.repository()?, args, cli.json, |_| {})
+}
+
+/// The Postgres store, when `--metadata` names one: it also shares labels and traffic.
+type SharedPostgres = Arc<PostgresStore>;
+
+/// The metadata store `--metadata` names (SQLite under `--state-dir` by default), and the
+/// Postgres store again when it is one (it also shares labels and traffic policies).
+fn open_metadata(args: &ServeArgs) -> Result<(Arc<dyn MetadataStore>, Option<SharedPostgres>)> {
+    let opening = "opening the metadata store";
+    match args.metadata.as_deref() {
+        Some(url) if lathe_store::is_postgres(url) => {
+            let pg = Arc::new(PostgresStore::open(url).map_err(anyhow::Error::msg).context(opening)?);
+            Ok((pg.clone(), Some(pg)))
+        }
+        url => {
+            let store = lathe_store::open(url, &args.state_dir.join("lathe.db"));
+            Ok((store.map_err(anyhow::Error::msg).context(opening)?, None))
+        }
+    }
 }
 
 /// Serves `repo` until SIGTERM or Ctrl-C; `on_ready` gets the bound address.
-pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub fn serve(repo: Repository, args: &ServeArgs, json: bool, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if args.http_threads > 0 {
         builder.worker_threads(args.http_threads);
@@ -170,12 +190,19 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),
         generation: args.generation(),
     };
+    let (store, postgres) = open_metadata(args)?;
+    let repo = match &postgres {
+        Some(pg) => repo.with_shared(pg.clone()),
+        None => repo,
+    };
+    let scan_every = Duration::from_secs_f64(args.poll_seconds.max(0.05));
+    super::serve_sync::start(&repo, scan_every, postgres.as_deref(), json)?;
     let manager = Manager::new(
-        Repository::new(repo),
+        repo.clone(),
         Arc::new(crate::loaders::KindLoader { embedding_backend: args.embedding_backend }),
         options,
     );
-    let watcher = Watcher::start(manager.clone(), Duration::from_secs_f64(args.poll_seconds.max(0.05)));
+    let watcher = Watcher::start(manager.clone(), scan_every);
     let keys = Arc::new(
         lathe_server::auth::KeyRing::load(args.api_keys_file.clone(), std::env::var("LATHE_API_KEYS").ok().as_deref())
             .map_err(anyhow::Error::msg)
@@ -201,12 +228,9 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
     } else if !json {
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
-    let store = lathe_store::open(args.metadata.as_deref(), &args.state_dir.join("lathe.db"))
-        .map_err(anyhow::Error::msg)
-        .context("opening the metadata store")?;
     let jobs = lathe_jobs::JobRunner::start(
         store.clone(),
-        Repository::new(repo),
+        repo.clone(),
         lathe_jobs::JobsConfig {
             max_concurrent: args.max_concurrent_jobs.max(1),
             max_queued: 100,
@@ -245,12 +269,15 @@ pub fn serve(repo: &Path, args: &ServeArgs, json: bool, on_ready: impl FnOnce(So
         let addr = listener.local_addr()?;
         let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
         if json {
-            println!(
-                "{}",
-                serde_json::json!({ "event": "listening", "address": addr.to_string(), "scheme": scheme, "repo": repo })
-            );
+            let event = serde_json::json!({
+                "event": "listening",
+                "address": addr.to_string(),
+                "scheme": scheme,
+                "repo": repo.location(),
+            });
+            println!("{event}");
         } else {
-            eprintln!("serving {} on {scheme}://{addr} (dashboard: {scheme}://{addr}/ui/)", repo.display());
+            eprintln!("serving {} on {scheme}://{addr} (dashboard: {scheme}://{addr}/ui/)", repo.location());
         }
         on_ready(addr);
         let options = lathe_server::ServeOptions {

@@ -9,7 +9,6 @@ use clap::Args;
 use lathe_formats::spec::Task;
 use lathe_formats::Spec;
 use lathe_jobs::{train_version, TrainObserver, TrainRun, TrainedVersion};
-use lathe_registry::Repository;
 use lathe_train::{CheckpointStore, Prepared};
 use lathe_types::ModelRef;
 use serde_json::json;
@@ -118,7 +117,7 @@ pub fn train_and_publish(
     if !(0.0..1.0).contains(&common.test_fraction) {
         anyhow::bail!("--test-fraction: expected a number in [0, 1), got {}", common.test_fraction);
     }
-    let repo = Repository::new(&cli.repo);
+    let repo = cli.repository()?;
     let stop = stop_flag();
     let source = data_path.display().to_string();
     let run = TrainRun {

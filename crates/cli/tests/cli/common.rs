@@ -131,11 +131,16 @@ fit: {epochs: 3, batch_size: 32, seed: 7}
 /// Starts `lathe serve --port 0 --json ARGS` in `cwd`; returns the child and its
 /// `listening` event (stdout keeps being drained so the server never blocks on it).
 pub fn spawn_serve(cwd: &Path, args: &[&str]) -> (std::process::Child, Value) {
-    use std::io::{BufRead, BufReader};
     let mut all = vec!["serve", "--port", "0", "--json"];
     all.extend_from_slice(args);
-    let mut child =
-        command(cwd, &all).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    spawn_listening(&mut command(cwd, &all))
+}
+
+/// Spawns `serve` (a `lathe serve --json` command) and returns the child and its `listening`
+/// event; stdout keeps being drained.
+pub fn spawn_listening(serve: &mut Command) -> (std::process::Child, Value) {
+    use std::io::{BufRead, BufReader};
+    let mut child = serve.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["event"], "listening");

@@ -2,6 +2,8 @@
 
 mod acceptance;
 mod bad_input;
+#[path = "../../../store/tests/support/cluster.rs"]
+mod cluster;
 mod common;
 mod dashboard;
 mod embeddings;
@@ -11,8 +13,12 @@ mod insight;
 mod interrupt;
 mod lifecycle;
 mod metadata;
+mod object_store;
 mod onnx;
 mod remote;
+#[path = "../../../registry/tests/support/s3.rs"]
+mod s3;
+mod scale_out;
 mod serve;
 mod tables;
 mod tls;

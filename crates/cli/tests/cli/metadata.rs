@@ -1,9 +1,7 @@
 //! `lathe serve --metadata postgres://…`: datasets, jobs, evaluations and the audit log kept in
 //! a real Postgres server (started here), surviving a restart, with no SQLite file written.
 
-#[path = "../../../store/tests/support/cluster.rs"]
-mod cluster;
-
+use crate::cluster;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
