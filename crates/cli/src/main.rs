@@ -74,6 +74,8 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     /// Serve the repository over TF Serving REST, KServe V1 and Open Inference Protocol V2.
     Serve(commands::serve::ServeArgs),
+    /// Run training jobs claimed from the shared metadata store (scale-out deployments).
+    Worker(commands::worker::WorkerArgs),
     /// List, inspect and label published models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -167,6 +169,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => commands::explain::run(&cli, a),
         Command::Replay(a) => commands::replay::run(&cli, a),
         Command::Serve(a) => commands::serve::run(&cli, a),
+        Command::Worker(a) => commands::worker::run(&cli, a),
         Command::Models(c) => commands::models::run(&cli, c),
         Command::Bench(c) => commands::bench::run(&cli, c),
         Command::Keys(c) => commands::keys::run(&cli, c),

@@ -10,11 +10,13 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod claims;
 mod evaluations;
 mod request;
 mod runner;
 mod train_version;
 
+pub use claims::{ClaimConfig, CHECKPOINT_AREA, DATASET_AREA};
 pub use evaluations::{dataset_digest, evaluate};
 pub use request::{AutoPromote, JobRequest};
 pub use runner::{JobEvent, JobRunner, JobsConfig};

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use crate::claims::{fetch_dataset, CheckpointShipper, ClaimConfig};
 use crate::train_version::{train_version, JobOrigin, TrainObserver, TrainRun, VersionError};
 use crate::JobRequest;
 
@@ -28,6 +29,10 @@ pub struct JobsConfig {
     pub datasets_root: PathBuf,
     /// Threads each fit may use (0: automatic).
     pub threads_per_job: usize,
+    /// Take jobs from the shared store (leases, heartbeats, checkpoints in the object store)
+    /// instead of this process's queue; `max_concurrent` workers claim them (0: none here,
+    /// submitted jobs wait for `lathe worker`s).
+    pub claim: Option<ClaimConfig>,
 }
 
 /// Something that happened to a job, as the event stream sends it.
@@ -71,7 +76,11 @@ impl JobRunner {
         repo: Repository,
         config: JobsConfig,
     ) -> Result<Arc<JobRunner>, ApiError> {
-        let mut pending = store.jobs(&[JobState::Queued, JobState::Running]).map_err(internal)?;
+        let mut pending = match config.claim {
+            // Leases decide who runs what: nothing to re-queue.
+            Some(_) => Vec::new(),
+            None => store.jobs(&[JobState::Queued, JobState::Running]).map_err(internal)?,
+        };
         pending.reverse(); // oldest first
         let runner = Arc::new(JobRunner {
             store,
@@ -101,11 +110,18 @@ impl JobRunner {
             }
             runner.inner.lock().expect("jobs lock").queue.push_back(job.id);
         }
-        for i in 0..runner.config.max_concurrent.max(1) {
+        let workers = match runner.config.claim {
+            Some(_) => runner.config.max_concurrent,
+            None => runner.config.max_concurrent.max(1),
+        };
+        for i in 0..workers {
             let r = runner.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("job-worker-{i}"))
-                .spawn(move || r.work())
+                .spawn(move || match r.config.claim.clone() {
+                    Some(claim) => r.work_claimed(claim),
+                    None => r.work(),
+                })
                 .map_err(internal)?;
             runner.workers.lock().expect("workers lock").push(handle);
         }
@@ -113,7 +129,7 @@ impl JobRunner {
     }
 
     /// The version of the job's model whose manifest names the job, if one was published.
-    fn published_by(&self, job: &JobRecord) -> Option<u64> {
+    pub(crate) fn published_by(&self, job: &JobRecord) -> Option<u64> {
         let name = job.request.get("name")?.as_str()?;
         self.repo.versions(name).ok()?.into_iter().rev().find(|v| {
             self.repo
@@ -143,10 +159,14 @@ impl JobRunner {
             return Err(ApiError::not_found(format!("dataset {:?} not found; upload it first", req.dataset)));
         }
         let mut inner = self.inner.lock().expect("jobs lock");
-        if inner.queue.len() >= self.config.max_queued {
+        let queued = match self.config.claim {
+            Some(_) => self.store.jobs(&[JobState::Queued]).map_err(internal)?.len(),
+            None => inner.queue.len(),
+        };
+        if queued >= self.config.max_queued {
             return Err(ApiError::new(
                 ErrorKind::ResourceExhausted,
-                format!("{} jobs are queued already; retry later", inner.queue.len()),
+                format!("{queued} jobs are queued already; retry later"),
             ));
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +183,9 @@ impl JobRunner {
             finished_at: None,
         };
         self.store.put_job(&job).map_err(internal)?;
-        inner.queue.push_back(job.id.clone());
+        if self.config.claim.is_none() {
+            inner.queue.push_back(job.id.clone());
+        }
         drop(inner);
         self.wake.notify_one();
         self.emit(&job.id, "state", json!({ "state": JobState::Queued }));
@@ -194,10 +216,51 @@ impl JobRunner {
             job.finished_at = Some(rfc3339_now());
             self.store.put_job(&job).map_err(internal)?;
             self.emit(id, "state", json!({ "state": JobState::Cancelled }));
+        } else if self.config.claim.is_some() {
+            // Whoever runs it (here or on a worker) loses its lease and stops.
+            if let Some(flag) = inner.cancel.get(id) {
+                flag.store(true, Ordering::SeqCst);
+            }
+            drop(inner);
+            job.state = JobState::Cancelled;
+            job.finished_at = Some(rfc3339_now());
+            self.store.put_job(&job).map_err(internal)?;
+            self.emit(id, "state", json!({ "state": JobState::Cancelled }));
         } else if let Some(flag) = inner.cancel.get(id) {
             flag.store(true, Ordering::SeqCst);
         }
         Ok(job)
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub(crate) fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.lock().expect("jobs lock").shutting_down
+    }
+
+    /// The stop flag of job `id` while it runs here (cancellation and shutdown set it).
+    pub(crate) fn cancel_flag(&self, id: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.inner.lock().expect("jobs lock").cancel.insert(id.to_string(), flag.clone());
+        flag
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.inner.lock().expect("jobs lock").cancel.remove(id);
+    }
+
+    /// Waits `poll`, or less when the runner shuts down.
+    pub(crate) fn idle(&self, poll: std::time::Duration) {
+        let inner = self.inner.lock().expect("jobs lock");
+        if !inner.shutting_down {
+            let _ = self.wake.wait_timeout(inner, poll);
+        }
     }
 
     /// Whether a queued or running job trains on `dataset`.
@@ -209,13 +272,50 @@ impl JobRunner {
     }
 
     /// Events of a job from now on.
-    pub fn subscribe(&self, id: &str) -> broadcast::Receiver<JobEvent> {
-        self.channels
-            .lock()
-            .expect("channels lock")
-            .entry(id.to_string())
-            .or_insert_with(|| broadcast::channel(1024).0)
-            .subscribe()
+    pub fn subscribe(self: &Arc<Self>, id: &str) -> broadcast::Receiver<JobEvent> {
+        let mut channels = self.channels.lock().expect("channels lock");
+        let fresh = !channels.contains_key(id);
+        let rx = channels.entry(id.to_string()).or_insert_with(|| broadcast::channel(1024).0).subscribe();
+        drop(channels);
+        let running_here = self.inner.lock().expect("jobs lock").cancel.contains_key(id);
+        if fresh && self.config.claim.is_some() && !running_here {
+            self.clone().relay_stored_events(id.to_string());
+        }
+        rx
+    }
+
+    /// Emits the `state` and `epoch` changes of a job another process runs, read from the
+    /// store every half second, while someone listens.
+    fn relay_stored_events(self: Arc<Self>, id: String) {
+        let spawned = std::thread::Builder::new().name(format!("relay-{id}")).spawn(move || {
+            let mut last: Option<(JobState, Option<Value>)> = None;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let listening = self.channels.lock().expect("channels lock").get(&id).map(|tx| tx.receiver_count());
+                let Ok(Some(job)) = self.store.job(&id) else { break };
+                if listening.unwrap_or(0) == 0 {
+                    break;
+                }
+                let seen = last.as_ref();
+                if seen.is_some_and(|(_, p)| *p != job.progress) || (seen.is_none() && job.progress.is_some()) {
+                    if let Some(p) = &job.progress {
+                        self.emit(&id, "epoch", p.clone());
+                    }
+                }
+                if seen.is_none_or(|(s, _)| *s != job.state) {
+                    let state = json!({ "state": job.state, "version": job.version, "error": job.error });
+                    self.emit(&id, "state", state);
+                }
+                if job.state.is_finished() {
+                    break;
+                }
+                last = Some((job.state, job.progress));
+            }
+            self.channels.lock().expect("channels lock").remove(&id);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot relay a job's events");
+        }
     }
 
     fn emit(&self, id: &str, kind: &'static str, data: Value) {
@@ -240,12 +340,14 @@ impl JobRunner {
                     inner = self.wake.wait(inner).expect("jobs lock");
                 }
             };
-            self.run(&id, &flag);
+            self.run(&id, &flag, None);
             self.inner.lock().expect("jobs lock").cancel.remove(&id);
         }
     }
 
-    fn run(&self, id: &str, stop: &AtomicBool) {
+    /// Runs job `id` and records how it ended, unless `lost` says its lease went to another
+    /// worker (or it was cancelled) meanwhile: then whoever holds it now records it.
+    pub(crate) fn run(&self, id: &str, stop: &AtomicBool, lost: Option<&AtomicBool>) {
         let Ok(Some(mut job)) = self.store.job(id) else { return };
         job.state = JobState::Running;
         job.started_at = Some(rfc3339_now());
@@ -253,6 +355,10 @@ impl JobRunner {
         self.emit(id, "state", json!({ "state": JobState::Running }));
         let started = Instant::now();
         let outcome = self.train(id, &job, stop, started);
+        if lost.is_some_and(|l| l.load(Ordering::SeqCst)) {
+            tracing::info!(job = id, "the job's lease was lost; leaving it to its new owner");
+            return;
+        }
         let shutting_down = self.inner.lock().expect("jobs lock").shutting_down;
         job.progress = self.store.job(id).ok().flatten().and_then(|j| j.progress).or(job.progress);
         match outcome {
@@ -299,7 +405,12 @@ impl JobRunner {
             .ok()
             .flatten()
             .ok_or_else(|| JobFailure::Request(format!("dataset {:?} is gone", req.dataset)))?;
-        let path = lathe_train::data::dataset_path(&self.config.datasets_root.join(&req.dataset));
+        let dataset_dir = self.config.datasets_root.join(&req.dataset);
+        fetch_dataset(&self.repo, &dataset, &dataset_dir).map_err(JobFailure::Request)?;
+        let path = lathe_train::data::dataset_path(&dataset_dir);
+        let checkpoint_dir = self.repo.root().join(".checkpoints").join(id);
+        let shipper = CheckpointShipper { repo: &self.repo, job: id, dir: &checkpoint_dir, pending: false };
+        shipper.pull();
         let digests: String = dataset.files.iter().map(|f| format!("{}:{}\n", f.name, f.sha256)).collect();
         let run = TrainRun {
             repo: &self.repo,
@@ -312,7 +423,7 @@ impl JobRunner {
             label_columns: req.label_columns(),
             test_fraction: 0.2,
             threads: self.config.threads_per_job,
-            checkpoints: CheckpointStore::new(self.repo.root().join(".checkpoints").join(id)),
+            checkpoints: CheckpointStore::new(&checkpoint_dir),
             resume: true,
             stop: Some(stop),
             job: Some(JobOrigin {
@@ -322,7 +433,9 @@ impl JobRunner {
                 started,
             }),
         };
-        let trained = train_version(run, &mut JobObserver { runner: self, id, last_progress: Instant::now() })?;
+        let mut observer = JobObserver { runner: self, id, last_progress: Instant::now(), shipper };
+        let trained = train_version(run, &mut observer)?;
+        observer.shipper.remove();
         if let Some(e) = &trained.checkpoint_left {
             tracing::warn!(job = id, error = %e, "the job's checkpoint could not be removed");
         }
@@ -398,10 +511,13 @@ struct JobObserver<'a> {
     runner: &'a JobRunner,
     id: &'a str,
     last_progress: Instant,
+    /// Keeps the fit's checkpoints in the object store, for a worker that takes over.
+    shipper: CheckpointShipper<'a>,
 }
 
 impl TrainObserver for JobObserver<'_> {
     fn event(&mut self, e: &Event) {
+        self.shipper.after_event(matches!(e, Event::EpochEnd(_)));
         let (kind, data) = match e {
             Event::EpochEnd(r) => ("epoch", serde_json::to_value(r).expect("record serialises")),
             Event::Progress { .. } if self.last_progress.elapsed().as_millis() < 200 => return,

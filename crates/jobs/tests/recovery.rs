@@ -52,6 +52,7 @@ fn a_job_whose_version_was_published_before_a_crash_is_recorded_as_succeeded() {
             max_queued: 10,
             datasets_root: dir.path().join("datasets"),
             threads_per_job: 1,
+            claim: None,
         },
     )
     .unwrap();

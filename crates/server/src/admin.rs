@@ -160,6 +160,7 @@ pub async fn upload(
     let part = dir.join(format!(".part-{file}"));
     let (bytes, sha256) = stream_to_file(body, &part, a.max_upload_bytes, &file).await?;
     std::fs::rename(&part, dir.join(&file)).map_err(internal)?;
+    store_remotely(&st, &name, Some(&file)).await?;
     let now = lathe_train::rfc3339_now();
     let mut record = a.store.dataset(&name).map_err(internal)?.unwrap_or(DatasetRecord {
         name: name.clone(),
@@ -179,6 +180,25 @@ pub async fn upload(
         StatusCode::CREATED,
         serde_json::to_vec(&json!({ "dataset": name, "file": file, "bytes": bytes, "sha256": sha256 })).expect("json"),
     ))
+}
+
+/// With an object-store repository, copies a dataset's uploaded `file` there (workers on
+/// other machines train on it), or removes the dataset's copies (`None`).
+async fn store_remotely(st: &AppState, name: &str, file: Option<&str>) -> Result<(), ApiError> {
+    let repo = st.manager.repository().clone();
+    let Some(a) = st.admin.as_ref() else { return Ok(()) };
+    if repo.remote().is_none() {
+        return Ok(());
+    }
+    let (name, file, dir) = (name.to_string(), file.map(str::to_string), a.datasets_root.join(name));
+    let stored = tokio::task::spawn_blocking(move || {
+        let remote = repo.remote().expect("checked above");
+        match &file {
+            Some(f) => remote.put_file(lathe_jobs::DATASET_AREA, &name, f, &dir.join(f)),
+            None => remote.delete_folder(lathe_jobs::DATASET_AREA, &name),
+        }
+    });
+    stored.await.map_err(internal)?.map_err(|e| lathe_types::HasErrorKind::to_api_error(&e))
 }
 
 /// `GET /v1/datasets/{name}`: the record and a description read from the data (rows,
@@ -296,6 +316,7 @@ pub async fn delete_dataset(
     }
     a.store.delete_dataset(&name).map_err(internal)?;
     let _ = std::fs::remove_dir_all(a.datasets_root.join(&name));
+    store_remotely(&st, &name, None).await?;
     audit(a, &actor, "dataset.delete", &name, json!({}));
     Ok(json_ok(&json!({ "deleted": name })))
 }

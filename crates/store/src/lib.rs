@@ -15,6 +15,7 @@ mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use postgres::PostgresStore;
 pub use postgres_documents::CHANGES_CHANNEL;
@@ -86,6 +87,22 @@ pub trait MetadataStore: Send + Sync {
 
     /// The latest `limit` audit entries, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Claims the oldest job that is queued, or running under an expired lease (its worker
+    /// stopped renewing it): marks it running under `owner` until `lease` from now, by the
+    /// database's clock. `None` when there is none. Concurrent claimers never get the same
+    /// job (Postgres: `SELECT … FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
+    fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Extends `owner`'s lease on the running job `id` to `lease` from now; false when the job
+    /// is no longer running under that owner (cancelled, finished, or claimed by another
+    /// worker after the lease expired).
+    fn renew_job_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError>;
+}
+
+/// A lease's length in milliseconds, as the stores keep it.
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 impl lathe_types::HasErrorKind for StoreError {

@@ -13,12 +13,13 @@
 
 use std::str::FromStr;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use postgres::{Client, Config, Row};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::{AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, JobState, MetadataStore, StoreError};
+use crate::{lease_ms, AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, JobState, MetadataStore, StoreError};
 
 impl From<postgres::Error> for StoreError {
     /// The error with its causes (a TLS handshake failure names the certificate problem).
@@ -40,7 +41,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MIGRATION_LOCK: i64 = 0x6c_61_74_68_65;
 
 /// Schema migrations, applied in order; `lathe_schema.version` records how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "
     CREATE TABLE datasets (
         name TEXT PRIMARY KEY,
@@ -89,7 +90,14 @@ const MIGRATIONS: [&str; 2] = [
         PRIMARY KEY (model, file)
     );
 ",
+    "
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until BIGINT;
+",
 ];
+
+/// Milliseconds since the epoch by the database's clock, in SQL.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 type Task = Box<dyn FnOnce(&mut Client) + Send>;
 
@@ -426,6 +434,35 @@ impl MetadataStore for PostgresStore {
                     detail: r.get(5),
                 })
                 .collect())
+        })
+    }
+
+    fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<JobRecord>, StoreError> {
+        let (owner, lease) = (owner.to_string(), lease_ms(lease));
+        let columns = JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
+        self.run(move |c| {
+            let sql = format!(
+                "WITH next AS (
+                   SELECT id FROM jobs
+                   WHERE state = 'queued' OR (state = 'running' AND COALESCE(lease_until, 0) < {NOW_MS})
+                   ORDER BY created_at, id LIMIT 1
+                   FOR UPDATE SKIP LOCKED)
+                 UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = {NOW_MS} + $2
+                 FROM next WHERE jobs.id = next.id
+                 RETURNING {columns}"
+            );
+            Ok(c.query_opt(&sql, &[&owner, &lease])?.as_ref().map(job_from_row))
+        })
+    }
+
+    fn renew_job_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let (id, owner, lease) = (id.to_string(), owner.to_string(), lease_ms(lease));
+        self.run(move |c| {
+            let sql = format!(
+                "UPDATE jobs SET lease_until = {NOW_MS} + $3 \
+                 WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
+            );
+            Ok(c.execute(&sql, &[&id, &owner, &lease])? == 1)
         })
     }
 }

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, JobState, MetadataStore, StoreError};
+use crate::{lease_ms, AuditEntry, DatasetRecord, EvaluationRecord, JobRecord, JobState, MetadataStore, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -14,7 +15,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "
     CREATE TABLE datasets (
         name TEXT PRIMARY KEY,
@@ -56,7 +57,19 @@ const MIGRATIONS: [&str; 2] = [
     );
     CREATE INDEX evaluations_model ON evaluations(model, version);
 ",
+    "
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
+",
 ];
+
+/// Milliseconds since the epoch by this machine's clock.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+const JOB_COLUMNS: &str = "id, request, state, version, error, progress, created_at, started_at, finished_at";
 
 /// The SQLite-backed store; one connection behind a mutex (writes are small and rare).
 pub struct SqliteStore {
@@ -284,6 +297,36 @@ impl MetadataStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<JobRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        let next: Option<String> = tx
+            .query_row(
+                "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND COALESCE(lease_until, 0) < ?1) \
+                 ORDER BY created_at, id LIMIT 1",
+                [now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = next else { return Ok(None) };
+        tx.execute(
+            "UPDATE jobs SET state = 'running', lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+            params![id, owner, now + lease_ms(lease)],
+        )?;
+        let job = tx.query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [&id], Self::job_from_row)?;
+        tx.commit()?;
+        Ok(Some(job))
+    }
+
+    fn renew_job_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let renewed = self.conn().execute(
+            "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+            params![id, owner, now_ms() + lease_ms(lease)],
+        )?;
+        Ok(renewed == 1)
     }
 }
 

@@ -95,7 +95,7 @@ fn replicas_starting_together_migrate_once() {
     )
     .unwrap();
     let rows = db.query("SELECT version FROM lathe_schema", &[]).unwrap();
-    assert_eq!((rows.len(), rows[0].get::<_, i32>(0)), (1, 2), "one row, every migration applied once");
+    assert_eq!((rows.len(), rows[0].get::<_, i32>(0)), (1, 3), "one row, every migration applied once");
 }
 
 #[test]
@@ -185,4 +185,43 @@ fn shared_documents_are_compare_and_set_and_announced() {
     while !names.contains(&"other".to_string()) {
         names.push(heard.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
     }
+}
+
+/// Claims and leases on `store` (and `other`, a second connection to the same database).
+fn check_claims(store: &dyn MetadataStore, other: &dyn MetadataStore) {
+    use std::time::Duration;
+    for (i, id) in ["j1", "j2", "j3"].iter().enumerate() {
+        store.put_job(&job(id, JobState::Queued, &format!("2026-01-0{}T00:00:00Z", i + 1))).unwrap();
+    }
+    let long = Duration::from_secs(60);
+    let first = store.claim_job("w1", long).unwrap().unwrap();
+    let second = other.claim_job("w2", long).unwrap().unwrap();
+    assert_eq!((first.id.as_str(), second.id.as_str()), ("j1", "j2"), "oldest first, never twice");
+    assert_eq!(first.state, JobState::Running);
+    assert!(store.renew_job_lease("j1", "w1", long).unwrap());
+    assert!(!store.renew_job_lease("j1", "w2", long).unwrap(), "only the owner renews");
+    // A short lease that is not renewed expires, and another worker takes the job over.
+    let third = store.claim_job("w1", Duration::from_millis(100)).unwrap().unwrap();
+    assert_eq!(third.id, "j3");
+    assert!(other.claim_job("w2", long).unwrap().is_none(), "nothing else is claimable yet");
+    std::thread::sleep(Duration::from_millis(300));
+    let taken = other.claim_job("w2", long).unwrap().unwrap();
+    assert_eq!(taken.id, "j3", "an expired lease is claimable");
+    assert!(!store.renew_job_lease("j3", "w1", long).unwrap(), "the first owner lost it");
+    let mut done = store.job("j1").unwrap().unwrap();
+    done.state = JobState::Cancelled;
+    store.put_job(&done).unwrap();
+    assert!(!store.renew_job_lease("j1", "w1", long).unwrap(), "a cancelled job's lease ends");
+}
+
+#[test]
+fn jobs_are_claimed_once_and_leases_expire() {
+    let cluster = Cluster::start(false);
+    let url = cluster.database("claims");
+    let (a, b) = (PostgresStore::open(&url).unwrap(), PostgresStore::open(&url).unwrap());
+    check_claims(&a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = lathe_store::SqliteStore::open(&dir.path().join("lathe.db")).unwrap();
+    let same_file = lathe_store::SqliteStore::open(&dir.path().join("lathe.db")).unwrap();
+    check_claims(&sqlite, &same_file);
 }

@@ -26,3 +26,4 @@ mod serve_observe;
 mod serve_sync;
 pub mod traffic;
 pub mod train;
+pub mod worker;

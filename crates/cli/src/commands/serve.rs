@@ -97,6 +97,14 @@ pub struct ServeArgs {
     /// Training jobs running at once; more wait in the queue.
     #[arg(long, env = "LATHE_MAX_CONCURRENT_JOBS", default_value_t = 1)]
     pub max_concurrent_jobs: usize,
+    /// With Postgres (--metadata postgres://…), also run training jobs here, claimed from the
+    /// database as `lathe worker`s claim them; without it, jobs wait for workers.
+    #[arg(long, env = "LATHE_RUN_JOBS")]
+    pub run_jobs: bool,
+    /// Seconds a claimed job's lease lasts without a heartbeat (renewed every third of it);
+    /// another worker takes over a job whose lease ran out, from its last checkpoint.
+    #[arg(long, env = "LATHE_JOB_LEASE", default_value_t = 30.0)]
+    pub job_lease: f64,
     /// Largest dataset file accepted by an upload, bytes.
     #[arg(long, env = "LATHE_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
     pub max_upload_bytes: u64,
@@ -228,14 +236,22 @@ pub fn serve(repo: Repository, args: &ServeArgs, json: bool, on_ready: impl FnOn
     } else if !json {
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
+    // With Postgres, jobs are claimed from the database (by workers, and here with --run-jobs).
+    let claim = postgres.as_ref().map(|_| lathe_jobs::ClaimConfig {
+        owner: lathe_jobs::ClaimConfig::default_owner(),
+        lease: Duration::from_secs_f64(args.job_lease.max(0.3)),
+        poll: Duration::from_secs(1),
+    });
+    let max_concurrent = if claim.is_some() && !args.run_jobs { 0 } else { args.max_concurrent_jobs.max(1) };
     let jobs = lathe_jobs::JobRunner::start(
         store.clone(),
         repo.clone(),
         lathe_jobs::JobsConfig {
-            max_concurrent: args.max_concurrent_jobs.max(1),
+            max_concurrent,
             max_queued: 100,
             datasets_root: args.state_dir.join("datasets"),
             threads_per_job: 0,
+            claim,
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))

@@ -45,7 +45,7 @@ fn jobs_datasets_and_evaluations_live_in_postgres_and_survive_a_restart() {
         csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 5.0));
     }
     let id = {
-        let s = start_server_with(cwd, &["--metadata", &url]);
+        let s = start_server_with(cwd, &["--metadata", &url, "--run-jobs"]);
         let (code, r) = call(&s, "PUT", "/v1/datasets/lin/files/data.csv", csv.as_bytes());
         assert_eq!(code, 201, "{r}");
         let spec = json!({

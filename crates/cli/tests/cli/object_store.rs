@@ -36,8 +36,13 @@ fn train(cwd: &Path, bucket: &str, data: &Path, spec: &Path) -> u64 {
 }
 
 pub(crate) fn served_versions(base: &str) -> Vec<u64> {
+    served_versions_of(base, "digits")
+}
+
+/// The versions of `model` that `base` serves (AVAILABLE), ascending.
+pub(crate) fn served_versions_of(base: &str, model: &str) -> Vec<u64> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let Ok(mut answer) = agent.get(&format!("{base}/v1/models/digits")).call() else { return vec![] };
+    let Ok(mut answer) = agent.get(&format!("{base}/v1/models/{model}")).call() else { return vec![] };
     let text = answer.body_mut().read_to_string().unwrap_or_default();
     let status: Value = serde_json::from_str(&text).unwrap_or_default();
     let mut out: Vec<u64> = status["model_version_status"]

@@ -46,7 +46,10 @@ impl Remote {
     /// Uploads the local file `from` as `<name>/<version>/<file>`; files above 8 MiB go in
     /// 16 MiB parts, four in flight.
     pub fn upload(&self, name: &str, version: u64, file: &str, from: &Path) -> Result<(), RegistryError> {
-        let key = self.key(&[name, &version.to_string(), file]);
+        self.upload_key(self.key(&[name, &version.to_string(), file]), from)
+    }
+
+    fn upload_key(&self, key: Key, from: &Path) -> Result<(), RegistryError> {
         let io = |e: std::io::Error| RegistryError::Io { path: from.display().to_string(), source: e };
         let mut source = std::fs::File::open(from).map_err(io)?;
         let size = source.metadata().map_err(io)?.len();
@@ -96,7 +99,10 @@ impl Remote {
     /// Streams `<name>/<version>/<file>` into the new local file `to` (fsynced) and returns its
     /// sha256 (hex) and size in bytes.
     pub fn download(&self, name: &str, version: u64, file: &str, to: &Path) -> Result<(String, u64), RegistryError> {
-        let key = self.key(&[name, &version.to_string(), file]);
+        self.download_key(self.key(&[name, &version.to_string(), file]), to)
+    }
+
+    fn download_key(&self, key: Key, to: &Path) -> Result<(String, u64), RegistryError> {
         let io = |e: std::io::Error| RegistryError::Io { path: to.display().to_string(), source: e };
         let mut out = std::fs::File::create(to).map_err(io)?;
         let (store, at) = (self.store.clone(), key.clone());
@@ -117,6 +123,67 @@ impl Remote {
         copied.map_err(|e| self.store_error(&key, e))?.map_err(io)
     }
 
+    /// Uploads the files of `dir` (not its subfolders or hidden files) to `<area>/<id>/`,
+    /// the files named in `last` after the others, and removes the objects there that `dir`
+    /// no longer has: a folder of training checkpoints, whose state file names its tensors.
+    pub fn push_folder(&self, area: &str, id: &str, dir: &Path, last: &[&str]) -> Result<(), RegistryError> {
+        let io = |e: std::io::Error| RegistryError::Io { path: dir.display().to_string(), source: e };
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        files.sort_by_key(|f| (last.contains(&f.as_str()), f.clone()));
+        for file in &files {
+            self.upload_key(self.key(&[area, id, file]), &dir.join(file))?;
+        }
+        let folder = self.key(&[area, id]);
+        for key in self.list_keys(&folder)? {
+            if key.filename().is_some_and(|f| !files.iter().any(|n| n == f)) {
+                self.delete_key(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads every object under `<area>/<id>/` into `dir` (created); returns how many.
+    pub fn pull_folder(&self, area: &str, id: &str, dir: &Path) -> Result<usize, RegistryError> {
+        let folder = self.key(&[area, id]);
+        let keys = self.list_keys(&folder)?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        std::fs::create_dir_all(dir).map_err(|e| RegistryError::Io { path: dir.display().to_string(), source: e })?;
+        for key in &keys {
+            let Some(file) = key.filename().filter(|f| !f.starts_with('.')) else { continue };
+            self.download_key(key.clone(), &dir.join(file))?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Uploads one file as `<area>/<id>/<file>` (a dataset's file).
+    pub fn put_file(&self, area: &str, id: &str, file: &str, from: &Path) -> Result<(), RegistryError> {
+        self.upload_key(self.key(&[area, id, file]), from)
+    }
+
+    /// Removes every object under `<area>/<id>/`.
+    pub fn delete_folder(&self, area: &str, id: &str) -> Result<(), RegistryError> {
+        for key in self.list_keys(&self.key(&[area, id]))? {
+            self.delete_key(&key)?;
+        }
+        Ok(())
+    }
+
+    fn delete_key(&self, key: &Key) -> Result<(), RegistryError> {
+        let (store, at) = (self.store.clone(), key.clone());
+        match self.block(async move { store.delete(&at).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_error(key, e)),
+        }
+    }
+
     /// Deletes version `version` of `name`: its manifest first (readers stop seeing it), then
     /// its files and claim.
     pub fn delete_version(&self, name: &str, version: u64) -> Result<(), RegistryError> {
@@ -125,11 +192,7 @@ impl Remote {
         let mut keys = self.list_keys(&folder)?;
         keys.sort_by_key(|k| *k != manifest);
         for key in keys {
-            let (store, at) = (self.store.clone(), key.clone());
-            match self.block(async move { store.delete(&at).await })? {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.store_error(&key, e)),
-            }
+            self.delete_key(&key)?;
         }
         Ok(())
     }
