@@ -62,20 +62,37 @@ impl Heartbeat {
         let thread = std::thread::Builder::new()
             .name(format!("lease-{id}"))
             .spawn(move || {
+                let mut renewed = std::time::Instant::now();
+                let give_up = lease * 2 / 3;
                 while !quit.load(Ordering::SeqCst) {
                     std::thread::sleep(every);
                     if quit.load(Ordering::SeqCst) {
                         return;
                     }
-                    match store.renew_job_lease(&id, &owner, lease) {
-                        Ok(true) => {}
+                    let gone = match store.renew_job_lease(&id, &owner, lease) {
+                        Ok(true) => {
+                            renewed = std::time::Instant::now();
+                            false
+                        }
                         Ok(false) => {
                             tracing::warn!(job = %id, "the job's lease is gone (cancelled or taken over); stopping");
-                            lost.store(true, Ordering::SeqCst);
-                            stop.store(true, Ordering::SeqCst);
-                            return;
+                            true
                         }
-                        Err(e) => tracing::warn!(job = %id, error = %e, "renewing the job's lease failed; retrying"),
+                        // Unrenewed for most of the lease: stop before another worker may take
+                        // the job over, so that two never publish it.
+                        Err(e) if renewed.elapsed() >= give_up => {
+                            tracing::warn!(job = %id, error = %e, "the lease could not be renewed in time; stopping");
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(job = %id, error = %e, "renewing the job's lease failed; retrying");
+                            false
+                        }
+                    };
+                    if gone {
+                        lost.store(true, Ordering::SeqCst);
+                        stop.store(true, Ordering::SeqCst);
+                        return;
                     }
                 }
             })

@@ -349,6 +349,10 @@ impl JobRunner {
     /// worker (or it was cancelled) meanwhile: then whoever holds it now records it.
     pub(crate) fn run(&self, id: &str, stop: &AtomicBool, lost: Option<&AtomicBool>) {
         let Ok(Some(mut job)) = self.store.job(id) else { return };
+        if job.state.is_finished() {
+            // Cancelled between its claim and now.
+            return;
+        }
         job.state = JobState::Running;
         job.started_at = Some(rfc3339_now());
         let _ = self.store.put_job(&job);

@@ -30,6 +30,9 @@ pub struct SyncReport {
     pub skipped: Vec<(String, u64)>,
     /// Models whose labels or traffic policy changed in the shared store.
     pub documents: Vec<String>,
+    /// Published versions that could not be fetched (model, version, why); tried again at
+    /// the next sync.
+    pub failed: Vec<(String, u64, String)>,
 }
 
 impl SyncReport {
@@ -53,7 +56,8 @@ impl Repository {
     /// repository without a shared store has nothing to sync.
     ///
     /// # Errors
-    /// The first store or file error; versions fetched before it stay.
+    /// A store or file error that stops the whole sync (the store cannot be listed); a
+    /// version that cannot be fetched is reported in [`SyncReport::failed`] instead.
     pub fn sync(&self) -> Result<SyncReport, RegistryError> {
         let mut report = SyncReport { documents: self.sync_documents()?, ..SyncReport::default() };
         let Some(remote) = self.remote.as_deref() else { return Ok(report) };
@@ -83,15 +87,32 @@ impl Repository {
         let cached: BTreeSet<u64> = self.list_versions(&model_dir).into_iter().collect();
         let wanted = self.wanted(name, &published);
         for &version in published.iter().rev().filter(|v| !cached.contains(v)) {
-            let manifest = self.remote_manifest(remote, name, version)?;
-            let bytes = manifest.0.files.values().map(|f| f.bytes).sum();
-            if !self.make_room(bytes, wanted.contains(&version), report)? {
-                report.skipped.push((name.to_string(), version));
-                continue;
+            // One unreadable version (a corrupt object, a delete racing this read) is reported
+            // and skipped; the others are still fetched.
+            if let Err(e) = self.sync_version(remote, name, version, wanted.contains(&version), report) {
+                tracing::warn!(model = name, version, error = %e, "a version could not be fetched");
+                report.failed.push((name.to_string(), version, e.to_string()));
             }
-            self.fetch(remote, name, version, manifest)?;
-            report.fetched.push((name.to_string(), version));
         }
+        Ok(())
+    }
+
+    fn sync_version(
+        &self,
+        remote: &Remote,
+        name: &str,
+        version: u64,
+        wanted: bool,
+        report: &mut SyncReport,
+    ) -> Result<(), RegistryError> {
+        let manifest = self.remote_manifest(remote, name, version)?;
+        let bytes = manifest.0.files.values().map(|f| f.bytes).sum();
+        if !self.make_room(bytes, wanted, report)? {
+            report.skipped.push((name.to_string(), version));
+            return Ok(());
+        }
+        self.fetch(remote, name, version, manifest)?;
+        report.fetched.push((name.to_string(), version));
         Ok(())
     }
 

@@ -148,6 +148,12 @@ impl Repository {
     /// deployment moving to a shared store keeps its promotions); existing ones win.
     pub fn import_documents(&self) -> Result<usize, RegistryError> {
         let Some(shared) = &self.shared else { return Ok(0) };
+        // Once, into an empty store: later, a folder's copy may be older than the store (a
+        // policy cleared since) and must not come back.
+        let existing = shared.all().map_err(|m| RegistryError::Shared { document: "*".into(), message: m })?;
+        if !existing.is_empty() {
+            return Ok(0);
+        }
         let mut imported = 0;
         for model in self.models() {
             for file in SHARED_FILES {

@@ -130,15 +130,14 @@ impl Repository {
         })
     }
 
-    /// Removes a version folder, refusing while a label or the traffic policy names it.
+    /// Removes a version folder, refusing while a label or the traffic policy names it (as
+    /// the shared store has them, when there is one, not this folder's copy).
     pub fn delete_version(&self, name: &str, version: u64) -> Result<(), RegistryError> {
-        let versions = match self.remote() {
-            Some(remote) => remote.published_versions(name)?,
-            None => self.versions(name)?,
-        };
+        let versions = self.published_versions(name)?;
         if !versions.contains(&version) {
             return Err(RegistryError::VersionNotFound { name: name.into(), version, available: versions });
         }
+        self.sync_documents()?;
         let labels = self.labels(name)?;
         if let Some((l, _)) = labels.iter().find(|(_, v)| **v == version) {
             return Err(RegistryError::InUse(format!("label {l:?} names version {version} of {name:?}")));

@@ -130,10 +130,13 @@ fn a_file_that_does_not_match_its_manifest_is_refused() {
     let tampered = a_cache.path().join("tampered.bin");
     fs::write(&tampered, b"the fake weights").unwrap();
     a.remote().unwrap().upload("m", 1, "weights.safetensors", &tampered).unwrap();
-    let err = b.sync().unwrap_err();
-    assert!(matches!(err, RegistryError::Check { .. }), "{err:?}");
-    let message = err.to_string();
+    let report = b.sync().unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let (model, version, message) = &report.failed[0];
+    assert_eq!((model.as_str(), *version), ("m", 1));
     assert!(message.contains("weights.safetensors") && message.contains("sha256"), "{message}");
+    let err = b.fetch_version("m", 1).unwrap_err();
+    assert!(matches!(err, RegistryError::Check { .. }), "{err:?}");
     assert!(cached(&b, "m").is_empty(), "nothing unverified appears in the cache");
     let leftovers: Vec<_> = fs::read_dir(b_cache.path().join("m")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

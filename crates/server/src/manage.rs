@@ -104,7 +104,7 @@ pub async fn put(
             let v = json_body(&st, body).await?;
             let traffic: Traffic =
                 serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("invalid traffic policy: {e}")))?;
-            let tag = write_traffic(&st, name, Some(&traffic), &headers)?;
+            let tag = write_traffic(&st, name, Some(&traffic), &headers).await?;
             audit(&st, &actor, "traffic.set", name, serde_json::to_value(&traffic).expect("json"));
             apply(&st).await;
             Ok(with_etag(json_ok(&json!({ "name": name, "traffic": traffic })), &tag))
@@ -116,7 +116,7 @@ pub async fn put(
                 .get("version")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| ApiError::invalid("expected {\"version\": N}"))?;
-            let tag = write_label(&st, name, label, Some(version), &headers)?;
+            let tag = write_label(&st, name, label, Some(version), &headers).await?;
             audit(&st, &actor, "label.set", name, json!({ "label": label, "version": version }));
             apply(&st).await;
             let labels = st.manager.repository().labels(name).map_err(registry_error)?;
@@ -155,7 +155,7 @@ pub async fn delete(
     let out = match segs.as_slice() {
         [name, "traffic"] => {
             check_model(&st, name)?;
-            write_traffic(&st, name, None, &headers)?;
+            write_traffic(&st, name, None, &headers).await?;
             audit(&st, &actor, "traffic.clear", name, json!({}));
             json!({ "name": name, "traffic": null })
         }
@@ -164,14 +164,15 @@ pub async fn delete(
             if !repo.labels(name).map_err(registry_error)?.contains_key(*label) {
                 return Err(ApiError::not_found(format!("model {name:?} has no label {label:?}")).into());
             }
-            write_label(&st, name, label, None, &headers)?;
+            write_label(&st, name, label, None, &headers).await?;
             audit(&st, &actor, "label.delete", name, json!({ "label": label }));
             json!({ "name": name, "labels": repo.labels(name).map_err(registry_error)? })
         }
         [name, "versions", v] => {
             check_model(&st, name)?;
             let version = parse_version(v)?;
-            repo.delete_version(name, version).map_err(registry_error)?;
+            let (repo, model) = (repo.clone(), name.to_string());
+            blocking(move || Ok(repo.delete_version(&model, version)?)).await?;
             audit(&st, &actor, "version.delete", name, json!({ "version": version }));
             json!({ "name": name, "deleted": version })
         }
@@ -199,31 +200,45 @@ pub async fn rollback(
         Some(_) => return Err(ApiError::invalid("to: expected a version number or a label").into()),
     };
     let traffic = Traffic { routes: vec![Route { target: to.clone(), weight: 100 }], shadow: None };
-    let tag = write_traffic(st, name, Some(&traffic), headers)?;
+    let tag = write_traffic(st, name, Some(&traffic), headers).await?;
     audit(st, actor, "traffic.rollback", name, json!({ "to": to }));
     apply(st).await;
     Ok(with_etag(json_ok(&json!({ "name": name, "traffic": traffic })), &tag))
 }
 
+/// Runs a repository change on the blocking pool: with a shared store it waits on Postgres and
+/// the object store, which must not hold up the executor.
+async fn blocking<T: Send + 'static>(
+    change: impl FnOnce() -> Result<T, Refused> + Send + 'static,
+) -> Result<T, ApiError> {
+    let done = tokio::task::spawn_blocking(change).await;
+    Ok(done.map_err(|e| ApiError::new(lathe_types::ErrorKind::Internal, e.to_string()))??)
+}
+
 /// Sets (`Some`) or clears the traffic policy when `If-Match` allows; returns the new tag.
-fn write_traffic(
+async fn write_traffic(
     st: &AppState,
     name: &str,
     traffic: Option<&Traffic>,
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
     let expected = promotion::expected(headers)?;
-    let what = format!("the traffic policy of model {name:?}");
-    st.manager.repository().update_traffic(name, |current| {
-        promotion::check(&expected, &promotion::traffic_tag(current.as_ref()), &what)?;
-        *current = traffic.cloned();
-        Ok::<(), Refused>(())
-    })?;
-    Ok(promotion::traffic_tag(traffic))
+    let (repo, name, traffic) = (st.manager.repository().clone(), name.to_string(), traffic.cloned());
+    let tag = promotion::traffic_tag(traffic.as_ref());
+    blocking(move || {
+        let what = format!("the traffic policy of model {name:?}");
+        repo.update_traffic(&name, |current| {
+            promotion::check(&expected, &promotion::traffic_tag(current.as_ref()), &what)?;
+            current.clone_from(&traffic);
+            Ok::<(), Refused>(())
+        })
+    })
+    .await?;
+    Ok(tag)
 }
 
 /// Points (`Some`) or removes a label when `If-Match` allows; returns the new tag.
-fn write_label(
+async fn write_label(
     st: &AppState,
     name: &str,
     label: &str,
@@ -231,21 +246,24 @@ fn write_label(
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
     let expected = promotion::expected(headers)?;
-    let what = format!("label {label:?} of model {name:?}");
-    let repo = st.manager.repository();
-    repo.update_labels(name, |labels| {
-        promotion::check(&expected, &promotion::label_tag(labels.get(label).copied()), &what)?;
-        match version {
-            Some(v) => {
-                repo.check_label(name, label, v)?;
-                labels.insert(label.to_string(), v);
+    let (repo, name, label) = (st.manager.repository().clone(), name.to_string(), label.to_string());
+    blocking(move || {
+        let what = format!("label {label:?} of model {name:?}");
+        repo.update_labels(&name, |labels| {
+            promotion::check(&expected, &promotion::label_tag(labels.get(&label).copied()), &what)?;
+            match version {
+                Some(v) => {
+                    repo.check_label(&name, &label, v)?;
+                    labels.insert(label.clone(), v);
+                }
+                None => {
+                    labels.remove(&label);
+                }
             }
-            None => {
-                labels.remove(label);
-            }
-        }
-        Ok::<(), Refused>(())
-    })?;
+            Ok::<(), Refused>(())
+        })
+    })
+    .await?;
     Ok(promotion::label_tag(version))
 }
 

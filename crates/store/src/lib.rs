@@ -89,7 +89,8 @@ pub trait MetadataStore: Send + Sync {
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Claims the oldest job that is queued, or running under an expired lease (its worker
-    /// stopped renewing it): marks it running under `owner` until `lease` from now, by the
+    /// stopped renewing it; a job running without a lease, in a server's own queue, is never
+    /// taken): marks it running under `owner` until `lease` from now, by the
     /// database's clock. `None` when there is none. Concurrent claimers never get the same
     /// job (Postgres: `SELECT … FOR UPDATE SKIP LOCKED`; SQLite: one writer at a time).
     fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<JobRecord>, StoreError>;

@@ -82,6 +82,9 @@ const MIGRATIONS: [&str; 3] = [
     CREATE INDEX evaluations_model ON evaluations(model, version);
 ",
     "
+    -- Revisions come from one sequence, so a document removed and made again never repeats
+    -- a revision a writer may still hold.
+    CREATE SEQUENCE document_revisions;
     CREATE TABLE documents (
         model TEXT NOT NULL,
         file TEXT NOT NULL,
@@ -444,7 +447,7 @@ impl MetadataStore for PostgresStore {
             let sql = format!(
                 "WITH next AS (
                    SELECT id FROM jobs
-                   WHERE state = 'queued' OR (state = 'running' AND COALESCE(lease_until, 0) < {NOW_MS})
+                   WHERE state = 'queued' OR (state = 'running' AND lease_until < {NOW_MS})
                    ORDER BY created_at, id LIMIT 1
                    FOR UPDATE SKIP LOCKED)
                  UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = {NOW_MS} + $2

@@ -1,5 +1,5 @@
 //! Labels and traffic policies in Postgres ([`SharedDocuments`]): table `documents`, one row
-//! per model and file with a revision counter for compare-and-set, and `NOTIFY` on the
+//! per model and file with a revision (from one sequence, never repeated) for compare-and-set, and `NOTIFY` on the
 //! [`CHANGES_CHANNEL`] after every change so that replicas mirror it at once.
 
 use std::time::Duration;
@@ -37,12 +37,13 @@ impl SharedDocuments for PostgresStore {
             let key: [&(dyn postgres::types::ToSql + Sync); 2] = [&model, &file];
             let rows = match (&body, revision) {
                 (Some(b), None) => tx.execute(
-                    "INSERT INTO documents (model, file, body, revision) VALUES ($1, $2, $3, 1) \
+                    "INSERT INTO documents (model, file, body, revision) \
+                     VALUES ($1, $2, $3, nextval('document_revisions')) \
                      ON CONFLICT DO NOTHING",
                     &[&model, &file, b],
                 )?,
                 (Some(b), Some(r)) => tx.execute(
-                    "UPDATE documents SET body = $3, revision = revision + 1 \
+                    "UPDATE documents SET body = $3, revision = nextval('document_revisions') \
                      WHERE model = $1 AND file = $2 AND revision = $4",
                     &[&model, &file, b, &r],
                 )?,

@@ -305,7 +305,7 @@ impl MetadataStore for SqliteStore {
         let now = now_ms();
         let next: Option<String> = tx
             .query_row(
-                "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND COALESCE(lease_until, 0) < ?1) \
+                "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'running' AND lease_until < ?1) \
                  ORDER BY created_at, id LIMIT 1",
                 [now],
                 |r| r.get(0),

@@ -181,6 +181,11 @@ fn shared_documents_are_compare_and_set_and_announced() {
     assert!(a.write_if("m", "traffic.json", Some(b"{}"), None).unwrap());
     assert_eq!(b.all().unwrap(), vec![("m".to_string(), "traffic.json".to_string(), b"{}".to_vec())]);
     a.announce("other").unwrap();
+    // A document removed and made again never repeats a revision a writer may still hold.
+    let (_, held) = a.read("m", "traffic.json").unwrap().unwrap();
+    assert!(a.write_if("m", "traffic.json", None, Some(&held)).unwrap());
+    assert!(b.write_if("m", "traffic.json", Some(b"{\"routes\": []}"), None).unwrap());
+    assert!(!a.write_if("m", "traffic.json", Some(b"{}"), Some(&held)).unwrap(), "a stale revision stays stale");
     let mut names: Vec<String> = heard.try_iter().collect();
     while !names.contains(&"other".to_string()) {
         names.push(heard.recv_timeout(std::time::Duration::from_secs(5)).unwrap());

@@ -38,10 +38,18 @@ pub fn run(cli: &Cli, cmd: &ModelsCommand) -> Result<()> {
     if cli.server.is_some() {
         return remote(cli, cmd);
     }
-    let repo = cli.synced(None)?;
+    let repo = match cmd {
+        ModelsCommand::List => cli.synced(None)?,
+        ModelsCommand::Show { model } => cli.synced(Some(&model.name))?,
+        ModelsCommand::Label { .. } => cli.repository()?,
+    };
     match cmd {
         ModelsCommand::List => list(cli, &repo),
         ModelsCommand::Show { model } => show(cli, &repo, model),
+        ModelsCommand::Label { .. } if repo.remote().is_some() => anyhow::bail!(
+            "labels of an s3:// repository are kept by its servers: give --server URL (a `lathe serve` \
+             with --metadata postgres://…, so that every replica agrees)"
+        ),
         ModelsCommand::Label { name, label, version, remove } => {
             match (version, remove) {
                 (_, true) => {

@@ -23,8 +23,8 @@ use crate::Cli;
     \n  export LATHE_REPO=s3://models/prod AWS_ENDPOINT_URL=https://minio:9000\
     \n  lathe worker --metadata postgres://lathe:secret@db:5432/lathe --job-lease 30")]
 pub struct WorkerArgs {
-    /// The metadata store the servers record jobs in: a Postgres URL shared by the
-    /// deployment, or sqlite://FILE for workers beside a server on one machine.
+    /// The Postgres database the servers record jobs in (`postgres://USER:PASSWORD@HOST/DB`;
+    /// with SQLite a server runs its own jobs and needs no workers).
     #[arg(long, env = "LATHE_METADATA")]
     pub metadata: String,
     /// Folder for the datasets this worker fetches from the object store.
@@ -49,14 +49,15 @@ pub struct WorkerArgs {
 }
 
 pub fn run(cli: &Cli, args: &WorkerArgs) -> Result<()> {
-    let mut repo = cli.repository()?;
-    let store: Arc<dyn MetadataStore> = if lathe_store::is_postgres(&args.metadata) {
-        let pg = Arc::new(PostgresStore::open(&args.metadata).map_err(anyhow::Error::msg)?);
-        repo = repo.with_shared(pg.clone());
-        pg
-    } else {
-        lathe_store::open(Some(&args.metadata), &args.state_dir.join("lathe.db")).map_err(anyhow::Error::msg)?
-    };
+    if !lathe_store::is_postgres(&args.metadata) {
+        anyhow::bail!(
+            "--metadata: expected the deployment's Postgres URL (postgres://…); with SQLite, \
+             `lathe serve` runs its own jobs and workers would run them a second time"
+        );
+    }
+    let pg = Arc::new(PostgresStore::open(&args.metadata).map_err(anyhow::Error::msg)?);
+    let repo = cli.repository()?.with_shared(pg.clone());
+    let store: Arc<dyn MetadataStore> = pg;
     let owner = args.worker_id.clone().unwrap_or_else(lathe_jobs::ClaimConfig::default_owner);
     let claim = lathe_jobs::ClaimConfig {
         owner: owner.clone(),

@@ -151,6 +151,13 @@ fn worker(cwd: &Path, bucket: &str, name: &str, metadata: &str, lease: &str) -> 
     Server { child, base: String::new() }
 }
 
+/// PUTs raw bytes (a dataset file); (status, JSON answer).
+fn send_bytes(base: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
+    let mut answer = agent().put(format!("{base}{path}")).send(bytes).unwrap();
+    let code = answer.status().as_u16();
+    (code, serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap_or(Value::Null))
+}
+
 fn job(base: &str, id: &str) -> Value {
     send(base, "GET", &format!("/v1/jobs/{id}"), None, "").1
 }
@@ -167,8 +174,8 @@ fn upload_mnist_subset(base: &str, dir: &Path) {
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     {
         let bytes = std::fs::read(dir.join(file)).unwrap();
-        let mut answer = agent().put(format!("{base}/v1/datasets/digits/files/{file}")).send(&bytes[..]).unwrap();
-        assert_eq!(answer.status().as_u16(), 201, "{}", answer.body_mut().read_to_string().unwrap());
+        let (code, answer) = send_bytes(base, &format!("/v1/datasets/digits/files/{file}"), &bytes);
+        assert_eq!(code, 201, "{answer}");
     }
 }
 
@@ -190,19 +197,37 @@ fn jobs_submitted_to_a_replica_are_trained_by_workers_and_a_killed_worker_is_res
     let metadata = cluster.database("workers");
     let bucket = s3::fresh_bucket("workers");
     let (a, b) = (replica(cwd, &bucket, "a", &metadata), replica(cwd, &bucket, "b", &metadata));
-    upload_mnist_subset(&a.base, &mnist_subset(cwd, 2000, 300));
 
-    // Submitted to A, trained by a worker (A runs no jobs), served by both within 5 s.
+    // A small CSV job submitted to A, trained by a worker (A runs no jobs), published to the
+    // bucket and served by both replicas within 5 s of its publish.
     let mut first = worker(cwd, &bucket, "w1", &metadata, "2");
-    let id = submit(&a.base, "digits", "digits", mlp(3));
-    until("the job to succeed", Duration::from_secs(120), || job(&b.base, &id)["state"] == "succeeded");
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..300 {
+        let (x, z) = ((i % 37) as f64 / 7.0, (i % 23) as f64 / 5.0);
+        csv.push_str(&format!("{x},{z},{}\n", 2.0 * x - z + 5.0));
+    }
+    let (code, answer) = send_bytes(&a.base, "/v1/datasets/lin/files/data.csv", csv.as_bytes());
+    assert_eq!(code, 201, "{answer}");
+    let spec = json!({
+        "input": {"preprocessing": "standardize"},
+        "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": "auto"}],
+        "compile": {"optimizer": {"type": "adam", "lr": 0.01}, "loss": "mse"},
+        "fit": {"epochs": 20},
+    });
+    let body = json!({"name": "lin", "spec": spec, "dataset": "lin", "label_column": "y"});
+    let (code, submitted) = send(&a.base, "POST", "/v1/jobs", None, &body.to_string());
+    assert_eq!(code, 201, "{submitted}");
+    let id = submitted["id"].as_str().unwrap().to_string();
+    until("the CSV job to succeed", Duration::from_secs(120), || job(&b.base, &id)["state"] == "succeeded");
     assert_eq!(job(&a.base, &id)["version"], 1);
     for r in [&a, &b] {
         let took =
-            until("the job's version served", Duration::from_secs(5), || served_versions_of(&r.base, "digits") == [1]);
-        eprintln!("served the job's version {took:?} after the job was recorded as succeeded");
+            until("the job's version served", Duration::from_secs(5), || served_versions_of(&r.base, "lin") == [1]);
+        eprintln!("served the CSV job's version {took:?} after the job was recorded as succeeded");
     }
-    assert!(cwd.join("state-w1/datasets/digits/train-images-idx3-ubyte").is_file(), "fetched from the store");
+    assert!(cwd.join("state-w1/datasets/lin/data.csv").is_file(), "the worker fetched the dataset from the bucket");
+    assert!(!cwd.join("state-w1/lathe.db").exists(), "the worker records nothing outside Postgres");
+    upload_mnist_subset(&a.base, &mnist_subset(cwd, 2000, 300));
 
     // A long job: the worker is killed -9 after a few epochs; a second worker takes over when
     // the lease runs out, resumes from the stored checkpoint and publishes once.
@@ -216,16 +241,16 @@ fn jobs_submitted_to_a_replica_are_trained_by_workers_and_a_killed_worker_is_res
     let _second = worker(cwd, &bucket, "w2", &metadata, "2");
     until("the resumed job to succeed", Duration::from_secs(180), || job(&a.base, &id)["state"] == "succeeded");
     let version = job(&a.base, &id)["version"].as_u64().unwrap();
-    assert_eq!(version, 2, "published once");
+    assert_eq!(version, 1, "published once");
     until("the resumed job's version on A", Duration::from_secs(5), || {
-        served_versions_of(&a.base, "digits").contains(&2)
+        served_versions_of(&a.base, "digits").contains(&1)
     });
-    let (_, manifest) = send(&a.base, "GET", "/v1/models/digits/versions/2/manifest", None, "");
+    let (_, manifest) = send(&a.base, "GET", "/v1/models/digits/versions/1/manifest", None, "");
     assert_eq!(manifest["training"]["resumed"], true, "{manifest}");
     assert_eq!(manifest["history"].as_array().map(Vec::len), Some(40));
     eprintln!("killed after epoch {killed_at}; the second worker resumed and finished");
     let store = bucket_repository(cwd, &bucket, "cache-probe");
-    assert_eq!(store.remote().unwrap().published_versions("digits").unwrap(), vec![1, 2]);
+    assert_eq!(store.remote().unwrap().published_versions("digits").unwrap(), vec![1], "one version, once");
     assert_eq!(store.remote().unwrap().pull_folder(".checkpoints", &id, &cwd.join("left")).unwrap(), 0);
 }
 

@@ -66,9 +66,15 @@ impl Remote {
                     let n = match source.read(&mut buffer) {
                         Ok(0) => break,
                         Ok(n) => n,
-                        Err(e) => return Ok(Err(e)),
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            return Ok(Err(e));
+                        }
                     };
-                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
                     writer.write(&buffer[..n]);
                 }
                 writer.finish().await.map(|_| Ok(()))
@@ -158,7 +164,17 @@ impl Remote {
         std::fs::create_dir_all(dir).map_err(|e| RegistryError::Io { path: dir.display().to_string(), source: e })?;
         for key in &keys {
             let Some(file) = key.filename().filter(|f| !f.starts_with('.')) else { continue };
-            self.download_key(key.clone(), &dir.join(file))?;
+            // Readers of the folder (another job on the same dataset) see whole files only.
+            let part = dir.join(format!(".{file}.part-{}", crate::repository::unique_suffix()));
+            let fetched = self.download_key(key.clone(), &part);
+            let placed = fetched.and_then(|_| {
+                std::fs::rename(&part, dir.join(file))
+                    .map_err(|e| RegistryError::Io { path: dir.join(file).display().to_string(), source: e })
+            });
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&part);
+            }
+            placed?;
         }
         Ok(keys.len())
     }
@@ -185,11 +201,12 @@ impl Remote {
     }
 
     /// Deletes version `version` of `name`: its manifest first (readers stop seeing it), then
-    /// its files and claim.
+    /// its files; the claim stays, so that the number is never handed out again.
     pub fn delete_version(&self, name: &str, version: u64) -> Result<(), RegistryError> {
         let folder = self.key(&[name, &version.to_string()]);
         let manifest = folder.clone().join(lathe_formats::MANIFEST_FILE);
         let mut keys = self.list_keys(&folder)?;
+        keys.retain(|k| k.filename() != Some(CLAIM_FILE));
         keys.sort_by_key(|k| *k != manifest);
         for key in keys {
             self.delete_key(&key)?;
