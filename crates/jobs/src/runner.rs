@@ -469,7 +469,7 @@ impl JobRunner {
                 .cloned()?;
             rule.metric_of(&m)
         };
-        let current = self.repo.labels(name)?.get(&rule.label).copied();
+        let current = self.repo.shared_labels(name)?.get(&rule.label).copied();
         let better = match (metric(version), current) {
             (None, _) => false,
             (Some(_), None) => true,

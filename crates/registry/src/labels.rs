@@ -71,6 +71,20 @@ impl Repository {
         Ok(existed)
     }
 
+    /// The labels of `name` as every replica sees them: the shared store's when there is one
+    /// (this folder's copy may lag behind it), else the folder's.
+    pub fn shared_labels(&self, name: &str) -> Result<BTreeMap<String, u64>, RegistryError> {
+        let Some(shared) = self.shared() else { return self.labels(name) };
+        let document = shared
+            .read(name, LABELS_FILE)
+            .map_err(|message| RegistryError::Shared { document: format!("{name}/{LABELS_FILE}"), message })?;
+        match document {
+            Some((bytes, _)) => serde_json::from_slice(&bytes)
+                .map_err(|e| RegistryError::Manifest { path: format!("{name}/{LABELS_FILE}"), message: e.to_string() }),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
     /// Changes the labels of `name` with `change`, which may refuse with its own error and may
     /// run more than once (see [`Repository::update_document`]).
     pub fn update_labels<E: From<RegistryError>>(

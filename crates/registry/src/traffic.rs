@@ -124,7 +124,7 @@ impl Repository {
             };
             change(&mut traffic)?;
             let Some(t) = traffic else { return Ok(None) };
-            t.validate(&self.published_versions(name)?, &self.labels(name)?)
+            t.validate(&self.published_versions(name)?, &self.shared_labels(name)?)
                 .map_err(|m| RegistryError::Manifest { path: TRAFFIC_FILE.into(), message: m })?;
             Ok(Some(serde_json::to_vec_pretty(&t).expect("traffic serialises")))
         })

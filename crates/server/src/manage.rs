@@ -161,9 +161,6 @@ pub async fn delete(
         }
         [name, "labels", label] => {
             check_model(&st, name)?;
-            if !repo.labels(name).map_err(registry_error)?.contains_key(*label) {
-                return Err(ApiError::not_found(format!("model {name:?} has no label {label:?}")).into());
-            }
             write_label(&st, name, label, None, &headers).await?;
             audit(&st, &actor, "label.delete", name, json!({ "label": label }));
             json!({ "name": name, "labels": repo.labels(name).map_err(registry_error)? })
@@ -256,9 +253,10 @@ async fn write_label(
                     repo.check_label(&name, &label, v)?;
                     labels.insert(label.clone(), v);
                 }
-                None => {
-                    labels.remove(&label);
+                None if labels.remove(&label).is_none() => {
+                    return Err(Refused(ApiError::not_found(format!("model {name:?} has no label {label:?}"))));
                 }
+                None => {}
             }
             Ok::<(), Refused>(())
         })
