@@ -35,6 +35,16 @@ pub struct ClaimConfig {
 }
 
 impl ClaimConfig {
+    /// A claim by `owner` with a lease of `lease_seconds` (at least 0.3 s) and a look for work
+    /// every `poll_seconds` (at least 0.05 s) while idle.
+    pub fn new(owner: String, lease_seconds: f64, poll_seconds: f64) -> ClaimConfig {
+        ClaimConfig {
+            owner,
+            lease: Duration::from_secs_f64(lease_seconds.max(0.3)),
+            poll: Duration::from_secs_f64(poll_seconds.max(0.05)),
+        }
+    }
+
     /// `host-pid` (the `HOSTNAME` variable, as Kubernetes sets it, when there is one).
     pub fn default_owner() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lathe".into());
@@ -209,15 +219,13 @@ impl JobRunner {
             let _ = self.repo().sync_model(name);
         }
         // A worker that died between publishing and recording it: the version is the truth.
-        if let Some(version) = self.published_by(&job) {
-            job.state = lathe_store::JobState::Succeeded;
-            job.version = Some(version);
-            job.finished_at = Some(lathe_train::rfc3339_now());
-            if let Err(e) = self.store().put_job(&job) {
+        match self.record_if_published(&mut job) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "recording a published job failed");
+                return;
             }
-            tracing::info!(job = %job.id, version, "recorded a version published before its worker stopped");
-            return;
         }
         let (stop, lost) = (self.cancel_flag(&job.id), Arc::new(AtomicBool::new(false)));
         let heartbeat = Heartbeat::start(self.store().clone(), &job.id, claim, stop.clone(), lost.clone());

@@ -95,12 +95,7 @@ impl JobRunner {
         for mut job in pending {
             // A crash between publishing and recording leaves a version that names this job:
             // the files are the truth, so the job succeeded.
-            if let Some(version) = runner.published_by(&job) {
-                job.state = JobState::Succeeded;
-                job.version = Some(version);
-                job.finished_at = Some(rfc3339_now());
-                runner.store.put_job(&job).map_err(internal)?;
-                tracing::info!(job = %job.id, version, "recorded a version published before a restart");
+            if runner.record_if_published(&mut job).map_err(internal)? {
                 continue;
             }
             if job.state == JobState::Running {
@@ -128,8 +123,20 @@ impl JobRunner {
         Ok(runner)
     }
 
+    /// Records `job` as succeeded when a version naming it was published (its runner stopped
+    /// between publishing and recording it: the files are the truth); true when one was.
+    pub(crate) fn record_if_published(&self, job: &mut JobRecord) -> Result<bool, lathe_store::StoreError> {
+        let Some(version) = self.published_by(job) else { return Ok(false) };
+        job.state = JobState::Succeeded;
+        job.version = Some(version);
+        job.finished_at = Some(rfc3339_now());
+        self.store.put_job(job)?;
+        tracing::info!(job = %job.id, version, "recorded a version published before its runner stopped");
+        Ok(true)
+    }
+
     /// The version of the job's model whose manifest names the job, if one was published.
-    pub(crate) fn published_by(&self, job: &JobRecord) -> Option<u64> {
+    fn published_by(&self, job: &JobRecord) -> Option<u64> {
         let name = job.request.get("name")?.as_str()?;
         self.repo.versions(name).ok()?.into_iter().rev().find(|v| {
             self.repo

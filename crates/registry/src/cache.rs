@@ -16,7 +16,7 @@ use lathe_formats::{Manifest, MANIFEST_FILE};
 use lathe_types::ModelRef;
 
 use crate::remote::Remote;
-use crate::repository::{remove_stale_temps, unique_suffix, TEMP_PREFIX};
+use crate::repository::{is_plain_relative, remove_stale_temps, unique_suffix, TEMP_PREFIX};
 use crate::{RegistryError, Repository};
 
 /// What a sync changed in the cache.
@@ -238,9 +238,7 @@ fn fill_verified(
     tmp: &Path,
 ) -> Result<(), RegistryError> {
     for (file, entry) in &manifest.files {
-        let safe =
-            !file.is_empty() && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe {
+        if !is_plain_relative(file) {
             return Err(RegistryError::Manifest {
                 path: format!("{}/{name}/{version}/{MANIFEST_FILE}", remote.url()),
                 message: format!("file name {file:?} is not a relative path without '..'"),

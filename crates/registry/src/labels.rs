@@ -21,10 +21,6 @@ pub fn validate_label(label: &str) -> Result<(), String> {
 }
 
 impl Repository {
-    fn labels_path(&self, name: &str) -> PathBuf {
-        self.root().join(name).join(LABELS_FILE)
-    }
-
     /// Path of the serving configuration file of `name`.
     pub fn config_path(&self, name: &str) -> PathBuf {
         self.root().join(name).join(CONFIG_FILE)
@@ -32,13 +28,11 @@ impl Repository {
 
     /// The labels of `name` (empty when none are set).
     pub fn labels(&self, name: &str) -> Result<BTreeMap<String, u64>, RegistryError> {
-        let path = self.labels_path(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(RegistryError::Io { path: path.display().to_string(), source: e }),
-        }
+        self.labels_from(name, self.read_local(name, LABELS_FILE)?)
+    }
+
+    fn labels_from(&self, name: &str, document: Option<Vec<u8>>) -> Result<BTreeMap<String, u64>, RegistryError> {
+        document.map_or_else(|| Ok(BTreeMap::new()), |bytes| self.parse_document(name, LABELS_FILE, &bytes))
     }
 
     /// Points `label` at `version` of `name`. The version must exist; it need not be loaded
@@ -74,15 +68,7 @@ impl Repository {
     /// The labels of `name` as every replica sees them: the shared store's when there is one
     /// (this folder's copy may lag behind it), else the folder's.
     pub fn shared_labels(&self, name: &str) -> Result<BTreeMap<String, u64>, RegistryError> {
-        let Some(shared) = self.shared() else { return self.labels(name) };
-        let document = shared
-            .read(name, LABELS_FILE)
-            .map_err(|message| RegistryError::Shared { document: format!("{name}/{LABELS_FILE}"), message })?;
-        match document {
-            Some((bytes, _)) => serde_json::from_slice(&bytes)
-                .map_err(|e| RegistryError::Manifest { path: format!("{name}/{LABELS_FILE}"), message: e.to_string() }),
-            None => Ok(BTreeMap::new()),
-        }
+        self.labels_from(name, self.shared_document(name, LABELS_FILE)?)
     }
 
     /// Changes the labels of `name` with `change`, which may refuse with its own error and may
@@ -93,13 +79,7 @@ impl Repository {
         mut change: impl FnMut(&mut BTreeMap<String, u64>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.update_document(name, LABELS_FILE, |current| {
-            let mut labels: BTreeMap<String, u64> = match current {
-                Some(bytes) => serde_json::from_slice(bytes).map_err(|e| RegistryError::Manifest {
-                    path: self.labels_path(name).display().to_string(),
-                    message: e.to_string(),
-                })?,
-                None => BTreeMap::new(),
-            };
+            let mut labels = self.labels_from(name, current.map(<[u8]>::to_vec))?;
             change(&mut labels)?;
             Ok(Some(serde_json::to_vec_pretty(&labels).expect("labels serialise")))
         })

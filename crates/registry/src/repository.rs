@@ -177,9 +177,7 @@ impl Repository {
         let mut entries = BTreeMap::new();
         let mut copied = 0u64;
         for (file, source) in files {
-            let safe = !file.is_empty()
-                && std::path::Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !safe {
+            if !is_plain_relative(file) {
                 return Err(RegistryError::Manifest {
                     path: file.to_string(),
                     message: "file names must be relative paths without '..'".into(),
@@ -326,6 +324,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, RegistryError> {
     let text = fs::read(&path).map_err(RegistryError::io(&path))?;
     serde_json::from_slice(&text)
         .map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() })
+}
+
+/// Whether a version's file name is a relative path without `..`, `.` or a root: it stays
+/// inside the version's folder.
+pub(crate) fn is_plain_relative(file: &str) -> bool {
+    !file.is_empty() && Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// `$XDG_CACHE_HOME/lathe/s3/<bucket>/<prefix>` (or `~/.cache/…`, or the temp folder when

@@ -93,6 +93,27 @@ impl Repository {
         Err(self.shared_error(name, file, message).into())
     }
 
+    /// Document `file` of `name` as every replica sees it: the shared store's when there is
+    /// one (this folder's copy may lag behind it), else the folder's.
+    pub(crate) fn shared_document(&self, name: &str, file: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let Some(shared) = &self.shared else { return self.read_local(name, file) };
+        let document = shared.read(name, file).map_err(|m| self.shared_error(name, file, m))?;
+        Ok(document.map(|(body, _)| body))
+    }
+
+    /// Parses document `file` of `name` (labels or a traffic policy); errors name its path.
+    pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        file: &str,
+        bytes: &[u8],
+    ) -> Result<T, RegistryError> {
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::Manifest {
+            path: self.document_path(name, file).display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
     pub(crate) fn read_local(&self, name: &str, file: &str) -> Result<Option<Vec<u8>>, RegistryError> {
         let path = self.document_path(name, file);
         match std::fs::read(&path) {

@@ -88,14 +88,16 @@ impl Traffic {
 impl Repository {
     /// The traffic policy of `name`, if one is set.
     pub fn traffic(&self, name: &str) -> Result<Option<Traffic>, RegistryError> {
-        let path = self.root().join(name).join(TRAFFIC_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| RegistryError::Manifest { path: path.display().to_string(), message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RegistryError::Io { path: path.display().to_string(), source: e }),
-        }
+        self.traffic_from(name, self.read_local(name, TRAFFIC_FILE)?.as_deref())
+    }
+
+    /// The traffic policy of `name` as every replica sees it (see [`Repository::shared_labels`]).
+    pub fn shared_traffic(&self, name: &str) -> Result<Option<Traffic>, RegistryError> {
+        self.traffic_from(name, self.shared_document(name, TRAFFIC_FILE)?.as_deref())
+    }
+
+    fn traffic_from(&self, name: &str, document: Option<&[u8]>) -> Result<Option<Traffic>, RegistryError> {
+        document.map(|bytes| self.parse_document(name, TRAFFIC_FILE, bytes)).transpose()
     }
 
     /// Sets (after validating) or clears the traffic policy of `name`.
@@ -115,13 +117,7 @@ impl Repository {
         mut change: impl FnMut(&mut Option<Traffic>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.update_document(name, TRAFFIC_FILE, |current| {
-            let mut traffic: Option<Traffic> = match current {
-                Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| RegistryError::Manifest {
-                    path: self.root().join(name).join(TRAFFIC_FILE).display().to_string(),
-                    message: e.to_string(),
-                })?),
-                None => None,
-            };
+            let mut traffic = self.traffic_from(name, current)?;
             change(&mut traffic)?;
             let Some(t) = traffic else { return Ok(None) };
             t.validate(&self.published_versions(name)?, &self.shared_labels(name)?)
@@ -137,12 +133,11 @@ impl Repository {
         if !versions.contains(&version) {
             return Err(RegistryError::VersionNotFound { name: name.into(), version, available: versions });
         }
-        self.sync_documents()?;
-        let labels = self.labels(name)?;
+        let labels = self.shared_labels(name)?;
         if let Some((l, _)) = labels.iter().find(|(_, v)| **v == version) {
             return Err(RegistryError::InUse(format!("label {l:?} names version {version} of {name:?}")));
         }
-        if self.traffic(name)?.is_some_and(|t| t.points_at(version, &labels)) {
+        if self.shared_traffic(name)?.is_some_and(|t| t.points_at(version, &labels)) {
             return Err(RegistryError::InUse(format!(
                 "the traffic policy of {name:?} sends requests to version {version}"
             )));

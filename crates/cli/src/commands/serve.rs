@@ -237,11 +237,9 @@ pub fn serve(repo: Repository, args: &ServeArgs, json: bool, on_ready: impl FnOn
         eprintln!("no API keys configured: every request is allowed, on loopback only");
     }
     // With Postgres, jobs are claimed from the database (by workers, and here with --run-jobs).
-    let claim = postgres.as_ref().map(|_| lathe_jobs::ClaimConfig {
-        owner: lathe_jobs::ClaimConfig::default_owner(),
-        lease: Duration::from_secs_f64(args.job_lease.max(0.3)),
-        poll: Duration::from_secs(1),
-    });
+    let claim = postgres
+        .as_ref()
+        .map(|_| lathe_jobs::ClaimConfig::new(lathe_jobs::ClaimConfig::default_owner(), args.job_lease, 1.0));
     let max_concurrent = if claim.is_some() && !args.run_jobs { 0 } else { args.max_concurrent_jobs.max(1) };
     let jobs = lathe_jobs::JobRunner::start(
         store.clone(),

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -59,11 +58,7 @@ pub fn run(cli: &Cli, args: &WorkerArgs) -> Result<()> {
     let repo = cli.repository()?.with_shared(pg.clone());
     let store: Arc<dyn MetadataStore> = pg;
     let owner = args.worker_id.clone().unwrap_or_else(lathe_jobs::ClaimConfig::default_owner);
-    let claim = lathe_jobs::ClaimConfig {
-        owner: owner.clone(),
-        lease: Duration::from_secs_f64(args.job_lease.max(0.3)),
-        poll: Duration::from_secs_f64(args.poll_seconds.max(0.05)),
-    };
+    let claim = lathe_jobs::ClaimConfig::new(owner.clone(), args.job_lease, args.poll_seconds);
     let config = lathe_jobs::JobsConfig {
         max_concurrent: args.max_concurrent_jobs.max(1),
         max_queued: usize::MAX,

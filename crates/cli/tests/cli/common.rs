@@ -168,3 +168,25 @@ pub fn start_server_with(cwd: &Path, extra: &[&str]) -> Server {
     let (child, first) = spawn_serve(cwd, &args);
     Server { child, base: format!("http://{}", first["address"].as_str().unwrap()) }
 }
+
+/// 300 rows of `a,b,y` with `y = 2a - b + 5`: a small regression table for jobs.
+pub fn linear_csv() -> String {
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..300 {
+        let (a, b) = ((i % 37) as f64 / 7.0, (i % 23) as f64 / 5.0);
+        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 5.0));
+    }
+    csv
+}
+
+/// The body of `POST /v1/jobs` training model `lin` on dataset `lin` (`linear_csv`) for
+/// `epochs` epochs.
+pub fn linear_job(epochs: u32) -> Value {
+    let spec = serde_json::json!({
+        "input": {"preprocessing": "standardize"},
+        "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": "auto"}],
+        "compile": {"optimizer": {"type": "adam", "lr": 0.01}, "loss": "mse"},
+        "fit": {"epochs": epochs},
+    });
+    serde_json::json!({"name": "lin", "spec": spec, "dataset": "lin", "label_column": "y"})
+}

@@ -4,7 +4,7 @@
 use crate::cluster;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::common::*;
 
@@ -39,23 +39,12 @@ fn jobs_datasets_and_evaluations_live_in_postgres_and_survive_a_restart() {
     let url = cluster.database("lathe");
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
-    let mut csv = String::from("a,b,y\n");
-    for i in 0..300 {
-        let (a, b) = ((i % 37) as f64 / 7.0, (i % 23) as f64 / 5.0);
-        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 5.0));
-    }
+    let csv = linear_csv();
     let id = {
         let s = start_server_with(cwd, &["--metadata", &url, "--run-jobs"]);
         let (code, r) = call(&s, "PUT", "/v1/datasets/lin/files/data.csv", csv.as_bytes());
         assert_eq!(code, 201, "{r}");
-        let spec = json!({
-            "input": {"preprocessing": "standardize"},
-            "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": "auto"}],
-            "compile": {"optimizer": {"type": "adam", "lr": 0.01}, "loss": "mse"},
-            "fit": {"epochs": 5},
-        });
-        let body = json!({"name": "lin", "spec": spec, "dataset": "lin", "label_column": "y"});
-        let (code, job) = call(&s, "POST", "/v1/jobs", body.to_string().as_bytes());
+        let (code, job) = call(&s, "POST", "/v1/jobs", linear_job(5).to_string().as_bytes());
         assert_eq!(code, 201, "{job}");
         let id = job["id"].as_str().unwrap().to_string();
         assert_eq!(wait_for_job(&s, &id)["state"], "succeeded");

@@ -41,6 +41,14 @@ fn replica(cwd: &Path, bucket: &str, name: &str, metadata: &str) -> Server {
     Server { child, base: format!("http://{}", first["address"].as_str().unwrap()) }
 }
 
+/// A scratch folder, a Postgres cluster with database `name` (its URL) and a bucket of that
+/// name: the engines a deployment shares. The cluster stops when dropped.
+fn engines(name: &str) -> (tempfile::TempDir, Cluster, String, String) {
+    let cluster = Cluster::start(false);
+    let metadata = cluster.database(name);
+    (tempfile::tempdir().unwrap(), cluster, metadata, s3::fresh_bucket(name))
+}
+
 /// The bucket's repository as the test process sees it, cached in `cwd/cache`.
 fn bucket_repository(cwd: &Path, bucket: &str, cache: &str) -> lathe_registry::Repository {
     let options = lathe_registry::remote::RemoteOptions { allow_http: true, settings: s3::shared().settings() };
@@ -67,11 +75,8 @@ fn answered_by(base: &str) -> String {
 
 #[test]
 fn two_replicas_agree_on_versions_labels_and_traffic() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _cluster, metadata, bucket) = engines("replicas");
     let cwd = dir.path();
-    let cluster = Cluster::start(false);
-    let metadata = cluster.database("replicas");
-    let bucket = s3::fresh_bucket("replicas");
     let data = mnist_subset(cwd, 1000, 200);
     let spec = write_spec(cwd, "small.yaml", SMALL_MLP);
     let train = || {
@@ -191,31 +196,16 @@ fn mlp(epochs: u32) -> Value {
 
 #[test]
 fn jobs_submitted_to_a_replica_are_trained_by_workers_and_a_killed_worker_is_resumed() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _cluster, metadata, bucket) = engines("workers");
     let cwd = dir.path();
-    let cluster = Cluster::start(false);
-    let metadata = cluster.database("workers");
-    let bucket = s3::fresh_bucket("workers");
     let (a, b) = (replica(cwd, &bucket, "a", &metadata), replica(cwd, &bucket, "b", &metadata));
 
     // A small CSV job submitted to A, trained by a worker (A runs no jobs), published to the
     // bucket and served by both replicas within 5 s of its publish.
     let mut first = worker(cwd, &bucket, "w1", &metadata, "2");
-    let mut csv = String::from("a,b,y\n");
-    for i in 0..300 {
-        let (x, z) = ((i % 37) as f64 / 7.0, (i % 23) as f64 / 5.0);
-        csv.push_str(&format!("{x},{z},{}\n", 2.0 * x - z + 5.0));
-    }
-    let (code, answer) = send_bytes(&a.base, "/v1/datasets/lin/files/data.csv", csv.as_bytes());
+    let (code, answer) = send_bytes(&a.base, "/v1/datasets/lin/files/data.csv", linear_csv().as_bytes());
     assert_eq!(code, 201, "{answer}");
-    let spec = json!({
-        "input": {"preprocessing": "standardize"},
-        "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": "auto"}],
-        "compile": {"optimizer": {"type": "adam", "lr": 0.01}, "loss": "mse"},
-        "fit": {"epochs": 20},
-    });
-    let body = json!({"name": "lin", "spec": spec, "dataset": "lin", "label_column": "y"});
-    let (code, submitted) = send(&a.base, "POST", "/v1/jobs", None, &body.to_string());
+    let (code, submitted) = send(&a.base, "POST", "/v1/jobs", None, &linear_job(20).to_string());
     assert_eq!(code, 201, "{submitted}");
     let id = submitted["id"].as_str().unwrap().to_string();
     until("the CSV job to succeed", Duration::from_secs(120), || job(&b.base, &id)["state"] == "succeeded");
@@ -270,11 +260,8 @@ fn publish_copy(store: &lathe_registry::Repository, from: &Path) -> u64 {
 fn twenty_publishes_and_promotions_under_load_fail_no_request() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _cluster, metadata, bucket) = engines("load");
     let cwd = dir.path();
-    let cluster = Cluster::start(false);
-    let metadata = cluster.database("load");
-    let bucket = s3::fresh_bucket("load");
     let data = mnist_subset(cwd, 500, 100);
     let spec = write_spec(cwd, "small.yaml", SMALL_MLP);
     let args = ["train", "--spec", spec.to_str().unwrap(), "--data", data.to_str().unwrap(), "--name", "digits"];
